@@ -1,0 +1,1 @@
+"""One recording -> who spoke when: audio decoding, models, segmentation, embeddings, reconstruction."""

@@ -1,0 +1,76 @@
+"""The speaker-encoder protocol every embedding backend implements.
+
+An encoder is split in two so that a recording's expensive frame-level pass is done once and then
+pooled many times (one pooling per chunk and local speaker):
+
+- `frame_features(samples)`: (num_frames, channels) frame-level features of a waveform at the
+  encoder's own `sample_rate`, `frame_rate` frames per second;
+- `pool(features, weights)`: (num_segments, dimension) raw embeddings, one per row of `weights`
+  (num_segments, num_frames), a non-negative frame weighting (a 0/1 mask in practice).
+
+`embed` is the whole-utterance embedding: `pool` with an all-ones weight row.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class EncoderError(RuntimeError):
+    """A backend that cannot be loaded or used; the message is one line."""
+
+
+class SpeakerEncoder(ABC):
+    #: stable identifier of the encoder and its weights; vectors of different ids are never compared
+    encoder_id: str
+    #: sample rate the encoder expects; callers resample at its door
+    sample_rate: int
+    #: size of one embedding
+    dimension: int
+    #: frame-level features per second of audio
+    frame_rate: float
+    #: True when the raw output is meant to be L2-normalized before cosine scoring
+    normalize_for_scoring: bool = True
+
+    @abstractmethod
+    def frame_features(self, samples: np.ndarray) -> np.ndarray:
+        """(num_samples,) float32 at `sample_rate` -> (num_frames, channels) float32."""
+
+    @abstractmethod
+    def pool(self, features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(num_frames, channels), (num_segments, num_frames) -> (num_segments, dimension) raw embeddings."""
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        """(num_samples,) -> (dimension,) raw embedding of the whole input."""
+        features = self.frame_features(samples)
+        return self.pool(features, np.ones((1, len(features)), dtype=np.float32))[0]
+
+    def embed_masked(self, waveforms: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Batch embed with frame masks.
+
+        waveforms: (batch, num_samples) at `sample_rate`; masks: (batch, num_mask_frames) weights spread
+        evenly over each waveform (resampled to the encoder's frames). Returns (batch, dimension).
+        """
+        out = np.zeros((len(waveforms), self.dimension), dtype=np.float32)
+        for index, (samples, mask) in enumerate(zip(waveforms, masks)):
+            features = self.frame_features(samples)
+            out[index] = self.pool(features, resample_weights(mask, len(features))[None])[0]
+        return out
+
+
+def resample_weights(weights: np.ndarray, num_frames: int) -> np.ndarray:
+    """(..., n) frame weights spread over the same span -> (..., num_frames) by nearest frame centre."""
+    n = weights.shape[-1]
+    if n == num_frames:
+        return weights.astype(np.float32, copy=False)
+    centres = (np.arange(num_frames) + 0.5) * n / num_frames
+    index = np.clip(centres.astype(np.int64), 0, n - 1)
+    return weights[..., index].astype(np.float32, copy=False)
+
+
+def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """(..., dimension) -> same shape with unit L2 norm along the last axis."""
+    norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norm, eps)

@@ -1,0 +1,1 @@
+"""Measuring ourselves: corpora, metrics, simulated conversations."""

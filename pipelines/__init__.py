@@ -1,0 +1,1 @@
+"""Jobs and the command line: the only package that wires the stages together."""

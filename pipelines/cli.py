@@ -1,0 +1,42 @@
+"""The `voicemap` command line: one sub-command per module in pipelines/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: sub-command modules, each with `register(subparsers)` that sets `func(args) -> exit status`
+COMMAND_MODULES = [
+    "pipelines.commands.diarize",
+    "pipelines.commands.evaluate",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicemap",
+        description="Who spoke when, and who is that: overlap-aware speaker diarization on a CPU, "
+        "a registry of enrolled voices, and voices as vectors. Everything runs offline.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("voicemap: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the voicemap CLI, one per module."""
