@@ -10,6 +10,8 @@ import sys
 COMMAND_MODULES = [
     "pipelines.commands.diarize",
     "pipelines.commands.evaluate",
+    "pipelines.commands.enroll",
+    "pipelines.commands.voices",
 ]
 
 

@@ -1,0 +1,157 @@
+"""Cluster centroids of one recording <-> enrolled voices: open-set, one-to-one naming.
+
+Each cluster (global speaker of a diarized recording) gets at most one enrolled name and each name goes to
+at most one cluster: the assignment maximizes the total cosine margin above the threshold (Hungarian,
+scipy's linear_sum_assignment). A cluster whose assigned score is below the threshold, or that lost its
+best voice to a better-matching cluster and has no other voice above the threshold, stays unknown and is
+labelled `unknown_1`, `unknown_2`, ... in cluster order, distinct within the recording.
+
+Only vectors of one encoder are compared: the registry is asked for the centroids of `encoder_id` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .registry import Registry, RegistryError
+
+#: Open-set thresholds on cosine(cluster centroid, enrolled centroid), per encoder id; override per call.
+#: campplus-common-advanced: 0.472, measured by benchmarks/registry_threshold.py (seed 0) with real CAM++
+#: embeddings of speakers/librispeech-test-other: 10 speakers, each enrolled from 5 utterances (centroid)
+#: and tested on random 2-4 s crops of its other 5 (265 crops, halves swapped). Target scores: mean 0.803,
+#: sd 0.057, min 0.571; impostor: mean 0.100, sd 0.100, max 0.406 (2385 trials). The threshold is the
+#: point where the normal fit of the impostor scores accepts 1e-4 of them (cluster/calibration.py says
+#: why); it rejects no target and accepts no impostor of the measurement. Whole utterances give 0.482.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "campplus-common-advanced": 0.472,
+}
+
+
+class MatchError(ValueError):
+    """Cluster centroids that cannot be matched (wrong shape or encoder); one line."""
+
+
+def default_threshold(encoder_id: str) -> float:
+    """The measured threshold for `encoder_id`; MatchError when none was measured (pass one explicitly)."""
+    try:
+        return DEFAULT_THRESHOLDS[encoder_id]
+    except KeyError:
+        raise MatchError(f"no measured matching threshold for encoder {encoder_id!r}: pass one "
+                         f"(measured ones: {', '.join(DEFAULT_THRESHOLDS)})") from None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The naming of one recording's clusters.
+
+    labels: per cluster, an enrolled name or `unknown_<n>`;
+    scores: (num_clusters,) cosine with the assigned voice, or for an unknown cluster with its nearest
+        voice (NaN when nothing could be compared);
+    nearest: per cluster, the best-scoring enrolled name regardless of threshold and assignment (None when
+        there are no voices), so a report can say "unknown, nearest Ada at 0.41";
+    threshold: the threshold used.
+    """
+
+    labels: list[str]
+    scores: np.ndarray
+    nearest: list[str | None]
+    threshold: float
+
+    @property
+    def known(self) -> np.ndarray:
+        """(num_clusters,) bool: the clusters that got an enrolled name."""
+        return np.array([not label.startswith("unknown_") for label in self.labels], dtype=bool)
+
+
+def _unit_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit rows and a mask of the rows that had a direction (finite, non-zero)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    finite = np.isfinite(matrix).all(axis=1)
+    safe = np.where(finite[:, None], matrix, 0.0)
+    norm = np.linalg.norm(safe, axis=1)
+    valid = finite & (norm > 0)
+    return safe / np.where(valid, norm, 1.0)[:, None], valid
+
+
+def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_names: list[str],
+           threshold: float) -> Assignment:
+    """One-to-one open-set assignment of clusters to voices by cosine similarity.
+
+    cluster_centroids: (num_clusters, dim) raw or normalized; a row with NaN or all zeros cannot be
+        compared and stays unknown with score NaN.
+    voice_centroids: (num_voices, dim) of the same encoder; voice_names: (num_voices,) their names.
+    A pair is eligible when its cosine is >= threshold; among eligible pairs the assignment maximizes the
+    summed margin (cosine - threshold), so it names as many clusters as it can with the best total fit.
+    """
+    clusters = np.asarray(cluster_centroids, dtype=np.float64)
+    if clusters.ndim != 2:
+        raise MatchError(f"cluster centroids: expected (num_clusters, dim), got shape {clusters.shape}")
+    voices = np.asarray(voice_centroids, dtype=np.float64)
+    if len(voice_names) != len(voices):
+        raise MatchError(f"{len(voices)} voice centroids but {len(voice_names)} names")
+    if not np.isfinite(threshold):
+        raise MatchError(f"threshold must be a finite number, got {threshold!r}")
+    num_clusters = len(clusters)
+    scores = np.full(num_clusters, np.nan)
+    nearest: list[str | None] = [None] * num_clusters
+    names: list[str | None] = [None] * num_clusters
+    if num_clusters and len(voices):
+        if voices.ndim != 2 or voices.shape[1] != clusters.shape[1]:
+            raise MatchError(f"cluster centroids have dimension {clusters.shape[1]} but the enrolled voices have "
+                             f"{voices.shape[-1]} (different encoders?)")
+        unit_clusters, valid = _unit_rows(clusters)
+        unit_voices, _ = _unit_rows(voices)
+        similarity = unit_clusters @ unit_voices.T  # (num_clusters, num_voices)
+        similarity[~valid] = -np.inf
+        best = similarity.argmax(axis=1)
+        for c in np.flatnonzero(valid):
+            nearest[c] = voice_names[best[c]]
+            scores[c] = similarity[c, best[c]]
+        eligible = similarity >= threshold
+        # Only voices some cluster could take enter the assignment: a handful even in a large registry.
+        columns = np.flatnonzero(eligible.any(axis=0))
+        if len(columns):
+            # Ineligible pairs gain 0, the same as leaving the cluster unknown; the tiny bonus makes a pair
+            # exactly at the threshold preferable to no pair.
+            gain = np.where(eligible[:, columns], similarity[:, columns] - threshold + 1e-9, 0.0)
+            rows, cols = linear_sum_assignment(gain, maximize=True)
+            for c, j in zip(rows, cols):
+                v = columns[j]
+                if eligible[c, v]:
+                    names[c] = voice_names[v]
+                    scores[c] = similarity[c, v]
+    labels: list[str] = []
+    unknown = 0
+    for c in range(num_clusters):
+        if names[c] is None:
+            unknown += 1
+            labels.append(f"unknown_{unknown}")
+        else:
+            labels.append(names[c])
+    return Assignment(labels, scores, nearest, float(threshold))
+
+
+def match_registry(cluster_centroids: np.ndarray, encoder_id: str, registry: Registry,
+                   threshold: float | None = None) -> Assignment:
+    """`assign` against the registry's voices of `encoder_id` (threshold: the measured default if None)."""
+    threshold = default_threshold(encoder_id) if threshold is None else float(threshold)
+    names, voices = registry.centroids(encoder_id)
+    clusters = np.asarray(cluster_centroids)
+    if names and clusters.ndim == 2 and clusters.shape[1] != voices.shape[1]:
+        raise MatchError(f"cluster centroids have dimension {clusters.shape[1]} but {encoder_id} voices in "
+                         f"{registry.path} have {voices.shape[1]}")
+    return assign(clusters, voices, names, threshold)
+
+
+def name_speakers(centroids: np.ndarray, encoder_id: str, registry: Registry,
+                  threshold: float | None = None) -> tuple[list[str], np.ndarray]:
+    """Labels (enrolled names or `unknown_<n>`) and scores for a recording's (num_clusters, dim) centroids."""
+    result = match_registry(centroids, encoder_id, registry, threshold)
+    return result.labels, result.scores
+
+
+__all__ = ["Assignment", "DEFAULT_THRESHOLDS", "MatchError", "RegistryError", "assign", "default_threshold",
+           "match_registry", "name_speakers"]

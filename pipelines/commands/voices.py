@@ -1,0 +1,178 @@
+"""`voicemap voices list|show|remove|export|import|search`: look after the registry of enrolled voices."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .enroll import (EnrollError, add_embedding_argument, add_registry_argument, embed_file, fail,
+                     load_encoder_or_fail)
+
+#: a search query may be short (a clip of someone to look up), but under a second embeddings are noise
+SEARCH_MIN_SPEECH_S = 1.0
+
+
+def _open(args: argparse.Namespace, *, create: bool = False):
+    from cluster.registry import Registry
+
+    return Registry(args.registry, create=create)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from cluster.registry import resolve_registry_path
+
+    path = resolve_registry_path(args.registry)
+    if not path.exists():
+        voices = []
+    else:
+        with _open(args) as registry:
+            voices = registry.list()
+    if args.json:
+        print(json.dumps([{"name": v.name, "embeddings": v.counts, "metadata": v.metadata, "created": v.created,
+                           "updated": v.updated} for v in voices], ensure_ascii=False, indent=1))
+        return 0
+    if not voices:
+        print(f"no voices enrolled ({path})")
+        return 0
+    width = max(len(v.name) for v in voices)
+    for voice in voices:
+        counts = ", ".join(f"{encoder} x{count}" for encoder, count in voice.counts.items()) or "no embeddings"
+        tags = voice.metadata.get("tags") or []
+        print(f"{voice.name:<{width}}  {counts}  updated {voice.updated[:19]}" + (f"  tags: {', '.join(tags)}" if tags else ""))
+    print(f"{len(voices)} voice(s) in {path}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        voice = registry.get(args.name)
+        embeddings = registry.embeddings(args.name)
+    if args.json:
+        print(json.dumps({"name": voice.name, "metadata": voice.metadata, "created": voice.created,
+                          "updated": voice.updated, "embeddings": [
+                              {"encoder_id": e.encoder_id, "dimension": int(e.vector.size),
+                               "source_sha256": e.source_hash, "created": e.created} for e in embeddings]},
+                         ensure_ascii=False, indent=1))
+        return 0
+    print(f"name      {voice.name}")
+    print(f"created   {voice.created}")
+    print(f"updated   {voice.updated}")
+    for key, value in voice.metadata.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        print(f"{key:<9} {shown}")
+    for e in embeddings:
+        source = f"source sha256 {e.source_hash[:16]}..." if e.source_hash else "no source file"
+        print(f"embedding {e.encoder_id} ({e.vector.size}-d)  {source}  added {e.created[:19]}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        scrubbed = registry.remove(args.name, args.encoder)
+    what = f"{args.encoder} embeddings of {args.name}" if args.encoder else args.name
+    print(f"removed {what}")
+    if not scrubbed:
+        print("voicemap voices remove: warning: another process is reading the registry; the deleted vectors "
+              "may stay in its -wal file until that process ends (run `voicemap voices scrub` then)", file=sys.stderr)
+    return 0
+
+
+def _scrub(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        if not registry.scrub():
+            return fail("voices scrub", f"{registry.path}: another process is reading the registry; try again later")
+    print("registry compacted; no deleted data remains in its files")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open(args) as registry:
+        count = registry.export_file(args.file)
+    print(f"exported {count} voice(s) to {args.file} (it holds voice embeddings: keep it as private as the registry)")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    with _open(args, create=True) as registry:
+        count = registry.import_file(args.file, on_conflict=args.on_conflict)
+        path = registry.path
+    print(f"imported {count} voice(s) into {path}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from cluster.match import DEFAULT_THRESHOLDS
+
+    if args.k < 1:
+        raise EnrollError(f"-k {args.k}: must be at least 1")
+    with _open(args) as registry:
+        encoder = load_encoder_or_fail(args.embedding, args.device)
+        if not registry.centroids(encoder.encoder_id)[0]:
+            enrolled = ", ".join(registry.encoders()) or "none"
+            raise EnrollError(f"no voices enrolled with {encoder.encoder_id} in {registry.path} "
+                              f"(encoders enrolled: {enrolled})")
+        query = embed_file(args.audio, encoder, min_speech=args.min_speech)
+        hits = registry.search(query.vector, encoder.encoder_id, k=args.k)
+    threshold = DEFAULT_THRESHOLDS.get(encoder.encoder_id)
+    if args.json:
+        print(json.dumps([{"name": h.name, "score": round(h.score, 4),
+                           "match": None if threshold is None else h.score >= threshold} for h in hits],
+                         ensure_ascii=False, indent=1))
+        return 0
+    width = max(len(h.name) for h in hits)
+    for hit in hits:
+        flag = "" if threshold is None else ("  match" if hit.score >= threshold else "")
+        print(f"{hit.name:<{width}}  {hit.score:.3f}{flag}")
+    if threshold is not None:
+        print(f"(match: cosine >= {threshold:.3f}, the open-set threshold of {encoder.encoder_id})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from cluster.registry import RegistryError
+
+    if not getattr(args, "action", None):
+        args.voices_parser.print_help()
+        return 2
+    try:
+        return args.action(args)
+    except (EnrollError, RegistryError) as error:
+        return fail(f"voices {args.voices_command}", str(error))
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("voices", help="list, show, remove, export, import or search enrolled voices",
+                                   description="Look after the registry of enrolled voices.")
+    parser.set_defaults(func=run, voices_parser=parser, action=None)
+    commands = parser.add_subparsers(dest="voices_command", metavar="ACTION")
+
+    def add(name: str, action, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        add_registry_argument(sub)
+        sub.set_defaults(action=action)
+        return sub
+
+    sub = add("list", _list, "list enrolled voices")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+    sub = add("show", _show, "show one voice: metadata and stored embeddings (never vector values)")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+    sub = add("remove", _remove, "delete a voice and its vectors from the registry file for good")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("--encoder", metavar="ENCODER_ID", default=None,
+                     help="remove only this encoder's embeddings of the voice")
+    add("scrub", _scrub, "compact the registry so that no deleted data remains in its files")
+    sub = add("export", _export, "write every voice (and stored direction) to a JSON file, atomically")
+    sub.add_argument("file", metavar="FILE")
+    sub = add("import", _import, "add the voices of an exported JSON file, all or nothing")
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--on-conflict", choices=("error", "skip", "replace"), default="error",
+                     help="for a name already enrolled: fail (default), keep ours, or take theirs")
+    sub = add("search", _search, "the enrolled voices nearest to the speaker of an audio clip")
+    sub.add_argument("audio", metavar="AUDIO")
+    sub.add_argument("-k", type=int, default=5, help="how many voices to list (default 5)")
+    sub.add_argument("--min-speech", type=float, default=SEARCH_MIN_SPEECH_S, metavar="SECONDS",
+                     help=f"refuse a clip with less speech than this (default {SEARCH_MIN_SPEECH_S:g})")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+    add_embedding_argument(sub)
