@@ -1,0 +1,185 @@
+"""From local-speaker embeddings to global speakers: AHC, spectral or HDBSCAN behind one interface.
+
+All methods take L2-normalized embeddings (num_embeddings, dimension) and return integer cluster labels
+(num_embeddings,), honouring a fixed `num_speakers` or `min_speakers`/`max_speakers` bounds. The
+"two local speakers of one chunk never share a cluster" constraint is enforced afterwards by
+`assign_local_speakers`, which maps every active local speaker of a chunk to a distinct centroid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+METHODS = ("ahc", "spectral", "hdbscan")
+
+
+@dataclass(frozen=True)
+class SpeakerBounds:
+    num_speakers: int | None = None
+    min_speakers: int = 1
+    max_speakers: int | None = None
+
+    def __post_init__(self):
+        for name in ("num_speakers", "max_speakers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.min_speakers < 1:
+            raise ValueError(f"min_speakers must be at least 1, got {self.min_speakers}")
+        if self.max_speakers is not None and self.max_speakers < self.min_speakers:
+            raise ValueError(f"max_speakers ({self.max_speakers}) is below min_speakers ({self.min_speakers})")
+
+    def clip(self, count: int, available: int) -> int:
+        """A cluster count within the bounds and no larger than the number of embeddings."""
+        if self.num_speakers is not None:
+            return max(1, min(self.num_speakers, available))
+        upper = available if self.max_speakers is None else min(self.max_speakers, available)
+        return max(1, min(max(count, self.min_speakers), upper))
+
+
+def _relabel(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..k-1 by first appearance."""
+    _, first = np.unique(labels, return_index=True)
+    order = np.unique(labels)[np.argsort(first)]
+    mapping = {old: new for new, old in enumerate(order)}
+    return np.array([mapping[value] for value in labels], dtype=np.int64)
+
+
+def merge_small_clusters(embeddings: np.ndarray, labels: np.ndarray, min_size: int, keep_at_least: int) -> np.ndarray:
+    """Move members of clusters smaller than `min_size` to the nearest large cluster (cosine).
+
+    Short, noisy embeddings tend to form clusters of their own; a real speaker gathers many.
+    Nothing moves when fewer than `keep_at_least` clusters would remain large.
+    """
+    sizes = np.bincount(labels)
+    large = np.flatnonzero(sizes >= min_size)
+    if len(large) == 0 or len(large) == len(sizes) or len(large) < keep_at_least:
+        return labels
+    centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in large])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+    small_members = ~np.isin(labels, large)
+    nearest = large[np.argmax(embeddings[small_members] @ centroids.T, axis=1)]
+    labels = labels.copy()
+    labels[small_members] = nearest
+    return _relabel(labels)
+
+
+def ahc(embeddings: np.ndarray, threshold: float, bounds: SpeakerBounds, min_cluster_size: int = 1) -> np.ndarray:
+    """Centroid-linkage agglomerative clustering, cut at Euclidean distance `threshold` between unit vectors.
+
+    (n, d) -> (n,). When the count from the threshold falls outside `bounds`, the dendrogram is cut at
+    the nearest allowed count instead.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = len(embeddings)
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    tree = linkage(embeddings.astype(np.float64), method="centroid", metric="euclidean")
+    labels = fcluster(tree, threshold, criterion="distance") - 1
+    labels = merge_small_clusters(embeddings, _relabel(labels), min_cluster_size, keep_at_least=1)
+    count = len(np.unique(labels))
+    wanted = bounds.clip(count, n)
+    if wanted != count:
+        labels = fcluster(tree, wanted, criterion="maxclust") - 1
+    return _relabel(labels)
+
+
+def _eigengap_count(affinity: np.ndarray, bounds: SpeakerBounds) -> int:
+    """Number of clusters from the largest gap in the normalized Laplacian's spectrum."""
+    degree = affinity.sum(axis=1)
+    inv_sqrt = 1.0 / np.sqrt(np.maximum(degree, 1e-12))
+    laplacian = np.eye(len(affinity)) - inv_sqrt[:, None] * affinity * inv_sqrt[None]
+    eigenvalues = np.sort(np.linalg.eigvalsh(laplacian))
+    upper = len(affinity) - 1 if bounds.max_speakers is None else min(bounds.max_speakers, len(affinity) - 1)
+    if upper < 1:
+        return 1
+    gaps = np.diff(eigenvalues[: upper + 1])
+    return int(np.argmax(gaps)) + 1
+
+
+def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, pruning: float = 0.25) -> np.ndarray:
+    """Spectral clustering on a row-pruned cosine affinity; the count comes from the eigengap. (n, d) -> (n,)."""
+    from sklearn.cluster import SpectralClustering
+
+    n = len(embeddings)
+    if n <= 2:
+        return ahc(embeddings, 1.0, bounds)
+    affinity = np.clip(embeddings @ embeddings.T, 0.0, 1.0)
+    # keep each row's strongest links only: weak cross-speaker similarities otherwise blur the spectrum
+    keep = max(1, int(round(n * pruning)))
+    threshold = -np.sort(-affinity, axis=1)[:, keep - 1 : keep]
+    affinity = np.where(affinity >= threshold, affinity, 0.0)
+    affinity = 0.5 * (affinity + affinity.T)
+    count = bounds.clip(_eigengap_count(affinity, bounds), n)
+    if count == 1:
+        return np.zeros(n, dtype=np.int64)
+    model = SpectralClustering(n_clusters=count, affinity="precomputed", random_state=0, assign_labels="cluster_qr")
+    return _relabel(model.fit_predict(affinity))
+
+
+def hdbscan_clusters(embeddings: np.ndarray, bounds: SpeakerBounds, min_cluster_size: int = 3) -> np.ndarray:
+    """HDBSCAN on unit vectors; noise points join their nearest cluster. (n, d) -> (n,)."""
+    import hdbscan
+
+    n = len(embeddings)
+    if n < max(3, min_cluster_size):
+        return ahc(embeddings, 1.0, bounds)
+    model = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, min_samples=1, metric="euclidean")
+    labels = model.fit_predict(embeddings.astype(np.float64))
+    if (labels < 0).all():
+        labels = np.zeros(n, dtype=np.int64)
+    elif (labels < 0).any():
+        clusters = np.unique(labels[labels >= 0])
+        centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in clusters])
+        noise = labels < 0
+        labels = labels.copy()
+        labels[noise] = clusters[np.argmax(embeddings[noise] @ centroids.T, axis=1)]
+    labels = _relabel(labels)
+    count = len(np.unique(labels))
+    if bounds.clip(count, n) != count:
+        return ahc(embeddings, 1.0, SpeakerBounds(num_speakers=bounds.clip(count, n)))
+    return labels
+
+
+def cluster_embeddings(embeddings: np.ndarray, method: str = "ahc", threshold: float = 0.8,
+                       bounds: SpeakerBounds = SpeakerBounds(), min_cluster_size: int = 1) -> np.ndarray:
+    """(num_embeddings, dimension) unit vectors -> (num_embeddings,) labels 0..k-1."""
+    if method not in METHODS:
+        raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
+    if len(embeddings) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if method == "ahc":
+        return ahc(embeddings, threshold, bounds, min_cluster_size)
+    if method == "spectral":
+        return spectral(embeddings, bounds)
+    return hdbscan_clusters(embeddings, bounds)
+
+
+def centroids_of(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(n, d), (n,) -> (num_clusters, d) mean vector of each cluster."""
+    return np.stack([embeddings[labels == k].mean(axis=0) for k in range(labels.max() + 1)])
+
+
+def assign_local_speakers(embeddings: np.ndarray, active: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Map each chunk's active local speakers to distinct global speakers.
+
+    embeddings: (num_chunks, num_local, d) unit vectors; active: (num_chunks, num_local) bool;
+    centroids: (num_speakers, d) unit vectors. Returns (num_chunks, num_local) global labels, -1 where
+    inactive. Within a chunk the assignment maximizes total cosine similarity with no label used twice,
+    which is what keeps two simultaneous voices apart.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    num_chunks, num_local, _ = embeddings.shape
+    labels = np.full((num_chunks, num_local), -1, dtype=np.int64)
+    scores = np.einsum("ckd,sd->cks", np.nan_to_num(embeddings), centroids)
+    for chunk in range(num_chunks):
+        local = np.flatnonzero(active[chunk])
+        if len(local) == 0:
+            continue
+        rows, cols = linear_sum_assignment(-scores[chunk, local])
+        labels[chunk, local[rows]] = cols
+    return labels

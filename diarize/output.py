@@ -1,0 +1,78 @@
+"""Writers for a diarization: RTTM and JSON, each written to a temporary file and renamed into place."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def rttm_lines(annotation, uri: str) -> list[str]:
+    """One `SPEAKER <uri> 1 <onset> <duration> <NA> <NA> <label> <NA> <NA>` line per segment, in time order."""
+    lines = []
+    for segment, _, label in annotation.itertracks(yield_label=True):
+        lines.append(f"SPEAKER {uri} 1 {segment.start:.3f} {segment.duration:.3f} <NA> <NA> {label} <NA> <NA>")
+    return lines
+
+
+def to_rttm(result) -> str:
+    lines = rttm_lines(result.annotation, result.uri)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def to_json_dict(result, extra: dict | None = None) -> dict:
+    """Segments (overlapping and exclusive) and, per speaker, the raw embedding centroid and encoder id."""
+    def segments(annotation):
+        return [
+            {"start": round(segment.start, 3), "end": round(segment.end, 3), "speaker": label}
+            for segment, _, label in annotation.itertracks(yield_label=True)
+        ]
+
+    speakers = {}
+    for index, label in enumerate(result.labels):
+        centroid = np.asarray(result.speaker_centroids[index], dtype=np.float64)
+        speakers[label] = {
+            "speech_seconds": round(float(result.annotation.label_duration(label)), 3),
+            "encoder": result.encoder_id,
+            "centroid": [round(float(value), 6) for value in centroid],
+        }
+    payload = {
+        "uri": result.uri,
+        "duration": round(result.duration, 3),
+        "encoder": result.encoder_id,
+        "segments": segments(result.annotation),
+        "exclusive_segments": segments(result.exclusive),
+        "speakers": speakers,
+    }
+    if extra:
+        payload.update(extra)
+    return payload
+
+
+def write_result(result, outdir: str | Path, stem: str | None = None, extra: dict | None = None) -> tuple[Path, Path]:
+    """OUTDIR/<stem>.rttm and OUTDIR/<stem>.json, each written atomically."""
+    outdir = Path(outdir)
+    stem = stem or result.uri
+    rttm_path, json_path = outdir / f"{stem}.rttm", outdir / f"{stem}.json"
+    atomic_write_text(rttm_path, to_rttm(result))
+    atomic_write_text(json_path, json.dumps(to_json_dict(result, extra), ensure_ascii=False, indent=1) + "\n")
+    return rttm_path, json_path

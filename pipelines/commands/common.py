@@ -1,0 +1,58 @@
+"""Options and helpers shared by the sub-commands that diarize."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+
+def add_diarization_options(parser) -> None:
+    group = parser.add_argument_group("diarization")
+    group.add_argument("--num-speakers", type=int, help="exact number of speakers, when known")
+    group.add_argument("--min-speakers", type=int, default=1, help="at least this many speakers")
+    group.add_argument("--max-speakers", type=int, help="at most this many speakers")
+    group.add_argument("--embedding", default="campplus",
+                       help="speaker encoder: campplus, qwen3-0.6b, qwen3-1.7b, BACKEND:PATH, or a weights path")
+    group.add_argument("--segmentation", help="segmentation weights (folder, file or hub id); default: bundled segmentation-3.0")
+    group.add_argument("--step", type=float, default=None,
+                       help="step between 10 s segmentation windows, in seconds (default: chosen from the duration)")
+    group.add_argument("--clustering", default="ahc", choices=["ahc", "spectral", "hdbscan"], help="clustering method")
+    group.add_argument("--threshold", type=float, help="AHC distance threshold (default: tuned per encoder)")
+    group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file summary")
+
+
+def config_from_args(args):
+    from diarize.pipeline import DiarizationConfig
+
+    config = DiarizationConfig(
+        segmentation=args.segmentation,
+        embedding=args.embedding,
+        step=args.step,
+        clustering=args.clustering,
+        threshold=args.threshold,
+        num_speakers=args.num_speakers,
+        min_speakers=args.min_speakers,
+        max_speakers=args.max_speakers,
+        device=args.device,
+    )
+    config.bounds  # validates the speaker-count options early, before any model loads
+    return config
+
+
+def fail_line(path, error: BaseException) -> str:
+    """One line for a failed input: the file and the cause, with no traceback."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"voicemap: {path}: {message}" if str(path) not in message else f"voicemap: {message}"
+
+
+@contextmanager
+def progress(items, quiet: bool, **options):
+    """A tqdm bar on stderr over `items`, silent when quiet or when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    bar = tqdm(items, disable=quiet or None, file=sys.stderr, **options)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -1,0 +1,93 @@
+"""`voicemap eval`: DER (missed, false alarm, confusion) and JER on a manifest, diarizing or reading RTTMs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .common import add_diarization_options, config_from_args, fail_line, progress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="score diarization (DER, JER) on a manifest of recordings with reference RTTMs",
+        description="Score with pyannote.metrics. MANIFEST is a TSV with columns `uri audio rttm uem`, paths "
+        "relative to it. Without --hyp every recording is diarized first; with --hyp DIR the RTTMs "
+        "DIR/<uri>.rttm are scored. Prints a table per file and in total.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("manifest", metavar="MANIFEST")
+    parser.add_argument("--hyp", metavar="DIR", help="score the RTTMs in DIR instead of diarizing")
+    parser.add_argument("--collar", type=float, default=0.0, help="forgiveness collar around reference boundaries, seconds")
+    parser.add_argument("--skip-overlap", action="store_true", help="do not score overlapping speech")
+    parser.add_argument("--json", metavar="OUT", help="also write the scores as JSON to OUT")
+    parser.add_argument("--save-hyp", metavar="DIR", help="when diarizing, also write DIR/<uri>.rttm")
+    add_diarization_options(parser)
+    parser.set_defaults(func=run)
+
+
+def format_table(rows: list[dict]) -> str:
+    header = f"{'uri':<20} {'DER%':>6} {'miss%':>6} {'FA%':>6} {'conf%':>6} {'JER%':>6} {'ref':>4} {'hyp':>4} {'scored s':>9}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        total = row["total"] or 1.0
+        lines.append(
+            f"{row['uri']:<20} {100 * row['der']:>6.1f} {100 * row['missed'] / total:>6.1f} "
+            f"{100 * row['false_alarm'] / total:>6.1f} {100 * row['confusion'] / total:>6.1f} {100 * row['jer']:>6.1f} "
+            f"{row['reference_speakers']:>4} {row['hypothesis_speakers']:>4} {row['total']:>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from diarize.audio import AudioError
+    from eval.corpora import ManifestError, load_rttm, load_uem, read_manifest
+    from eval.metrics import DiarizationScores
+
+    try:
+        items = read_manifest(args.manifest)
+    except ManifestError as error:
+        print(f"voicemap eval: {error}", file=sys.stderr)
+        return 2
+    diarizer = None
+    if not args.hyp:
+        from diarize.pipeline import Diarizer
+
+        diarizer = Diarizer(config_from_args(args))
+    scores = DiarizationScores(collar=args.collar, skip_overlap=args.skip_overlap)
+    failed = 0
+    with progress(items, args.quiet, unit="file", desc="eval") as bar:
+        for item in bar:
+            try:
+                if item.rttm is None:
+                    raise ManifestError(f"{item.uri}: no reference RTTM in the manifest")
+                reference = load_rttm(item.rttm, item.uri)
+                uem = load_uem(item.uem, item.uri) if item.uem else None
+                if diarizer is None:
+                    hypothesis = load_rttm(Path(args.hyp) / f"{item.uri}.rttm", item.uri)
+                else:
+                    result = diarizer(item.audio)
+                    hypothesis = result.annotation.rename_labels()  # labels need not match the reference's
+                    hypothesis.uri = item.uri
+                    if args.save_hyp:
+                        from diarize.output import atomic_write_text, rttm_lines
+
+                        lines = rttm_lines(result.annotation, item.uri)
+                        atomic_write_text(Path(args.save_hyp) / f"{item.uri}.rttm", "\n".join(lines) + "\n")
+            except (AudioError, ManifestError, OSError, ValueError, RuntimeError) as error:
+                failed += 1
+                bar.write(fail_line(item.audio, error), file=sys.stderr)
+                continue
+            scores.add(item.uri, reference, hypothesis, uem)
+    rows = scores.rows + ([scores.total()] if scores.rows else [])
+    print(format_table(rows))
+    if args.json:
+        from diarize.output import atomic_write_text
+
+        payload = {"collar": args.collar, "skip_overlap": args.skip_overlap, "files": scores.rows,
+                   "total": scores.total() if scores.rows else None, "failed": failed}
+        atomic_write_text(args.json, json.dumps(payload, ensure_ascii=False, indent=1, default=float) + "\n")
+    return 1 if failed else 0
