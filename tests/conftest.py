@@ -1,0 +1,31 @@
+"""Fixtures shared by the whole test suite. Keep each one small; add new ones below the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared evaluation data (`<repo root>/../shared/data`); never copied into the repository."""
+    path = REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared evaluation data not found at {path} (see the project README for how to get it)")
+    return path
+
+
+def _quiet_test_process() -> None:
+    # The test process imports pyannote.audio and onnxruntime itself; keep it off the network like the
+    # product. Called here, before test modules are collected, hence before their imports.
+    try:
+        from diarize.privacy import quiet_dependencies
+    except ImportError:
+        return  # repository root not importable: the tests that need it fail with their own message
+    quiet_dependencies()
+
+
+_quiet_test_process()
