@@ -12,6 +12,9 @@ COMMAND_MODULES = [
     "pipelines.commands.evaluate",
     "pipelines.commands.enroll",
     "pipelines.commands.voices",
+    "pipelines.commands.embed",
+    "pipelines.commands.export_onnx",
+    "pipelines.commands.eval_verification",
 ]
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .base import EncoderError
 from .qwen3 import F_MAX, F_MIN, HOP_LENGTH, LOG_FLOOR, MAGNITUDE_EPS, N_FFT, N_MELS, SAMPLE_RATE, Qwen3Encoder
+from .qwen3_weights import quiet
 
 OPSET = 18
 #: what the check accepts: max |onnx - torch| relative to the largest |torch| component
@@ -71,6 +72,7 @@ def export_onnx(encoder: Qwen3Encoder, path: str | os.PathLike, *, check_audio: 
 
     Raises EncoderError when the export fails or the check differs by more than `tolerance` (relative).
     """
+    quiet()
     import onnx
     import torch
 
@@ -110,6 +112,7 @@ def export_onnx(encoder: Qwen3Encoder, path: str | os.PathLike, *, check_audio: 
 
 def check_onnx(path: str | os.PathLike, network, mels) -> list[tuple[int, float, float]]:
     """Run the ONNX model and the torch network on each mel (1, frames, 128); (frames, max diff, max |torch|)."""
+    quiet()
     import onnxruntime
     import torch
 

@@ -89,12 +89,12 @@ class EncoderCheckpoint:
         return digest.hexdigest()
 
 
-def _quiet() -> None:
-    """Silence telemetry of the Hugging Face stack before it is imported; no-op until diarize.privacy exists."""
+def quiet() -> None:
+    """Turn dependency telemetry off before importing huggingface_hub or onnxruntime (they read it at import)."""
     try:
         from ..privacy import quiet_dependencies
-    except ImportError:
-        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    except ImportError:  # privacy.py is another module's job; until it exists, set the essentials here
+        os.environ.update({"HF_HUB_DISABLE_TELEMETRY": "1", "ORT_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"})
         return
     quiet_dependencies()
 
@@ -261,7 +261,7 @@ def read_checkpoint(spec: str | os.PathLike) -> EncoderCheckpoint:
 
 def cached_snapshot(repo_id: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
     """Snapshot folder of `repo_id` in the Hugging Face cache; never touches the network."""
-    _quiet()
+    quiet()
     from huggingface_hub import constants, snapshot_download
 
     looked = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
@@ -277,7 +277,7 @@ def cached_snapshot(repo_id: str, *, cache_dir: str | os.PathLike | None = None)
 
 def hub_checkpoint(repo_id: str) -> Path:
     """Folder of a hub checkpoint the user named: config and index first, then only the shards holding the encoder."""
-    _quiet()
+    quiet()
     folder = from_hub(repo_id, allow_patterns=_HUB_META)
     index = folder / _INDEX
     if index.exists():
