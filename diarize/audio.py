@@ -67,10 +67,11 @@ class _GrowingArray:
         self._size = needed
 
     def finish(self) -> np.ndarray:
-        if self._size == len(self._data):
-            return self._data
-        # a copy of the used part only, so the spare capacity is released
-        return self._data[: self._size].copy()
+        if self._size != len(self._data):
+            # Shrink in place (realloc) to release the spare capacity: a trimmed copy would briefly hold
+            # the recording twice. No view of the buffer has escaped, so refcheck is not needed.
+            self._data.resize(self._size, refcheck=False)
+        return self._data
 
 
 def _downmix(block: np.ndarray) -> np.ndarray:
@@ -127,7 +128,9 @@ def ffmpeg_executable() -> str:
 def _decode_with_ffmpeg(path: str, name: str, target_rate: int) -> np.ndarray:
     command = [
         ffmpeg_executable(), "-nostdin", "-v", "error", "-i", path,
-        "-vn", "-ac", "1", "-ar", str(target_rate), "-f", "f32le", "-",
+        # rematrix_maxval 1 makes ffmpeg's stereo->mono the channel mean, as in the soundfile path;
+        # its default (0.707 per channel) is 3 dB louder and clips in-phase full-scale stereo
+        "-vn", "-ac", "1", "-rematrix_maxval", "1.0", "-ar", str(target_rate), "-f", "f32le", "-",
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     output = _GrowingArray(target_rate * 60)
@@ -152,14 +155,15 @@ def _from_array(array: np.ndarray, name: str, rate: int, target_rate: int) -> np
     import soxr
 
     array = np.asarray(array)
+    if array.ndim not in (1, 2):
+        raise AudioError(f"{name}: expected a 1-d or 2-d array, got shape {array.shape}")
+    # scale integers before the downmix: the mean turns them into floats and the scale would be lost
+    if np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
     if array.ndim == 2:
         # (channels, samples) when channels are few, else (samples, channels)
         array = array.T if array.shape[0] < array.shape[1] and array.shape[0] <= 8 else array
-        array = array.mean(axis=1)
-    elif array.ndim != 1:
-        raise AudioError(f"{name}: expected a 1-d or 2-d array, got shape {array.shape}")
-    if np.issubdtype(array.dtype, np.integer):
-        array = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+        array = array.mean(axis=1, dtype=np.float32)
     array = array.astype(np.float32, copy=False)
     if rate != target_rate and len(array):
         array = soxr.resample(array, rate, target_rate).astype(np.float32, copy=False)
