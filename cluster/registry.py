@@ -45,6 +45,9 @@ EXPORT_FORMAT = "voicemap-registry"
 EXPORT_VERSION = 1
 #: how long a writer waits for another writer's transaction before giving up
 BUSY_TIMEOUT_S = 30.0
+#: how long a scrub after `remove` waits for other processes' read snapshots to end before reporting that
+#: the WAL could not be truncated yet (a reader may be a long-running job: do not hang the command)
+SCRUB_WAIT_S = 5.0
 
 # Names become RTTM labels (whitespace-separated format), and `unknown_N` is what match.py calls a cluster
 # that matches nobody, so those names would be ambiguous.
@@ -269,6 +272,7 @@ class Registry:
         self._depth = 0
         self._scrub_pending = False
         self._last_scrub = False
+        self.scrub_wait_s = SCRUB_WAIT_S
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                          check_same_thread=False)
@@ -628,6 +632,7 @@ class Registry:
 
     def _scrub(self) -> bool:
         conn = self._connection()
+        conn.execute(f"PRAGMA busy_timeout={int(self.scrub_wait_s * 1000)}")
         try:
             # secure_delete already zeroed the deleted cells; VACUUM also rebuilds every page so no stale
             # copy survives in free space or page slack.
@@ -635,6 +640,8 @@ class Registry:
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         except sqlite3.OperationalError:
             busy = 1
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         self._last_scrub = not busy
         return self._last_scrub
 
