@@ -83,8 +83,6 @@ def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_nam
     cluster_centroids: (num_clusters, dim) raw or normalized; a row with NaN or all zeros cannot be
         compared and stays unknown with score NaN.
     voice_centroids: (num_voices, dim) of the same encoder; voice_names: (num_voices,) their names.
-    A pair is eligible when its cosine is >= threshold; among eligible pairs the assignment maximizes the
-    summed margin (cosine - threshold), so it names as many clusters as it can with the best total fit.
     """
     clusters = np.asarray(cluster_centroids, dtype=np.float64)
     if clusters.ndim != 2:
@@ -92,31 +90,48 @@ def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_nam
     voices = np.asarray(voice_centroids, dtype=np.float64)
     if len(voice_names) != len(voices):
         raise MatchError(f"{len(voices)} voice centroids but {len(voice_names)} names")
-    if not np.isfinite(threshold):
-        raise MatchError(f"threshold must be a finite number, got {threshold!r}")
-    num_clusters = len(clusters)
-    scores = np.full(num_clusters, np.nan)
-    nearest: list[str | None] = [None] * num_clusters
-    names: list[str | None] = [None] * num_clusters
-    if num_clusters and len(voices):
+    similarity = np.full((len(clusters), len(voices)), np.nan)
+    if len(clusters) and len(voices):
         if voices.ndim != 2 or voices.shape[1] != clusters.shape[1]:
             raise MatchError(f"cluster centroids have dimension {clusters.shape[1]} but the enrolled voices have "
                              f"{voices.shape[-1]} (different encoders?)")
         unit_clusters, valid = _unit_rows(clusters)
         unit_voices, _ = _unit_rows(voices)
-        similarity = unit_clusters @ unit_voices.T  # (num_clusters, num_voices)
-        similarity[~valid] = -np.inf
-        best = similarity.argmax(axis=1)
-        for c in np.flatnonzero(valid):
+        similarity = unit_clusters @ unit_voices.T
+        similarity[~valid] = np.nan
+    return assign_scores(similarity, voice_names, threshold)
+
+
+def assign_scores(similarity: np.ndarray, voice_names: list[str], threshold: float) -> Assignment:
+    """`assign` on a precomputed (num_clusters, num_voices) similarity matrix (NaN: cannot compare).
+
+    A pair is eligible when its similarity is >= threshold; among eligible pairs the assignment maximizes
+    the summed margin (similarity - threshold), so it names as many clusters as it can with the best
+    total fit, never giving one name to two clusters.
+    """
+    similarity = np.asarray(similarity, dtype=np.float64)
+    if similarity.ndim != 2 or similarity.shape[1] != len(voice_names):
+        raise MatchError(f"similarity matrix of shape {similarity.shape} does not fit {len(voice_names)} voice names")
+    if not np.isfinite(threshold):
+        raise MatchError(f"threshold must be a finite number, got {threshold!r}")
+    num_clusters = len(similarity)
+    scores = np.full(num_clusters, np.nan)
+    nearest: list[str | None] = [None] * num_clusters
+    names: list[str | None] = [None] * num_clusters
+    comparable = np.isfinite(similarity).any(axis=1)
+    if similarity.size:
+        filled = np.where(np.isfinite(similarity), similarity, -np.inf)
+        best = filled.argmax(axis=1)
+        for c in np.flatnonzero(comparable):
             nearest[c] = voice_names[best[c]]
             scores[c] = similarity[c, best[c]]
-        eligible = similarity >= threshold
+        eligible = filled >= threshold
         # Only voices some cluster could take enter the assignment: a handful even in a large registry.
         columns = np.flatnonzero(eligible.any(axis=0))
         if len(columns):
             # Ineligible pairs gain 0, the same as leaving the cluster unknown; the tiny bonus makes a pair
             # exactly at the threshold preferable to no pair.
-            gain = np.where(eligible[:, columns], similarity[:, columns] - threshold + 1e-9, 0.0)
+            gain = np.where(eligible[:, columns], filled[:, columns] - threshold + 1e-9, 0.0)
             rows, cols = linear_sum_assignment(gain, maximize=True)
             for c, j in zip(rows, cols):
                 v = columns[j]
@@ -153,5 +168,5 @@ def name_speakers(centroids: np.ndarray, encoder_id: str, registry: Registry,
     return result.labels, result.scores
 
 
-__all__ = ["Assignment", "DEFAULT_THRESHOLDS", "MatchError", "RegistryError", "assign", "default_threshold",
+__all__ = ["Assignment", "DEFAULT_THRESHOLDS", "MatchError", "RegistryError", "assign", "assign_scores", "default_threshold",
            "match_registry", "name_speakers"]

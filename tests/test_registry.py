@@ -378,10 +378,15 @@ def test_import_of_a_bad_file_changes_nothing(registry, tmp_path, corrupt, messa
 
 @pytest.fixture(scope="module")
 def librispeech(shared_data):
+    import torch
+
     folder = shared_data / "speakers" / "librispeech-test-other"
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent")
-    return folder
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine's cores are shared; one thread is also faster there
+    yield folder
+    torch.set_num_threads(threads)
 
 
 def utterances(folder: Path, speaker: str) -> list[Path]:
