@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "pipelines.commands.embed",
     "pipelines.commands.export_onnx",
     "pipelines.commands.eval_verification",
+    "pipelines.commands.synth",
 ]
 
 

@@ -13,6 +13,7 @@ at the real Qwen2 ids; a real checkpoint ships its own tokenizer files and never
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -160,16 +161,27 @@ def write_text_tokenizer(folder: str | Path) -> None:
     }, indent=2))
 
 
-def _randomize(model: torch.nn.Module, seed: int) -> None:
-    """Seeded random weights; norms keep their unit init so activations stay in a realistic range."""
+def _randomize(model: torch.nn.Module, seed: int, *, fan_in_scaled: bool = False) -> None:
+    """Seeded random weights; norms and learned activation scales keep their init.
+
+    The talker uses a flat 0.02 std (its transformer init). The codec is a deep conv stack: at 0.02 its output
+    would hardly depend on the codes, so it takes 0.75/sqrt(fan_in) scaling: loud enough that the waveform
+    depends on the codes (std about 0.05 for the tiny codec), quiet enough not to clip at +-1.
+    """
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if name.endswith("norm.weight") or ".norm." in name or name.endswith("layernorm.weight"):
                 continue
-            if "alpha" in name or "beta" in name or "gamma" in name or "scale" in name:
-                continue  # SnakeBeta / LayerScale keep their init: a random exp(alpha) would blow up the codec
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.02)
+            if any(key in name for key in ("alpha", "beta", "gamma", "scale", "cluster_usage")):
+                continue  # SnakeBeta, LayerScale and codebook usage counts keep their init (exp(alpha), 1/usage)
+            std = 0.02
+            if fan_in_scaled:
+                fan_in = parameter[0].numel() if parameter.dim() > 1 else 0
+                std = 0.75 / math.sqrt(fan_in) if fan_in else 0.0
+                if "embedding_sum" in name:  # codebook vectors
+                    std = 1.0
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
 
 
 def write_checkpoint(folder: str | Path, preset: str = "tiny", *, seed: int = 0, tts_model_type: str = "base") -> Path:
@@ -198,7 +210,7 @@ def write_checkpoint(folder: str | Path, preset: str = "tiny", *, seed: int = 0,
 
     codec_folder = folder / "speech_tokenizer"
     codec = Qwen3TTSTokenizerV2Model(codec_config("tiny" if preset == "tiny" else "full")).eval()
-    _randomize(codec, seed + 1)
+    _randomize(codec, seed + 1, fan_in_scaled=True)
     codec.save_pretrained(codec_folder, safe_serialization=True)
     (codec_folder / "preprocessor_config.json").write_text(json.dumps({
         "feature_extractor_type": "EncodecFeatureExtractor", "feature_size": 1, "sampling_rate": 24000,

@@ -1,0 +1,113 @@
+"""Speech from any speaker vector: one object that owns a loaded Base checkpoint and our decoding loop."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .decode import FrameDecoder
+from .loading import load_tts
+from .prompt import Prompt, build_prompt, check_vector, speaker_dim, tokenize
+from .reference import reference_codes
+from .sampling import SamplingParams
+from .stream import AudioChunk, StreamingCodecDecoder, chunk_audio
+
+
+class Synthesizer:
+    """Text + speaker vector -> codec frames -> 24 kHz speech, with qwen-tts's weights and our cached loop.
+
+    `compile=True` wraps each decoder layer in `torch.compile` (regional compilation). It is off by default:
+    on CPU it did not pay for itself in our measurements (see benchmarks/bench_tts.py), and compiled kernels
+    may round differently, so bit-exact parity with the reference is only promised without it.
+    """
+
+    def __init__(self, tts, *, compile: bool = False):
+        self.tts = tts  # qwen_tts.Qwen3TTSModel: model, processor, generate_defaults
+        self.model = tts.model
+        self.decoder = FrameDecoder(self.model)
+        self._codec_stream: StreamingCodecDecoder | None = None
+        if compile:
+            self._compile_layers()
+
+    @classmethod
+    def load(cls, spec: str | os.PathLike, *, device: str = "cpu", dtype: torch.dtype | None = None,
+             compile: bool = False) -> "Synthesizer":
+        return cls(load_tts(spec, device=device, dtype=dtype), compile=compile)
+
+    # -- facts about the checkpoint ---------------------------------------------------------------------------
+
+    @property
+    def speaker_dim(self) -> int:
+        return speaker_dim(self.model)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.speech_tokenizer.get_output_sample_rate())
+
+    @property
+    def samples_per_frame(self) -> int:
+        return int(self.model.speech_tokenizer.get_decode_upsample_rate())
+
+    def params(self, **overrides) -> SamplingParams:
+        """Sampling settings: overrides, else the checkpoint's generate_config.json, else qwen-tts's defaults."""
+        return SamplingParams.merged(self.tts.generate_defaults, **overrides)
+
+    def prompt(self, text: str, vector, *, language: str = "auto", non_streaming_mode: bool = False,
+               label: str = "speaker vector") -> Prompt:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text: empty, nothing to say")
+        checked = check_vector(vector, self.model, label)
+        ids = tokenize(self.tts.processor, text, self.model.talker.device)
+        return build_prompt(self.model, ids, checked, language, non_streaming_mode)
+
+    # -- generation ----------------------------------------------------------------------------------------------
+
+    def frames(self, text: str, vector, *, language: str = "auto", non_streaming_mode: bool = False,
+               generator: torch.Generator | None = None, **sampling) -> Iterator[torch.Tensor]:
+        """(16,) codec frames, each as soon as it is complete."""
+        prompt = self.prompt(text, vector, language=language, non_streaming_mode=non_streaming_mode)
+        return self.decoder.frames(prompt, self.params(**sampling), generator)
+
+    def codes(self, text: str, vector, **options) -> torch.Tensor:
+        """(frames, 16) codec tokens for the whole utterance."""
+        frames = list(self.frames(text, vector, **options))
+        if not frames:
+            return torch.zeros(0, self.model.config.talker_config.num_code_groups, dtype=torch.long)
+        return torch.stack(frames)
+
+    def reference_codes(self, text: str, vector, *, language: str = "auto", non_streaming_mode: bool = False,
+                        **sampling) -> torch.Tensor:
+        """The same request through qwen-tts's own generate(): the yardstick for parity and speed."""
+        checked = check_vector(vector, self.model)
+        return reference_codes(self.tts, text, checked, self.params(**sampling), language=language,
+                               non_streaming_mode=non_streaming_mode)
+
+    def decode(self, codes: torch.Tensor) -> np.ndarray:
+        """(frames, 16) codes -> float32 waveform with qwen-tts's one-shot codec decode."""
+        if codes.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        wavs, _ = self.model.speech_tokenizer.decode([{"audio_codes": codes}])
+        return wavs[0].astype(np.float32, copy=False)
+
+    def synthesize(self, text: str, vector, **options) -> tuple[np.ndarray, int]:
+        """Waveform (float32, mono) and its sample rate."""
+        return self.decode(self.codes(text, vector, **options)), self.sample_rate
+
+    def stream(self, text: str, vector, *, first_chunk_frames: int = 2, chunk_frames: int = 8,
+               **options) -> Iterator[AudioChunk]:
+        """AudioChunks as frames arrive; concatenated, they equal `synthesize` up to float rounding."""
+        frames = self.frames(text, vector, **options)  # validates inputs before the first chunk is awaited
+        if self._codec_stream is None:
+            self._codec_stream = StreamingCodecDecoder(self.model.speech_tokenizer.model.decoder)
+        return chunk_audio(frames, self._codec_stream, self.sample_rate,
+                           first_chunk_frames=first_chunk_frames, chunk_frames=chunk_frames)
+
+    # -- optional regional compilation ---------------------------------------------------------------------------
+
+    def _compile_layers(self) -> None:
+        for stack in (self.model.talker.model, self.model.talker.code_predictor.model):
+            for layer in stack.layers:
+                layer.forward = torch.compile(layer.forward, dynamic=True)
