@@ -91,7 +91,9 @@ def export_onnx(encoder: Qwen3Encoder, path: str | os.PathLike, *, check_audio: 
     frames = torch.export.Dim("frames", min=min_frames)
     batch = torch.export.Dim("batch", min=1)
     try:
-        program = torch.onnx.export(network, (mels[0],), input_names=["mel"], output_names=["embedding"],
+        # a batch of two as the example: torch.export fixes any axis whose example size is 1
+        example = torch.cat([mels[0], mels[0]])
+        program = torch.onnx.export(network, (example,), input_names=["mel"], output_names=["embedding"],
                                     dynamic_shapes={"mel": {0: batch, 1: frames}}, dynamo=True,
                                     opset_version=opset, verbose=False)
         program.save(str(target))

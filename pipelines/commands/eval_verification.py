@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     parser.add_argument("--embedding", nargs="+", default=["campplus"], metavar="E",
                         help="encoders to compare: campplus, qwen3-0.6b, qwen3-1.7b, BACKEND:PATH, checkpoint paths")
     parser.add_argument("--per-speaker", type=int, metavar="N", help="use at most N utterances per speaker")
+    parser.add_argument("--crop", type=float, metavar="SECONDS",
+                        help="embed only the first SECONDS of each utterance (harder, shorter trials)")
     parser.add_argument("--p-target", type=float, default=0.01, help="target prior of the detection cost")
     parser.add_argument("--threads", type=int, metavar="N", help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="torch device for the encoders")
@@ -46,7 +48,7 @@ def run(args) -> int:
     for name in args.embedding:
         try:
             encoder = load_encoder(name, device=args.device)
-            results.append(evaluate(encoder, utterances, p_target=args.p_target))
+            results.append(evaluate(encoder, utterances, p_target=args.p_target, crop=args.crop))
         except (EncoderError, ModelNotFoundError, VerificationError, ValueError) as error:
             # one encoder whose weights are absent must not hide the others' results
             print(f"voicemap eval-verification: {name}: {str(error).splitlines()[0]}", file=sys.stderr)
