@@ -25,34 +25,28 @@ next step.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import re
 import sqlite3
-import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .registry_format import build_export, parse_export, read_export, write_export
+from .registry_values import (SHA256_HEX, Direction, RegistryError, SearchHit, StoredEmbedding, Voice, as_vectors,
+                              check_encoder_id, check_name, check_voice_name, from_blob, merge_metadata,
+                              metadata_json, to_blob, unit, utc_now)
+
 ENV_VAR = "VOICEMAP_REGISTRY"
 SCHEMA_VERSION = 1
-EXPORT_FORMAT = "voicemap-registry"
-EXPORT_VERSION = 1
 #: how long a writer waits for another writer's transaction before giving up
 BUSY_TIMEOUT_S = 30.0
 #: how long a scrub after `remove` waits for other processes' read snapshots to end before reporting that
 #: the WAL could not be truncated yet (a reader may be a long-running job: do not hang the command)
 SCRUB_WAIT_S = 5.0
 
-# Names become RTTM labels (whitespace-separated format), and `unknown_N` is what match.py calls a cluster
-# that matches nobody, so those names would be ambiguous.
-_RESERVED_NAME = re.compile(r"^unknown(_\d+)?$", re.IGNORECASE)
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS voices (
@@ -97,45 +91,6 @@ CREATE TABLE IF NOT EXISTS directions (
 """
 
 
-class RegistryError(ValueError):
-    """A registry operation that cannot be done; one line naming the input and the cause. Nothing changed."""
-
-
-@dataclass(frozen=True)
-class Voice:
-    """An enrolled voice. `counts` maps encoder id -> number of stored embeddings."""
-
-    name: str
-    metadata: dict[str, Any]
-    created: str
-    updated: str
-    counts: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StoredEmbedding:
-    encoder_id: str
-    vector: np.ndarray  # (dimension,) float32, raw as enrolled
-    source_hash: str | None
-    created: str
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    name: str
-    score: float  # cosine similarity between the query and the voice's centroid, in [-1, 1]
-
-
-@dataclass(frozen=True)
-class Direction:
-    name: str
-    encoder_id: str
-    vector: np.ndarray  # (dimension,) float32, raw (its norm may carry meaning)
-    metadata: dict[str, Any]
-    created: str
-    updated: str
-
-
 def default_registry_path() -> Path:
     """$VOICEMAP_REGISTRY if set, else <user data dir>/voicemap/registry.sqlite."""
     env = os.environ.get(ENV_VAR)
@@ -160,98 +115,6 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _check_name(name: Any, what: str = "voice name") -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise RegistryError(f"{what} {name!r}: must be a non-empty string")
-    if name != name.strip() or any(ch.isspace() for ch in name):
-        raise RegistryError(f"{what} {name!r}: must not contain whitespace (names are used as RTTM labels; "
-                            f"try {'_'.join(name.split())!r})")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise RegistryError(f"{what} {name!r}: must not contain control characters")
-    if len(name) > 200:
-        raise RegistryError(f"{what} {name[:20]!r}...: longer than 200 characters")
-    return name
-
-
-def check_voice_name(name: Any) -> str:
-    """`name` if it can be a voice name, else RegistryError saying why."""
-    name = _check_name(name)
-    if _RESERVED_NAME.match(name):
-        raise RegistryError(f"voice name {name!r}: reserved for speakers that match no enrolled voice")
-    return name
-
-
-def _check_encoder_id(encoder_id: Any) -> str:
-    if not isinstance(encoder_id, str) or not encoder_id.strip():
-        raise RegistryError(f"encoder id {encoder_id!r}: must be a non-empty string")
-    return encoder_id
-
-
-def _as_vectors(vectors: Any, what: str) -> np.ndarray:
-    """(dim,) or (n, dim) finite, non-zero numbers -> (n, dim) float32; RegistryError otherwise."""
-    try:
-        array = np.asarray(vectors, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise RegistryError(f"{what}: not a numeric vector ({error})") from error
-    if array.ndim == 1:
-        array = array[None]
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise RegistryError(f"{what}: expected one vector (dim,) or a non-empty matrix (n, dim), got shape "
-                            f"{np.shape(vectors)}")
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).any(axis=1).sum())
-        raise RegistryError(f"{what}: {bad} of {len(array)} vector(s) contain NaN or infinite values")
-    if np.abs(array).max() > np.finfo(np.float32).max:
-        raise RegistryError(f"{what}: values overflow float32")
-    array = array.astype(np.float32)
-    norms = np.linalg.norm(array.astype(np.float64), axis=1)
-    if (norms == 0).any():
-        raise RegistryError(f"{what}: {int((norms == 0).sum())} vector(s) are all zeros (no direction to compare)")
-    return array
-
-
-def _unit(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array, dtype=np.float64)
-    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
-
-
-def _vector(blob: bytes, dimension: int) -> np.ndarray:
-    vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-    if vector.shape != (dimension,):
-        raise RegistryError(f"registry is corrupt: a stored vector has {vector.size} values, expected {dimension}")
-    return vector
-
-
-def _metadata_json(metadata: Any, what: str) -> str:
-    if metadata is None:
-        return "{}"
-    if not isinstance(metadata, dict):
-        raise RegistryError(f"{what}: metadata must be a JSON object (dict), got {type(metadata).__name__}")
-    try:
-        return json.dumps(metadata, ensure_ascii=False, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise RegistryError(f"{what}: metadata is not JSON-serializable ({error})") from error
-
-
-def merge_metadata(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
-    """`new` overrides keys of `old`, except `tags`, whose lists are united (order kept, no duplicates)."""
-    merged = dict(old)
-    for key, value in (new or {}).items():
-        if key == "tags" and isinstance(value, list) and isinstance(merged.get("tags"), list):
-            merged["tags"] = list(dict.fromkeys([*merged["tags"], *value]))
-        else:
-            merged[key] = value
-    return merged
 
 
 class Registry:
@@ -406,14 +269,14 @@ class Registry:
         with self.transaction():
             conn = self._conn
             row = conn.execute("SELECT id, metadata FROM voices WHERE name = ?", (name,)).fetchone()
-            now = _now()
+            now = utc_now()
             if row is None:
                 conn.execute("INSERT INTO voices(name, metadata, created, updated) VALUES (?, ?, ?, ?)",
-                             (name, _metadata_json(metadata, f"voice {name!r}"), now, now))
+                             (name, metadata_json(metadata, f"voice {name!r}"), now, now))
             elif metadata:
                 merged = merge_metadata(json.loads(row[1]), metadata)
                 conn.execute("UPDATE voices SET metadata = ? WHERE id = ?",
-                             (_metadata_json(merged, f"voice {name!r}"), row[0]))
+                             (metadata_json(merged, f"voice {name!r}"), row[0]))
             self._add(name, encoder_id, vectors, source_hashes)
             return self.get(name)
 
@@ -427,20 +290,20 @@ class Registry:
 
     def _add(self, name: str, encoder_id: str, vectors: Any, source_hashes: Sequence[str | None] | None) -> None:
         conn = self._conn
-        encoder_id = _check_encoder_id(encoder_id)
-        matrix = _as_vectors(vectors, f"voice {name!r} ({encoder_id})")
+        encoder_id = check_encoder_id(encoder_id)
+        matrix = as_vectors(vectors, f"voice {name!r} ({encoder_id})")
         self._check_dimension(encoder_id, matrix.shape[1], f"voice {name!r}")
         hashes = list(source_hashes) if source_hashes is not None else [None] * len(matrix)
         if len(hashes) != len(matrix):
             raise RegistryError(f"voice {name!r}: {len(matrix)} vectors but {len(hashes)} source hashes")
         for value in hashes:
-            if value is not None and not (isinstance(value, str) and _SHA256.match(value)):
+            if value is not None and not (isinstance(value, str) and SHA256_HEX.match(value)):
                 raise RegistryError(f"voice {name!r}: source hash {value!r} is not a lowercase sha256 hex digest")
         given = [value for value in hashes if value is not None]
         if len(set(given)) != len(given):
             raise RegistryError(f"voice {name!r}: the same source file is given twice")
         voice_id = self._voice_id(name)
-        now = _now()
+        now = utc_now()
         for vector, source in zip(matrix, hashes):
             if source is not None and conn.execute(
                 "SELECT 1 FROM embeddings WHERE voice_id = ? AND encoder_id = ? AND source_hash = ?",
@@ -450,7 +313,7 @@ class Registry:
             conn.execute(
                 "INSERT INTO embeddings(voice_id, encoder_id, dimension, vector, source_hash, created) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (voice_id, encoder_id, int(matrix.shape[1]), _blob(vector), source, now),
+                (voice_id, encoder_id, int(matrix.shape[1]), to_blob(vector), source, now),
             )
         self._refresh_centroid(voice_id, encoder_id)
         conn.execute("UPDATE voices SET updated = ? WHERE id = ?", (now, voice_id))
@@ -464,13 +327,13 @@ class Registry:
             return
         dimension = rows[0][0]
         # Mean of unit vectors: each enrolled source counts the same whatever its raw norm.
-        mean = _unit(np.stack([_vector(blob, dimension) for _, blob in rows])).mean(axis=0)
-        centroid = _unit(mean).astype(np.float32)
+        mean = unit(np.stack([from_blob(blob, dimension) for _, blob in rows])).mean(axis=0)
+        centroid = unit(mean).astype(np.float32)
         conn.execute(
             "INSERT INTO centroids(voice_id, encoder_id, dimension, vector, count) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(voice_id, encoder_id) DO UPDATE SET dimension = excluded.dimension, "
             "vector = excluded.vector, count = excluded.count",
-            (voice_id, encoder_id, dimension, _blob(centroid), len(rows)),
+            (voice_id, encoder_id, dimension, to_blob(centroid), len(rows)),
         )
 
     def _voice_id(self, name: str) -> int:
@@ -506,7 +369,7 @@ class Registry:
             voice = self.get(name)
             new = dict(metadata) if replace else merge_metadata(voice.metadata, metadata)
             self._conn.execute("UPDATE voices SET metadata = ?, updated = ? WHERE name = ?",
-                               (_metadata_json(new, f"voice {name!r}"), _now(), name))
+                               (metadata_json(new, f"voice {name!r}"), utc_now(), name))
             return self.get(name)
 
     def __contains__(self, name: object) -> bool:
@@ -545,7 +408,7 @@ class Registry:
                 query += " AND encoder_id = ?"
                 params += (encoder_id,)
             rows = conn.execute(query + " ORDER BY id", params).fetchall()
-            return [StoredEmbedding(enc, _vector(blob, dim), source, created) for enc, dim, blob, source, created in rows]
+            return [StoredEmbedding(enc, from_blob(blob, dim), source, created) for enc, dim, blob, source, created in rows]
 
     def sources(self, source_hash: str) -> list[str]:
         """Names of the voices that enrolled a file with this sha256."""
@@ -562,7 +425,7 @@ class Registry:
                                (voice_id, encoder_id)).fetchone()
             if row is None:
                 raise RegistryError(f"voice {name!r}: has no {encoder_id} embeddings")
-            return _vector(row[1], row[0])
+            return from_blob(row[1], row[0])
 
     def centroids(self, encoder_id: str) -> tuple[list[str], np.ndarray]:
         """Names (sorted) and their (num_voices, dim) unit-norm centroids for one encoder; (n, 0) when none."""
@@ -586,7 +449,7 @@ class Registry:
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise RegistryError(f"search: k must be a positive integer, got {k!r}")
-        query = _as_vectors(vector, f"search vector ({encoder_id})")
+        query = as_vectors(vector, f"search vector ({encoder_id})")
         if len(query) != 1:
             raise RegistryError(f"search vector ({encoder_id}): expected one vector, got {len(query)}")
         names, matrix = self.centroids(encoder_id)
@@ -595,7 +458,7 @@ class Registry:
         if matrix.shape[1] != query.shape[1]:
             raise RegistryError(f"search vector: dimension {query.shape[1]} but {encoder_id} vectors in this "
                                 f"registry have {matrix.shape[1]} (wrong encoder?)")
-        scores = matrix.astype(np.float64) @ _unit(query[0])
+        scores = matrix.astype(np.float64) @ unit(query[0])
         k = min(int(k), len(names))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((np.array(names, dtype=object)[top], -scores[top]))]
@@ -620,7 +483,7 @@ class Registry:
                 if not deleted:
                     raise RegistryError(f"voice {name!r}: has no {encoder_id} embeddings")
                 self._refresh_centroid(voice_id, encoder_id)
-                self._conn.execute("UPDATE voices SET updated = ? WHERE id = ?", (_now(), voice_id))
+                self._conn.execute("UPDATE voices SET updated = ? WHERE id = ?", (utc_now(), voice_id))
             self._scrub_pending = True
         return self._last_scrub
 
@@ -650,15 +513,15 @@ class Registry:
     def store_direction(self, name: str, encoder_id: str, vector: Any, metadata: dict[str, Any] | None = None,
                         *, replace: bool = True) -> Direction:
         """Store a named vector of `encoder_id` (e.g. an attribute direction), replacing one of that name."""
-        name = _check_name(name, "direction name")
-        encoder_id = _check_encoder_id(encoder_id)
-        matrix = _as_vectors(vector, f"direction {name!r} ({encoder_id})")
+        name = check_name(name, "direction name")
+        encoder_id = check_encoder_id(encoder_id)
+        matrix = as_vectors(vector, f"direction {name!r} ({encoder_id})")
         if len(matrix) != 1:
             raise RegistryError(f"direction {name!r}: expected one vector, got {len(matrix)}")
-        meta = _metadata_json(metadata, f"direction {name!r}")
+        meta = metadata_json(metadata, f"direction {name!r}")
         with self.transaction():
             self._check_dimension(encoder_id, matrix.shape[1], f"direction {name!r}")
-            now = _now()
+            now = utc_now()
             exists = self._conn.execute("SELECT 1 FROM directions WHERE name = ? AND encoder_id = ?",
                                         (name, encoder_id)).fetchone()
             if exists and not replace:
@@ -668,7 +531,7 @@ class Registry:
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name, encoder_id) DO UPDATE SET "
                 "dimension = excluded.dimension, vector = excluded.vector, metadata = excluded.metadata, "
                 "updated = excluded.updated",
-                (name, encoder_id, int(matrix.shape[1]), _blob(matrix[0]), meta, now, now),
+                (name, encoder_id, int(matrix.shape[1]), to_blob(matrix[0]), meta, now, now),
             )
             return self.get_direction(name, encoder_id)
 
@@ -678,7 +541,7 @@ class Registry:
             "WHERE name = ? AND encoder_id = ?", (name, encoder_id)).fetchone()
         if row is None:
             raise RegistryError(f"direction {name!r} ({encoder_id}): not stored in {self.path}")
-        return Direction(row[0], row[1], _vector(row[3], row[2]), json.loads(row[4]), row[5], row[6])
+        return Direction(row[0], row[1], from_blob(row[3], row[2]), json.loads(row[4]), row[5], row[6])
 
     def list_directions(self, encoder_id: str | None = None) -> list[Direction]:
         query = "SELECT name, encoder_id, dimension, vector, metadata, created, updated FROM directions"
@@ -687,7 +550,7 @@ class Registry:
             query += " WHERE encoder_id = ?"
             params = (encoder_id,)
         rows = self._connection().execute(query + " ORDER BY encoder_id, name", params).fetchall()
-        return [Direction(r[0], r[1], _vector(r[3], r[2]), json.loads(r[4]), r[5], r[6]) for r in rows]
+        return [Direction(r[0], r[1], from_blob(r[3], r[2]), json.loads(r[4]), r[5], r[6]) for r in rows]
 
     def remove_direction(self, name: str, encoder_id: str) -> None:
         with self.transaction():
@@ -696,49 +559,18 @@ class Registry:
                 raise RegistryError(f"direction {name!r} ({encoder_id}): not stored in {self.path}")
             self._scrub_pending = True
 
-    # -- export / import ---------------------------------------------------------------------------------
+    # -- export / import (file layout and validation in registry_format.py) --------------------------------
 
     def export_data(self) -> dict[str, Any]:
-        """Everything in the registry as one JSON-ready dict (one snapshot); vectors as base64 float32 LE."""
-        with self._snapshot() as conn:
-            voices = []
-            for voice_id, name, meta, created, updated in conn.execute(
-                    "SELECT id, name, metadata, created, updated FROM voices ORDER BY name").fetchall():
-                rows = conn.execute("SELECT encoder_id, dimension, vector, source_hash, created FROM embeddings "
-                                    "WHERE voice_id = ? ORDER BY id", (voice_id,)).fetchall()
-                voices.append({
-                    "name": name, "metadata": json.loads(meta), "created": created, "updated": updated,
-                    "embeddings": [{"encoder_id": enc, "dimension": dim, "vector": base64.b64encode(blob).decode(),
-                                    "source_hash": source, "created": made} for enc, dim, blob, source, made in rows],
-                })
-            directions = [{
-                "name": d.name, "encoder_id": d.encoder_id, "dimension": int(d.vector.size),
-                "vector": base64.b64encode(_blob(d.vector)).decode(), "metadata": d.metadata,
-                "created": d.created, "updated": d.updated,
-            } for d in self.list_directions()]
-        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported": _now(), "vector_dtype": "<f4",
-                "voices": voices, "directions": directions}
+        """Everything in the registry as one JSON-ready dict, read from one snapshot."""
+        with self._snapshot():
+            voices = [(voice, self.embeddings(voice.name)) for voice in self.list()]
+            return build_export(voices, self.list_directions())
 
     def export_file(self, path: str | os.PathLike) -> int:
         """Write the whole registry to a JSON file atomically (temp file, fsync, rename); returns #voices."""
         data = self.export_data()
-        target = Path(path).expanduser()
-        if target.is_dir():
-            raise RegistryError(f"export {target}: is a folder")
-        if not target.parent.exists():
-            raise RegistryError(f"export {target}: folder {target.parent} does not exist")
-        text = json.dumps(data, ensure_ascii=False, indent=1)
-        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            # mkstemp creates the file 0600: the export holds the same biometric vectors as the registry.
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_export(data, path)
         return len(data["voices"])
 
     def import_file(self, path: str | os.PathLike, *, on_conflict: str = "error") -> int:
@@ -748,138 +580,48 @@ class Registry:
         "replace" (theirs replaces ours entirely).
         """
         source = Path(path).expanduser()
-        try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RegistryError(f"import {source}: no such file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RegistryError(f"import {source}: not a voicemap registry export ({error})") from error
-        return self.import_data(data, on_conflict=on_conflict, label=str(source))
+        return self.import_data(read_export(source), on_conflict=on_conflict, label=str(source))
 
     def import_data(self, data: Any, *, on_conflict: str = "error", label: str = "import") -> int:
+        """`import_file` for an already-loaded export dict; everything is validated before anything is written."""
         if on_conflict not in {"error", "skip", "replace"}:
             raise RegistryError(f"{label}: on_conflict must be error, skip or replace, got {on_conflict!r}")
-        if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-            raise RegistryError(f"{label}: not a voicemap registry export (no format {EXPORT_FORMAT!r})")
-        if data.get("version") != EXPORT_VERSION:
-            raise RegistryError(f"{label}: export version {data.get('version')!r} not supported ({EXPORT_VERSION})")
-        voices = _parse_voices(data.get("voices"), label)
-        directions = _parse_directions(data.get("directions", []), label)
+        voices, directions = parse_export(data, label)
         imported = 0
         with self.transaction():
             conn = self._conn
             for voice in voices:
-                name = voice["name"]
-                if name in self:
+                if voice.name in self:
                     if on_conflict == "error":
-                        raise RegistryError(f"{label}: voice {name!r} is already enrolled (use skip or replace)")
+                        raise RegistryError(f"{label}: voice {voice.name!r} is already enrolled (use skip or replace)")
                     if on_conflict == "skip":
                         continue
-                    conn.execute("DELETE FROM voices WHERE name = ?", (name,))
+                    conn.execute("DELETE FROM voices WHERE name = ?", (voice.name,))
                     self._scrub_pending = True
                 conn.execute("INSERT INTO voices(name, metadata, created, updated) VALUES (?, ?, ?, ?)",
-                             (name, _metadata_json(voice["metadata"], f"{label}: voice {name!r}"),
-                              voice["created"], voice["updated"]))
-                voice_id = self._voice_id(name)
-                for encoder_id, group in voice["groups"].items():
-                    matrix, hashes, created = group
-                    self._check_dimension(encoder_id, matrix.shape[1], f"{label}: voice {name!r}")
-                    for vector, source, made in zip(matrix, hashes, created):
+                             (voice.name, metadata_json(voice.metadata, f"{label}: voice {voice.name!r}"),
+                              voice.created, voice.updated))
+                voice_id = self._voice_id(voice.name)
+                for encoder_id in dict.fromkeys(e.encoder_id for e in voice.embeddings):
+                    group = [e for e in voice.embeddings if e.encoder_id == encoder_id]
+                    self._check_dimension(encoder_id, group[0].vector.size, f"{label}: voice {voice.name!r}")
+                    for e in group:
                         conn.execute(
                             "INSERT INTO embeddings(voice_id, encoder_id, dimension, vector, source_hash, created) "
                             "VALUES (?, ?, ?, ?, ?, ?)",
-                            (voice_id, encoder_id, int(matrix.shape[1]), _blob(vector), source, made))
+                            (voice_id, encoder_id, int(e.vector.size), to_blob(e.vector), e.source_hash, e.created))
                     self._refresh_centroid(voice_id, encoder_id)
                 imported += 1
-            for direction in directions:
-                self._check_dimension(direction["encoder_id"], direction["vector"].size,
-                                      f"{label}: direction {direction['name']!r}")
+            for d in directions:
+                self._check_dimension(d.encoder_id, d.vector.size, f"{label}: direction {d.name!r}")
                 conn.execute(
                     "INSERT INTO directions(name, encoder_id, dimension, vector, metadata, created, updated) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name, encoder_id) DO UPDATE SET "
                     "dimension = excluded.dimension, vector = excluded.vector, metadata = excluded.metadata, "
                     "updated = excluded.updated",
-                    (direction["name"], direction["encoder_id"], int(direction["vector"].size),
-                     _blob(direction["vector"]), _metadata_json(direction["metadata"], label),
-                     direction["created"], direction["updated"]))
+                    (d.name, d.encoder_id, int(d.vector.size), to_blob(d.vector), metadata_json(d.metadata, label),
+                     d.created, d.updated))
         return imported
-
-
-def _decode_vector(item: Any, label: str) -> np.ndarray:
-    if not isinstance(item, dict):
-        raise RegistryError(f"{label}: expected an object with a vector")
-    try:
-        raw = base64.b64decode(item["vector"], validate=True)
-        dimension = int(item["dimension"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise RegistryError(f"{label}: bad vector entry ({type(error).__name__}: {error})") from error
-    if len(raw) != 4 * dimension or dimension <= 0:
-        raise RegistryError(f"{label}: vector holds {len(raw) // 4} values but says dimension {dimension}")
-    return _as_vectors(np.frombuffer(raw, dtype="<f4"), label)[0]
-
-
-def _text(item: dict, key: str, label: str, default: str | None = None) -> str:
-    value = item.get(key, default)
-    if not isinstance(value, str):
-        raise RegistryError(f"{label}: field {key!r} must be a string")
-    return value
-
-
-def _parse_voices(raw: Any, label: str) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
-        raise RegistryError(f"{label}: 'voices' must be a list")
-    now = _now()
-    voices, seen = [], set()
-    for item in raw:
-        if not isinstance(item, dict):
-            raise RegistryError(f"{label}: each voice must be an object")
-        name = check_voice_name(item.get("name"))
-        if name in seen:
-            raise RegistryError(f"{label}: voice {name!r} appears twice")
-        seen.add(name)
-        where = f"{label}: voice {name!r}"
-        metadata = item.get("metadata") or {}
-        _metadata_json(metadata, where)
-        groups: dict[str, tuple[list, list, list]] = {}
-        for entry in item.get("embeddings") or []:
-            encoder_id = _check_encoder_id(entry.get("encoder_id") if isinstance(entry, dict) else None)
-            vector = _decode_vector(entry, f"{where} ({encoder_id})")
-            source = entry.get("source_hash")
-            if source is not None and not (isinstance(source, str) and _SHA256.match(source)):
-                raise RegistryError(f"{where}: source hash {source!r} is not a sha256 hex digest")
-            vectors, hashes, created = groups.setdefault(encoder_id, ([], [], []))
-            if source is not None and source in hashes:
-                raise RegistryError(f"{where}: source {source[:12]}... appears twice for {encoder_id}")
-            vectors.append(vector)
-            hashes.append(source)
-            created.append(_text(entry, "created", where, now))
-        parsed: dict[str, tuple[np.ndarray, list, list]] = {}
-        for encoder_id, (vectors, hashes, created) in groups.items():
-            if len({v.size for v in vectors}) != 1:
-                raise RegistryError(f"{where}: {encoder_id} vectors of different dimensions")
-            parsed[encoder_id] = (np.stack(vectors), hashes, created)
-        voices.append({"name": name, "metadata": metadata, "created": _text(item, "created", where, now),
-                       "updated": _text(item, "updated", where, now), "groups": parsed})
-    return voices
-
-
-def _parse_directions(raw: Any, label: str) -> list[dict[str, Any]]:
-    if not isinstance(raw, list):
-        raise RegistryError(f"{label}: 'directions' must be a list")
-    now = _now()
-    out = []
-    for item in raw:
-        if not isinstance(item, dict):
-            raise RegistryError(f"{label}: each direction must be an object")
-        name = _check_name(item.get("name"), "direction name")
-        encoder_id = _check_encoder_id(item.get("encoder_id"))
-        where = f"{label}: direction {name!r} ({encoder_id})"
-        metadata = item.get("metadata") or {}
-        _metadata_json(metadata, where)
-        out.append({"name": name, "encoder_id": encoder_id, "vector": _decode_vector(item, where),
-                    "metadata": metadata, "created": _text(item, "created", where, now),
-                    "updated": _text(item, "updated", where, now)})
-    return out
 
 
 __all__ = ["ENV_VAR", "Direction", "Registry", "RegistryError", "SearchHit", "StoredEmbedding", "Voice",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster.calibration import (Trials, calibrate, centroid, equal_error_rate, false_accept_threshold,
+from cluster.calibration import (calibrate, centroid, equal_error_rate, false_accept_threshold,
                                  fitted_false_accept_threshold, gaussian_eer_threshold, split_enroll_test,
                                  trial_scores)
 from cluster.match import (DEFAULT_THRESHOLDS, MatchError, assign, assign_scores, default_threshold, match_registry,

@@ -1,0 +1,172 @@
+"""The registry's export file: its JSON layout, atomic writing, and validation of everything read back.
+
+Layout (version 1), one JSON object:
+    {"format": "voicemap-registry", "version": 1, "exported": ISO time, "vector_dtype": "<f4",
+     "voices": [{"name", "metadata", "created", "updated",
+                 "embeddings": [{"encoder_id", "dimension", "vector", "source_hash", "created"}]}],
+     "directions": [{"name", "encoder_id", "dimension", "vector", "metadata", "created", "updated"}]}
+Vectors are base64 of little-endian float32, so a round trip is bit-exact. Centroids are not exported:
+the importing registry recomputes them. The file holds the same biometric vectors as the registry, so it
+is created owner-only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .registry_values import (SHA256_HEX, Direction, RegistryError, StoredEmbedding, Voice, as_vectors,
+                              check_encoder_id, check_name, check_voice_name, metadata_json, to_blob, utc_now)
+
+EXPORT_FORMAT = "voicemap-registry"
+EXPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ImportedVoice:
+    name: str
+    metadata: dict[str, Any]
+    created: str
+    updated: str
+    embeddings: list[StoredEmbedding]
+
+
+def _encode(vector: np.ndarray) -> dict[str, Any]:
+    return {"dimension": int(vector.size), "vector": base64.b64encode(to_blob(vector)).decode("ascii")}
+
+
+def build_export(voices: Sequence[tuple[Voice, Sequence[StoredEmbedding]]], directions: Sequence[Direction]) -> dict:
+    """The export dict of some voices (each with its stored embeddings) and directions."""
+    return {
+        "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported": utc_now(), "vector_dtype": "<f4",
+        "voices": [{
+            "name": voice.name, "metadata": voice.metadata, "created": voice.created, "updated": voice.updated,
+            "embeddings": [{"encoder_id": e.encoder_id, **_encode(e.vector), "source_hash": e.source_hash,
+                            "created": e.created} for e in embeddings],
+        } for voice, embeddings in voices],
+        "directions": [{"name": d.name, "encoder_id": d.encoder_id, **_encode(d.vector), "metadata": d.metadata,
+                        "created": d.created, "updated": d.updated} for d in directions],
+    }
+
+
+def write_export(data: dict, path: str | os.PathLike) -> None:
+    """Write `data` as JSON to `path` atomically: a temp file in the same folder, fsync, then rename."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise RegistryError(f"export {target}: is a folder")
+    if not target.parent.is_dir():
+        raise RegistryError(f"export {target}: folder {target.parent} does not exist")
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    # mkstemp creates the file 0600, which is what an export of biometric vectors should be
+    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def read_export(path: Path) -> Any:
+    """The parsed JSON of an export file (validated later by `parse_export`)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegistryError(f"import {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RegistryError(f"import {path}: not a voicemap registry export ({error})") from error
+
+
+def parse_export(data: Any, label: str) -> tuple[list[ImportedVoice], list[Direction]]:
+    """Validate a whole export before anything is written; RegistryError naming the first problem."""
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise RegistryError(f"{label}: not a voicemap registry export (no format {EXPORT_FORMAT!r})")
+    if data.get("version") != EXPORT_VERSION:
+        raise RegistryError(f"{label}: export version {data.get('version')!r} not supported ({EXPORT_VERSION})")
+    return _parse_voices(data.get("voices"), label), _parse_directions(data.get("directions", []), label)
+
+
+def _decodefrom_blob(item: Any, label: str) -> np.ndarray:
+    if not isinstance(item, dict):
+        raise RegistryError(f"{label}: expected an object with a vector")
+    try:
+        raw = base64.b64decode(item["vector"], validate=True)
+        dimension = int(item["dimension"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise RegistryError(f"{label}: bad vector entry ({type(error).__name__}: {error})") from error
+    if len(raw) != 4 * dimension or dimension <= 0:
+        raise RegistryError(f"{label}: vector holds {len(raw) // 4} values but says dimension {dimension}")
+    return as_vectors(np.frombuffer(raw, dtype="<f4"), label)[0]
+
+
+def _text(item: dict, key: str, label: str, default: str) -> str:
+    value = item.get(key, default)
+    if not isinstance(value, str):
+        raise RegistryError(f"{label}: field {key!r} must be a string")
+    return value
+
+
+def _metadata(item: dict, label: str) -> dict[str, Any]:
+    metadata = item.get("metadata") or {}
+    metadata_json(metadata, label)  # raises for anything that is not a JSON object
+    return metadata
+
+
+def _parse_voices(raw: Any, label: str) -> list[ImportedVoice]:
+    if not isinstance(raw, list):
+        raise RegistryError(f"{label}: 'voices' must be a list")
+    now = utc_now()
+    voices: list[ImportedVoice] = []
+    seen: set[str] = set()
+    for item in raw:
+        if not isinstance(item, dict):
+            raise RegistryError(f"{label}: each voice must be an object")
+        name = check_voice_name(item.get("name"))
+        if name in seen:
+            raise RegistryError(f"{label}: voice {name!r} appears twice")
+        seen.add(name)
+        where = f"{label}: voice {name!r}"
+        embeddings: list[StoredEmbedding] = []
+        for entry in item.get("embeddings") or []:
+            encoder_id = check_encoder_id(entry.get("encoder_id") if isinstance(entry, dict) else None)
+            vector = _decodefrom_blob(entry, f"{where} ({encoder_id})")
+            source = entry.get("source_hash")
+            if source is not None and not (isinstance(source, str) and SHA256_HEX.match(source)):
+                raise RegistryError(f"{where}: source hash {source!r} is not a sha256 hex digest")
+            for other in embeddings:
+                if other.encoder_id != encoder_id:
+                    continue
+                if other.vector.size != vector.size:
+                    raise RegistryError(f"{where}: {encoder_id} vectors of different dimensions")
+                if source is not None and other.source_hash == source:
+                    raise RegistryError(f"{where}: source {source[:12]}... appears twice for {encoder_id}")
+            embeddings.append(StoredEmbedding(encoder_id, vector, source, _text(entry, "created", where, now)))
+        voices.append(ImportedVoice(name, _metadata(item, where), _text(item, "created", where, now),
+                                    _text(item, "updated", where, now), embeddings))
+    return voices
+
+
+def _parse_directions(raw: Any, label: str) -> list[Direction]:
+    if not isinstance(raw, list):
+        raise RegistryError(f"{label}: 'directions' must be a list")
+    now = utc_now()
+    out: list[Direction] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise RegistryError(f"{label}: each direction must be an object")
+        name = check_name(item.get("name"), "direction name")
+        encoder_id = check_encoder_id(item.get("encoder_id"))
+        where = f"{label}: direction {name!r} ({encoder_id})"
+        out.append(Direction(name, encoder_id, _decodefrom_blob(item, where), _metadata(item, where),
+                             _text(item, "created", where, now), _text(item, "updated", where, now)))
+    return out

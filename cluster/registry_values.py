@@ -1,0 +1,151 @@
+"""What may go into the voice registry, and how it is encoded: names, encoder ids, vectors, metadata.
+
+Every check raises RegistryError with one line naming the input and the cause; the registry runs them
+all before it writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+# Names become RTTM labels (whitespace-separated format), and `unknown_N` is what match.py calls a cluster
+# that matches nobody, so those names would be ambiguous.
+RESERVED_NAME = re.compile(r"^unknown(_\d+)?$", re.IGNORECASE)
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class RegistryError(ValueError):
+    """A registry operation that cannot be done; one line naming the input and the cause. Nothing changed."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """An enrolled voice. `counts` maps encoder id -> number of stored embeddings."""
+
+    name: str
+    metadata: dict[str, Any]
+    created: str
+    updated: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredEmbedding:
+    encoder_id: str
+    vector: np.ndarray  # (dimension,) float32, raw as enrolled
+    source_hash: str | None
+    created: str
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    name: str
+    score: float  # cosine similarity between the query and the voice's centroid, in [-1, 1]
+
+
+@dataclass(frozen=True)
+class Direction:
+    name: str
+    encoder_id: str
+    vector: np.ndarray  # (dimension,) float32, raw (its norm may carry meaning)
+    metadata: dict[str, Any]
+    created: str
+    updated: str
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def check_name(name: Any, what: str = "voice name") -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise RegistryError(f"{what} {name!r}: must be a non-empty string")
+    if name != name.strip() or any(ch.isspace() for ch in name):
+        raise RegistryError(f"{what} {name!r}: must not contain whitespace (names are used as RTTM labels; "
+                            f"try {'_'.join(name.split())!r})")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise RegistryError(f"{what} {name!r}: must not contain control characters")
+    if len(name) > 200:
+        raise RegistryError(f"{what} {name[:20]!r}...: longer than 200 characters")
+    return name
+
+
+def check_voice_name(name: Any) -> str:
+    """`name` if it can be a voice name, else RegistryError saying why."""
+    name = check_name(name)
+    if RESERVED_NAME.match(name):
+        raise RegistryError(f"voice name {name!r}: reserved for speakers that match no enrolled voice")
+    return name
+
+
+def check_encoder_id(encoder_id: Any) -> str:
+    if not isinstance(encoder_id, str) or not encoder_id.strip():
+        raise RegistryError(f"encoder id {encoder_id!r}: must be a non-empty string")
+    return encoder_id
+
+
+def as_vectors(vectors: Any, what: str) -> np.ndarray:
+    """(dim,) or (n, dim) finite, non-zero numbers -> (n, dim) float32; RegistryError otherwise."""
+    try:
+        array = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise RegistryError(f"{what}: not a numeric vector ({error})") from error
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise RegistryError(f"{what}: expected one vector (dim,) or a non-empty matrix (n, dim), got shape "
+                            f"{np.shape(vectors)}")
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).any(axis=1).sum())
+        raise RegistryError(f"{what}: {bad} of {len(array)} vector(s) contain NaN or infinite values")
+    if np.abs(array).max() > np.finfo(np.float32).max:
+        raise RegistryError(f"{what}: values overflow float32")
+    array = array.astype(np.float32)
+    norms = np.linalg.norm(array.astype(np.float64), axis=1)
+    if (norms == 0).any():
+        raise RegistryError(f"{what}: {int((norms == 0).sum())} vector(s) are all zeros (no direction to compare)")
+    return array
+
+
+def unit(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float64)
+    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def from_blob(blob: bytes, dimension: int) -> np.ndarray:
+    vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+    if vector.shape != (dimension,):
+        raise RegistryError(f"registry is corrupt: a stored vector has {vector.size} values, expected {dimension}")
+    return vector
+
+
+def metadata_json(metadata: Any, what: str) -> str:
+    if metadata is None:
+        return "{}"
+    if not isinstance(metadata, dict):
+        raise RegistryError(f"{what}: metadata must be a JSON object (dict), got {type(metadata).__name__}")
+    try:
+        return json.dumps(metadata, ensure_ascii=False, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise RegistryError(f"{what}: metadata is not JSON-serializable ({error})") from error
+
+
+def merge_metadata(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
+    """`new` overrides keys of `old`, except `tags`, whose lists are united (order kept, no duplicates)."""
+    merged = dict(old)
+    for key, value in (new or {}).items():
+        if key == "tags" and isinstance(value, list) and isinstance(merged.get("tags"), list):
+            merged["tags"] = list(dict.fromkeys([*merged["tags"], *value]))
+        else:
+            merged[key] = value
+    return merged
