@@ -38,8 +38,10 @@ class StaticKV:
 
     def __init__(self, layers: int, kv_heads: int, head_dim: int, capacity: int, dtype, device):
         shape = (layers, 1, kv_heads, capacity, head_dim)
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        # empty, not zeros: only written positions are ever read, and a large untouched CPU buffer costs no
+        # physical memory until written (capacity covers max_new_tokens, often thousands of frames)
+        self.keys = torch.empty(shape, dtype=dtype, device=device)
+        self.values = torch.empty(shape, dtype=dtype, device=device)
         self.capacity = capacity
         self.start = 0  # first position written by the current forward pass
         self.length = 0

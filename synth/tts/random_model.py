@@ -217,3 +217,29 @@ def write_checkpoint(folder: str | Path, preset: str = "tiny", *, seed: int = 0,
         "padding_side": "right", "padding_value": 0.0, "return_attention_mask": True,
     }, indent=2))
     return folder
+
+
+def build_in_memory(preset: str = "tiny", *, seed: int = 0, tokenizer_folder: str | Path | None = None):
+    """A qwen-tts `Qwen3TTSModel` with random weights, built without writing weights to disk.
+
+    For benchmarks of the full-size layout, where saving and reloading ~3.5 GB of float32 would dominate.
+    It has no speech tokenizer (codec), so it can produce codec tokens but not audio. The text tokenizer is
+    written to `tokenizer_folder` (a temporary folder when None) and loaded back, as a checkpoint's would be.
+    """
+    import tempfile
+
+    from qwen_tts import Qwen3TTSModel
+    from qwen_tts.core.models import Qwen3TTSForConditionalGeneration, Qwen3TTSProcessor
+    from transformers import AutoTokenizer
+
+    from transformers.modeling_utils import no_init_weights
+
+    with no_init_weights():  # every weight is drawn by _randomize anyway; skip transformers' own init pass
+        model = Qwen3TTSForConditionalGeneration(tts_config(preset)).eval()
+    _randomize(model, seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(tokenizer_folder or scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_tokenizer(folder)
+        processor = Qwen3TTSProcessor(tokenizer=AutoTokenizer.from_pretrained(str(folder)))
+    return Qwen3TTSModel(model=model, processor=processor, generate_defaults=dict(GENERATION_DEFAULTS))
