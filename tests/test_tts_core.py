@@ -208,6 +208,23 @@ def test_cli_writes_the_same_speech_streamed_or_not(checkpoint, synth, vector, t
     expected, _ = synth.synthesize(TEXT, vector, do_sample=False, subtalker_dosample=False, max_new_tokens=9)
     assert np.abs(plain - expected).max() <= 1 / 32768 + 1e-6
 
+    # --voice NAME: the registry's vectors from this checkpoint's own speaker encoder win over another encoder's
+    from cluster.registry import Registry
+    from synth.tts.voices import checkpoint_encoder_id
+
+    registry = tmp_path / "voices.sqlite"
+    own_id = checkpoint_encoder_id(checkpoint)
+    assert own_id is not None and own_id.startswith(f"qwen3-tts-{synth.speaker_dim}d-")
+    enrolled = np.stack([vector, -vector * 0.5]).astype(np.float32)
+    with Registry(registry) as store:
+        store.enroll("alice", own_id, enrolled, source_hashes=["a" * 64, "b" * 64])
+        store.enroll("alice", "qwen3-tts-64d-0000000000000000", np.ones((1, 64), np.float32), source_hashes=["c" * 64])
+    assert main(["synth", "--voice", "alice", "--registry", str(registry), "--text", TEXT, "--model",
+                 str(checkpoint), "--greedy", "--max-new-tokens", "9", "--quiet", "-o", str(tmp_path / "d.wav")]) == 0
+    named, _ = sf.read(tmp_path / "d.wav")
+    expected, _ = synth.synthesize(TEXT, enrolled.mean(0), do_sample=False, subtalker_dosample=False, max_new_tokens=9)
+    assert np.abs(named - expected).max() <= 1 / 32768 + 1e-6
+
     np.save(voice, vector[:-1])
     assert main(common + ["-o", str(tmp_path / "c.wav")]) == 2
     error = capsys.readouterr().err.strip()

@@ -83,6 +83,12 @@ class _Stack:
         self.positions = torch.zeros(0, dtype=torch.long)
         self._ensure_rotary(rotary_positions)
         self.eager = (self.config._attn_implementation or "eager") == "eager"
+        self.calls = list(self.model.layers)  # what forward() runs per layer: the modules, or compiled wrappers
+
+    def compile(self) -> None:
+        """Regional compilation: one compiled wrapper per decoder layer (the modules themselves stay untouched,
+        so qwen-tts's own generate() on the same model keeps running eagerly)."""
+        self.calls = [torch.compile(layer, dynamic=True) for layer in self.model.layers]
 
     def _ensure_rotary(self, count: int) -> None:
         if self.positions.numel() >= count:
@@ -126,7 +132,7 @@ class _Stack:
             cos, sin = self.cos[:, start:start + count], self.sin[:, start:start + count]
         mask = self._mask(start, count, hidden)
         position_ids = cache_position.view(1, -1)
-        for layer in self.model.layers:
+        for layer in self.calls:
             hidden = layer(hidden, attention_mask=mask, position_ids=position_ids, past_key_values=self.cache,
                            use_cache=True, cache_position=cache_position, position_embeddings=(cos, sin))[0]
         return self.model.norm(hidden)
@@ -157,6 +163,10 @@ class FrameDecoder:
         weight = next(self.talker.parameters())
         # per-frame scratch buffers, reused for every frame
         self._frame_embeds = torch.zeros(1, self.groups, hidden, dtype=weight.dtype, device=weight.device)
+
+    def compile(self) -> None:
+        self.talker_stack.compile()
+        self.predictor_stack.compile()
 
     @torch.no_grad()
     def _residuals(self, past_hidden: torch.Tensor, first_embed: torch.Tensor, codes: torch.Tensor,

@@ -19,9 +19,10 @@ from .stream import AudioChunk, StreamingCodecDecoder, chunk_audio
 class Synthesizer:
     """Text + speaker vector -> codec frames -> 24 kHz speech, with qwen-tts's weights and our cached loop.
 
-    `compile=True` wraps each decoder layer in `torch.compile` (regional compilation). It is off by default:
-    on CPU it did not pay for itself in our measurements (see benchmarks/bench_tts.py), and compiled kernels
-    may round differently, so bit-exact parity with the reference is only promised without it.
+    `compile=True` runs each decoder layer of our loop through `torch.compile` (regional compilation, dynamic
+    shapes because the attended cache grows by one position per step). It is off by default: on CPU it was
+    slower than eager in our measurements (see benchmarks/bench_tts.py) after minutes of compiling, and
+    compiled kernels may round differently, so bit-exact parity with the reference is promised only without it.
     """
 
     def __init__(self, tts, *, compile: bool = False):
@@ -30,7 +31,7 @@ class Synthesizer:
         self.decoder = FrameDecoder(self.model)
         self._codec_stream: StreamingCodecDecoder | None = None
         if compile:
-            self._compile_layers()
+            self.decoder.compile()
 
     @classmethod
     def load(cls, spec: str | os.PathLike, *, device: str = "cpu", dtype: torch.dtype | None = None,
@@ -104,10 +105,3 @@ class Synthesizer:
             self._codec_stream = StreamingCodecDecoder(self.model.speech_tokenizer.model.decoder)
         return chunk_audio(frames, self._codec_stream, self.sample_rate,
                            first_chunk_frames=first_chunk_frames, chunk_frames=chunk_frames)
-
-    # -- optional regional compilation ---------------------------------------------------------------------------
-
-    def _compile_layers(self) -> None:
-        for stack in (self.model.talker.model, self.model.talker.code_predictor.model):
-            for layer in stack.layers:
-                layer.forward = torch.compile(layer.forward, dynamic=True)
