@@ -66,6 +66,27 @@ def merge_small_clusters(embeddings: np.ndarray, labels: np.ndarray, min_size: i
     return _relabel(labels)
 
 
+def cut_to_count(tree: np.ndarray, num_leaves: int, count: int) -> np.ndarray:
+    """Labels after replaying the first `num_leaves - count` merges of a linkage matrix: exactly `count` clusters.
+
+    fcluster's "maxclust" cuts by height, which can give fewer clusters than asked on centroid linkage,
+    whose merge heights are not monotonic.
+    """
+    parent = list(range(2 * num_leaves - 1))
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for step in range(num_leaves - count):
+        left, right = int(tree[step, 0]), int(tree[step, 1])
+        parent[root(left)] = num_leaves + step
+        parent[root(right)] = num_leaves + step
+    return _relabel(np.array([root(leaf) for leaf in range(num_leaves)]))
+
+
 def ahc(embeddings: np.ndarray, threshold: float, bounds: SpeakerBounds, min_cluster_size: int = 1) -> np.ndarray:
     """Centroid-linkage agglomerative clustering, cut at Euclidean distance `threshold` between unit vectors.
 
@@ -83,7 +104,7 @@ def ahc(embeddings: np.ndarray, threshold: float, bounds: SpeakerBounds, min_clu
     count = len(np.unique(labels))
     wanted = bounds.clip(count, n)
     if wanted != count:
-        labels = fcluster(tree, wanted, criterion="maxclust") - 1
+        labels = cut_to_count(tree, n, wanted)
     return _relabel(labels)
 
 

