@@ -17,10 +17,11 @@ dimension is fixed by the vectors already stored for it. Voice embeddings are bi
 created owner-only (0600), and `remove` deletes with `secure_delete`, VACUUMs and truncates the WAL so the
 removed vectors' bytes do not linger on disk.
 
-Search is brute force: one (num_voices, dim) float32 matrix product per query. At 192 dimensions that is
-~40 MB and a few milliseconds for 50 000 voices; past a few hundred thousand voices reading the centroids
-from SQLite on every query dominates, and an ANN index (FAISS / hnswlib) kept beside the file would be the
-next step.
+Search is brute force: one (num_voices, dim) matrix-vector product per query over the centroids, which are
+read from SQLite once and cached in the process until any connection commits a change. Measured here with
+192-d vectors and 20 000 voices: reading the centroids ~0.4 s (once), each query's product ~1 ms. That stays
+comfortable up to a few hundred thousand voices (~0.8 KB each in memory); beyond that, or for many queries
+per second, an ANN index (FAISS IVF/HNSW, hnswlib) kept beside the file and rebuilt on change is the step.
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class Registry:
         self._scrub_pending = False
         self._last_scrub = False
         self.scrub_wait_s = SCRUB_WAIT_S
+        self._commits = 0
+        self._centroid_cache: dict[str, tuple[tuple[int, int], list[str], np.ndarray]] = {}
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                          check_same_thread=False)
@@ -231,6 +234,7 @@ class Registry:
             raise
         else:
             conn.execute("COMMIT")
+            self._commits += 1
         finally:
             self._depth = 0
         if self._scrub_pending:
@@ -428,7 +432,23 @@ class Registry:
             return from_blob(row[1], row[0])
 
     def centroids(self, encoder_id: str) -> tuple[list[str], np.ndarray]:
-        """Names (sorted) and their (num_voices, dim) unit-norm centroids for one encoder; (n, 0) when none."""
+        """Names (sorted) and their (num_voices, dim) unit-norm read-only centroids of one encoder; (0, 0) if none.
+
+        Cached per encoder until the registry changes: `PRAGMA data_version` moves when another connection
+        commits, `_commits` when this one does.
+        """
+        conn = self._connection()
+        version = (conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
+        cached = self._centroid_cache.get(encoder_id)
+        if cached is not None and cached[0] == version and not self._depth:
+            return list(cached[1]), cached[2]
+        names, matrix = self._read_centroids(encoder_id)
+        matrix.setflags(write=False)  # shared with the cache: read-only rather than copied per query
+        if not self._depth:  # inside a transaction the state may still roll back: do not cache it
+            self._centroid_cache[encoder_id] = (version, names, matrix)
+        return list(names), matrix
+
+    def _read_centroids(self, encoder_id: str) -> tuple[list[str], np.ndarray]:
         with self._snapshot() as conn:
             rows = conn.execute(
                 "SELECT v.name, c.dimension, c.vector FROM centroids c JOIN voices v ON v.id = c.voice_id "

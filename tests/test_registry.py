@@ -113,6 +113,14 @@ def test_search_ranks_voices_by_cosine_within_one_encoder(registry):
     assert [h.name for h in registry.search(query, ENC, k=50)] == [n for _, n in expected]
     assert [h.name for h in registry.search(query, "another-encoder")] == ["Other"]
     assert registry.search(query, "never-enrolled") == []
+    # the centroids are cached between queries; a commit by this or by another connection refreshes them
+    registry.enroll("Eve", ENC, query * 2)
+    assert registry.search(query, ENC, k=1)[0].name == "Eve"
+    with Registry(registry.path) as other:
+        other.remove("Eve")
+        other.enroll("Fay", ENC, -query)
+    hits = registry.search(query, ENC, k=10)
+    assert "Eve" not in [h.name for h in hits] and hits[-1].name == "Fay"
 
 
 def test_directions_store_get_list_remove(registry):
