@@ -77,8 +77,8 @@ def export_onnx(encoder: Qwen3Encoder, path: str | os.PathLike, *, check_audio: 
     import torch
 
     if not isinstance(encoder, Qwen3Encoder):
-        raise EncoderError(f"export-onnx: {getattr(encoder, 'encoder_id', encoder)!r} is not a Qwen3-TTS encoder; "
-                           "only the Qwen3 encoders can be exported")
+        raise EncoderError(f"{getattr(encoder, 'encoder_id', encoder)}: not a Qwen3-TTS encoder; "
+                           "only the Qwen3 encoders can be exported to ONNX")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     network = encoder.network.eval()
@@ -86,7 +86,7 @@ def export_onnx(encoder: Qwen3Encoder, path: str | os.PathLike, *, check_audio: 
     signals = check_audio if check_audio is not None else [_check_signal(3.0, 0), _check_signal(7.3, 1)]
     mels = [encoder.mel(signal) for signal in signals]
     if any(mel.shape[1] < min_frames for mel in mels):
-        raise EncoderError(f"export-onnx: check audio shorter than {min_frames * HOP_LENGTH / SAMPLE_RATE:.3f} s")
+        raise EncoderError(f"{target}: check audio shorter than {min_frames * HOP_LENGTH / SAMPLE_RATE:.3f} s")
     started = time.perf_counter()
     frames = torch.export.Dim("frames", min=min_frames)
     batch = torch.export.Dim("batch", min=1)
@@ -98,7 +98,7 @@ def export_onnx(encoder: Qwen3Encoder, path: str | os.PathLike, *, check_audio: 
                                     opset_version=opset, verbose=False)
         program.save(str(target))
     except Exception as error:
-        raise EncoderError(f"export-onnx: {target}: export failed ({str(error).splitlines()[0][:200]})") from error
+        raise EncoderError(f"{target}: ONNX export failed ({str(error).splitlines()[0][:200]})") from error
     model = onnx.load(str(target))
     for key, value in metadata(encoder).items():
         entry = model.metadata_props.add()
@@ -107,7 +107,7 @@ def export_onnx(encoder: Qwen3Encoder, path: str | os.PathLike, *, check_audio: 
     report = ExportReport(str(target), encoder.encoder_id, encoder.dimension, time.perf_counter() - started)
     report.checks = check_onnx(target, network, mels)
     if report.max_relative_error > tolerance:
-        raise EncoderError(f"export-onnx: {target}: onnxruntime output differs from torch by "
+        raise EncoderError(f"{target}: onnxruntime output differs from torch by "
                            f"{report.max_relative_error:.2e} (relative), above {tolerance:.0e}")
     return report
 
@@ -127,6 +127,6 @@ def check_onnx(path: str | os.PathLike, network, mels) -> list[tuple[int, float,
             expected = network(mel).float().cpu().numpy()
         got = session.run(["embedding"], {"mel": mel.float().cpu().numpy()})[0]
         if got.shape != expected.shape:
-            raise EncoderError(f"export-onnx: {path}: output shape {got.shape}, expected {expected.shape}")
+            raise EncoderError(f"{path}: onnxruntime output shape {got.shape}, expected {expected.shape}")
         results.append((int(mel.shape[1]), float(np.abs(got - expected).max()), float(np.abs(expected).max())))
     return results

@@ -336,7 +336,10 @@ class Qwen3Encoder(SpeakerEncoder):
         if key not in HUB_CHECKPOINTS:
             raise EncoderError(f"qwen3-{size}: unknown size; use one of {', '.join(HUB_CHECKPOINTS)}")
         repo_id, expected = HUB_CHECKPOINTS[key]
-        folder = cached_snapshot(repo_id, cache_dir=cache_dir) if weights is None else locate(weights)
+        if weights is None:
+            folder = cached_snapshot(repo_id, cache_dir=cache_dir, label=f"qwen3-{key}")
+        else:
+            folder = locate(weights)
         encoder = cls(read_checkpoint(folder), device=device, name=f"qwen3-{key}")
         if encoder.dimension != expected:
             raise EncoderError(f"qwen3-{key}: weights at {encoder.source} give {encoder.dimension}-d embeddings, "

@@ -259,8 +259,10 @@ def read_checkpoint(spec: str | os.PathLike) -> EncoderCheckpoint:
                              sorted(shard.name for shard in wanted))
 
 
-def cached_snapshot(repo_id: str, *, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Snapshot folder of `repo_id` in the Hugging Face cache; never touches the network."""
+def cached_snapshot(repo_id: str, *, cache_dir: str | os.PathLike | None = None, label: str | None = None) -> Path:
+    """Snapshot folder of `repo_id` in the Hugging Face cache; never touches the network.
+
+    `label`: the name the user gave (e.g. `qwen3-0.6b`), put in front of the error message."""
     quiet()
     from huggingface_hub import constants, snapshot_download
 
@@ -268,9 +270,10 @@ def cached_snapshot(repo_id: str, *, cache_dir: str | os.PathLike | None = None)
     try:
         folder = Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True))
     except Exception as error:
+        named = f"{label}: {repo_id} is" if label else f"{repo_id}:"
         raise ModelNotFoundError(
-            f"{repo_id}: not in the Hugging Face cache (looked in {looked}); nothing is downloaded for a backend "
-            f"name: pass the hub id itself to allow a download, or a local checkpoint path"
+            f"{named} not in the Hugging Face cache (looked in {looked}); a backend name never downloads: "
+            f"pass the hub id itself to allow a download, or a local checkpoint path"
         ) from error
     return folder
 
