@@ -10,7 +10,8 @@ are compared, so a speed-up never comes from doing different work. Codec-to-audi
     python benchmarks/bench_tts.py --checkpoint PATH       # a real Base checkpoint folder instead
     python benchmarks/bench_tts.py --device cuda --threads 16
 
-Prints one table row per preset: medians over --repeats of (wall time / frames generated).
+Prints per preset one row per variant (reference, ours, and with --compile ours with compiled layers):
+medians over --repeats of (wall time / frames generated), the variants interleaved within each repeat.
 """
 
 from __future__ import annotations
@@ -64,37 +65,43 @@ def bench(args, preset: str) -> dict:
 
     built = time.perf_counter()
     if args.checkpoint:
-        synth = Synthesizer.load(args.checkpoint, device=args.device, compile=args.compile)
+        synth = Synthesizer.load(args.checkpoint, device=args.device)
     else:
         tts = build_in_memory(preset, seed=0)
         tts.model.to(args.device)
         tts.device = torch.device(args.device)
-        synth = Synthesizer(tts, compile=args.compile)
+        synth = Synthesizer(tts)
+    # same weights, our loop with compiled layer wrappers; timed in the same rounds as the eager loop
+    compiled = Synthesizer(synth.tts, compile=True) if args.compile else None
     built = time.perf_counter() - built
     vector = torch.randn(synth.speaker_dim, generator=torch.Generator().manual_seed(0)).numpy()
     options = dict(max_new_tokens=args.frames + 1)  # +1: the token at the limit gets no residual codebooks
     if args.greedy:
         options.update(do_sample=False, subtalker_dosample=False)
 
+    runners = {"reference": synth.reference_codes, "ours": synth.codes}
+    if compiled is not None:
+        runners["compiled"] = compiled.codes
+
     def run(which):
         torch.manual_seed(args.seed)
-        fn = synth.codes if which == "ours" else synth.reference_codes
-        return timed(lambda: fn(TEXT, vector, **options), args.device)
+        return timed(lambda: runners[which](TEXT, vector, **options), args.device)
 
-    run("reference"), run("ours")  # warm-up: first-call allocations, lazy initialisation, compilation
-    per_frame = {"reference": [], "ours": []}
-    equal = True
-    for _ in range(args.repeats):
-        reference, t_ref = run("reference")
-        ours, t_ours = run("ours")
-        equal &= torch.equal(reference, ours)
-        per_frame["reference"].append(t_ref / max(len(reference), 1))
-        per_frame["ours"].append(t_ours / max(len(ours), 1))
-    ref_ms = 1000 * statistics.median(per_frame["reference"])
-    ours_ms = 1000 * statistics.median(per_frame["ours"])
-    return dict(preset=args.checkpoint or preset, frames=len(ours), ref_ms=ref_ms, ours_ms=ours_ms,
-                speedup=ref_ms / ours_ms, equal=equal, build_s=built,
-                spread=(min(per_frame["ours"]) * 1000, max(per_frame["ours"]) * 1000))
+    warm = time.perf_counter()
+    for which in runners:  # warm-up: first-call allocations, lazy initialisation, compilation
+        run(which)
+    warm = time.perf_counter() - warm
+    per_frame = {which: [] for which in runners}
+    equal = {which: True for which in runners}
+    for _ in range(args.repeats):  # interleaved, so load changes on a shared machine hit every variant alike
+        codes = {}
+        for which in runners:
+            codes[which], seconds = run(which)
+            per_frame[which].append(seconds / max(len(codes[which]), 1))
+            equal[which] &= torch.equal(codes[which], codes["reference"])
+    ms = {which: 1000 * statistics.median(times) for which, times in per_frame.items()}
+    return dict(preset=args.checkpoint or preset, frames=len(codes["ours"]), ms=ms, equal=equal, build_s=built,
+                warm_s=warm, spread={w: (1000 * min(t), 1000 * max(t)) for w, t in per_frame.items()})
 
 
 def main() -> int:
@@ -108,7 +115,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding (default: the reference's sampling)")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--compile", action="store_true", help="torch.compile each decoder layer of our loop")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time our loop with torch.compile'd decoder layers (compiles for minutes on CPU)")
     args = parser.parse_args()
 
     import torch
@@ -118,14 +126,16 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(f"machine: {machine(args.device, args.threads)}")
     print(f"mode: {'greedy' if args.greedy else 'sampled (reference defaults), seed ' + str(args.seed)}; "
-          f"{args.frames} frames/run; median of {args.repeats}; compile={args.compile}")
-    print(f"{'model':>10} {'frames':>6} {'reference ms/frame':>19} {'ours ms/frame':>14} {'speed-up':>8}  tokens")
+          f"{args.frames} frames/run; median of {args.repeats}")
+    print(f"{'model':>10} {'variant':>9} {'frames':>6} {'ms/frame':>9} {'min-max':>13} {'speed-up':>8}  tokens vs reference")
     for preset in ([None] if args.checkpoint else (args.preset or ["tiny"])):
         row = bench(args, preset)
-        print(f"{row['preset']:>10} {row['frames']:>6} {row['ref_ms']:>19.1f} {row['ours_ms']:>14.1f} "
-              f"{row['speedup']:>7.2f}x  {'identical' if row['equal'] else 'DIFFERENT'}"
-              f"   (ours min/max {row['spread'][0]:.1f}/{row['spread'][1]:.1f} ms; model built in {row['build_s']:.0f} s)",
-              flush=True)
+        for which, ms in row["ms"].items():
+            low, high = row["spread"][which]
+            print(f"{row['preset']:>10} {which:>9} {row['frames']:>6} {ms:>9.1f} {f'{low:.0f}-{high:.0f}':>13} "
+                  f"{row['ms']['reference'] / ms:>7.2f}x  {'identical' if row['equal'][which] else 'DIFFERENT'}",
+                  flush=True)
+        print(f"{'':>10} (model built in {row['build_s']:.0f} s; warm-up incl. compilation {row['warm_s']:.0f} s)")
     return 0
 
 

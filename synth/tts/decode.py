@@ -112,8 +112,10 @@ class _Stack:
             self.cache = StaticKV(*shape, capacity, weight.dtype, weight.device)
 
     def _mask(self, start: int, count: int, like: torch.Tensor):
-        """None for sdpa (causal is implied for a fresh multi-token pass); an additive mask for eager attention."""
-        if not self.eager or count == 1:
+        """None where attention needs none: one new position (it sees the whole filled cache), or a fresh
+        multi-position pass under sdpa/flash (their causal flag). Otherwise an additive causal mask, as
+        transformers builds it for eager attention (sdpa's causal flag would misalign after `start` > 0)."""
+        if count == 1 or (start == 0 and not self.eager):
             return None
         total = start + count
         rows = torch.arange(start, total, device=like.device).view(-1, 1)

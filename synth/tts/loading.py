@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,6 +21,35 @@ from diarize.models import ModelNotFoundError, resolve
 #: no Qwen3-TTS weights ship with voicemap: the default name only appears in error messages
 TTS_DEFAULT = "qwen3-tts-base"
 TTS_EXAMPLE = "Qwen/Qwen3-TTS-12Hz-0.6B-Base"
+
+
+@contextmanager
+def quiet_import_output():
+    """Silence what qwen-tts's import writes to the terminal (a flash-attn banner on stdout, and a `sox` probe
+    that a dependency runs in a shell). File-descriptor level, because the probe is a child process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def import_qwen_tts():
+    """`qwen_tts`, imported once with its import-time chatter silenced (errors still raise)."""
+    if "qwen_tts" not in sys.modules:
+        with quiet_import_output():
+            import qwen_tts  # noqa: F401
+    return sys.modules["qwen_tts"]
 
 
 class TTSModelError(ValueError):
@@ -71,8 +102,6 @@ def load_tts(spec: str | os.PathLike, *, device: str | torch.device = "cpu", dty
     `spec` is a local folder or a hub id; a hub id is looked up in the Hugging Face cache first and downloaded
     only because the user named it (see diarize.models). Everything then loads from that local folder.
     """
-    from qwen_tts import Qwen3TTSModel
-
     folder = checkpoint_folder(spec)
     read_base_config(folder, label=str(spec))
     kwargs: dict = {"local_files_only": True}
@@ -80,7 +109,7 @@ def load_tts(spec: str | os.PathLike, *, device: str | torch.device = "cpu", dty
         kwargs["dtype"] = dtype
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    tts = Qwen3TTSModel.from_pretrained(str(folder), **kwargs)
+    tts = import_qwen_tts().Qwen3TTSModel.from_pretrained(str(folder), **kwargs)
     tts.model.to(device).eval()
     tts.device = torch.device(device)
     tts.model.speech_tokenizer.model.to(device).eval()

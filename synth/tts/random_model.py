@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .loading import import_qwen_tts
+
 #: the 12 Hz Base checkpoints' token layout (talker codec vocabulary 3072, text vocabulary 151936)
 CODEC_IDS = dict(
     codec_pad_id=2148,
@@ -79,6 +81,7 @@ def talker_sizes(preset: str) -> dict:
 
 def tts_config(preset: str = "tiny", *, tts_model_type: str = "base"):
     """A `Qwen3TTSConfig` with the real vocabulary layout and the preset's sizes."""
+    import_qwen_tts()
     from qwen_tts.core.models import Qwen3TTSConfig
 
     sizes = talker_sizes(preset)
@@ -102,6 +105,7 @@ def tts_config(preset: str = "tiny", *, tts_model_type: str = "base"):
 
 def codec_config(preset: str = "tiny"):
     """The 12 Hz speech tokenizer config: real codebooks (16 x 2048) and 1920x upsampling, small widths for tiny."""
+    import_qwen_tts()
     from qwen_tts.core.tokenizer_12hz.configuration_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Config
 
     if preset == "tiny":
@@ -186,6 +190,7 @@ def _randomize(model: torch.nn.Module, seed: int, *, fan_in_scaled: bool = False
 
 def write_checkpoint(folder: str | Path, preset: str = "tiny", *, seed: int = 0, tts_model_type: str = "base") -> Path:
     """Write a complete random-weight checkpoint folder loadable by `qwen_tts.Qwen3TTSModel.from_pretrained`."""
+    import_qwen_tts()
     from qwen_tts.core.models import Qwen3TTSForConditionalGeneration
     from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
 
@@ -228,6 +233,7 @@ def build_in_memory(preset: str = "tiny", *, seed: int = 0, tokenizer_folder: st
     """
     import tempfile
 
+    import_qwen_tts()
     from qwen_tts import Qwen3TTSModel
     from qwen_tts.core.models import Qwen3TTSForConditionalGeneration, Qwen3TTSProcessor
     from transformers import AutoTokenizer
