@@ -262,7 +262,7 @@ class Qwen3SpeakerNetwork(nn.Module):
         centre = share @ x
         variance = x.new_zeros(x.shape[1])
         for start in range(0, len(x), block):
-            variance += share[start:start + block] @ (x[start:start + block] - centre).square()
+            variance += share[start:start + block] @ (x[start:start + block] - centre).square_()
         std = variance.clamp(min=STATS_EPS).sqrt()
         context = w_mean @ centre + w_std @ std + self.asp.tdnn.conv.bias
         log_weight = None if bool((weight == 1).all()) else torch.log(weight)
@@ -272,18 +272,20 @@ class Qwen3SpeakerNetwork(nn.Module):
         second = torch.zeros_like(centre)
         for start in range(0, len(x), block):
             stop = start + block
-            logits = torch.tanh(torch.relu(projected[start:stop] + context)) @ conv_weight.T + self.asp.conv.bias
+            # in-place steps: each block's temporaries are allocated once, which is most of the time here
+            hidden = (projected[start:stop] + context).relu_().tanh_()
+            logits = torch.addmm(self.asp.conv.bias, hidden, conv_weight.T)
             if log_weight is not None:
                 logits += log_weight[start:stop, None]
             new_top = torch.maximum(top, logits.max(dim=0).values)
             rescale = torch.exp(top - new_top)
             top = new_top
-            scores = torch.exp(logits - top)
+            scores = logits.sub_(top).exp_()
             deviation = x[start:stop] - centre
-            weighted = scores * deviation
             total = total * rescale + scores.sum(dim=0)
+            weighted = scores.mul_(deviation)
             first = first * rescale + weighted.sum(dim=0)
-            second = second * rescale + (weighted * deviation).sum(dim=0)
+            second = second * rescale + weighted.mul_(deviation).sum(dim=0)
         offset = first / total
         pooled_mean = centre + offset
         pooled_std = (second / total - offset.square()).clamp(min=STATS_EPS).sqrt()
