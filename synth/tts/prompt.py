@@ -2,12 +2,13 @@
 
 Layout of the prefill (one row per position, each row the sum of a text-side and a codec-side embedding):
 
-    <|im_start|> assistant \\n           text embeddings (projected), no codec part
-    tts_pad + codec control tokens      "nothink, think_bos, think_eos" (auto language) or
+    <|im_start|> assistant \n           projected text embeddings only
+    tts_pad + codec control tokens      "nothink, think_bos, think_eos" (language auto) or
                                         "think, think_bos, <language>, think_eos"
     tts_pad + SPEAKER VECTOR            the slot where qwen-tts puts its speaker encoder's output
-    tts_pad + codec_pad
-    tts_bos + codec_bos ... (streaming text) first text token + codec_bos
+    tts_bos + codec_pad
+    first text token + codec_bos        (streaming text; non-streaming: every text token and tts_eos over
+                                        codec_pad, then tts_pad + codec_bos)
 
 In streaming-text mode (qwen-tts's default for voice cloning) the remaining text tokens, then tts_eos, are fed
 one per generated frame ("trailing text"); in non-streaming mode the whole text sits in the prefill.
