@@ -272,7 +272,7 @@ class Qwen3SpeakerNetwork(nn.Module):
         second = torch.zeros_like(centre)
         for start in range(0, len(x), block):
             stop = start + block
-            # in-place steps: each block's temporaries are allocated once, which is most of the time here
+            # in place where possible: at this size, allocating and writing temporaries costs more than the math
             hidden = (projected[start:stop] + context).relu_().tanh_()
             logits = torch.addmm(self.asp.conv.bias, hidden, conv_weight.T)
             if log_weight is not None:
