@@ -64,11 +64,12 @@ def bench(args, preset: str) -> dict:
     from synth.tts.synthesizer import Synthesizer
 
     built = time.perf_counter()
+    dtype = getattr(torch, args.dtype)
     if args.checkpoint:
-        synth = Synthesizer.load(args.checkpoint, device=args.device)
+        synth = Synthesizer.load(args.checkpoint, device=args.device, dtype=dtype)
     else:
         tts = build_in_memory(preset, seed=0)
-        tts.model.to(args.device)
+        tts.model.to(device=args.device, dtype=dtype)
         tts.device = torch.device(args.device)
         synth = Synthesizer(tts)
     # same weights, our loop with compiled layer wrappers; timed in the same rounds as the eager loop
@@ -113,6 +114,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machines are shared)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="weights and activations of both loops")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding (default: the reference's sampling)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--compile", action="store_true",
@@ -126,7 +129,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     print(f"machine: {machine(args.device, args.threads)}")
     print(f"mode: {'greedy' if args.greedy else 'sampled (reference defaults), seed ' + str(args.seed)}; "
-          f"{args.frames} frames/run; median of {args.repeats}")
+          f"{args.frames} frames/run; median of {args.repeats}; {args.dtype}")
     print(f"{'model':>10} {'variant':>9} {'frames':>6} {'ms/frame':>9} {'min-max':>13} {'speed-up':>8}  tokens vs reference")
     for preset in ([None] if args.checkpoint else (args.preset or ["tiny"])):
         row = bench(args, preset)

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-new-tokens", type=int, help="cap on generated codec frames (default: the checkpoint's)")
     parser.add_argument("--temperature", type=float, help="sampling temperature (default: the checkpoint's)")
     parser.add_argument("--device", default="cpu", help="torch device")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="weight precision (bfloat16/float16 are for GPUs: on our CPU bfloat16 was slower than float32)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run)
 
@@ -53,16 +55,15 @@ def _voice_vector(args, synthesizer):
 
 def run(args) -> int:
     import soundfile as sf
+    import torch
 
     from diarize.models import ModelNotFoundError
     from synth.tts import Synthesizer, TTSModelError, VoiceVectorError
     from synth.tts.voices import VoiceSourceError
 
-    import torch
-
     output = Path(args.output)
     try:
-        synthesizer = Synthesizer.load(args.model, device=args.device)
+        synthesizer = Synthesizer.load(args.model, device=args.device, dtype=getattr(torch, args.dtype))
         vector, label = _voice_vector(args, synthesizer)
         sampling = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
                     "subtalker_temperature": args.temperature}

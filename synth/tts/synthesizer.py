@@ -19,17 +19,20 @@ from .stream import AudioChunk, StreamingCodecDecoder, chunk_audio
 class Synthesizer:
     """Text + speaker vector -> codec frames -> 24 kHz speech, with qwen-tts's weights and our cached loop.
 
+    One generation at a time per Synthesizer: the decoding loop's caches are reused from one utterance to the
+    next (use one Synthesizer per worker thread).
+
     `compile=True` runs each decoder layer of our loop through `torch.compile` (regional compilation, dynamic
-    shapes because the attended cache grows by one position per step). It is off by default: on CPU it was
-    slower than eager in our measurements (see benchmarks/bench_tts.py) after minutes of compiling, and
-    compiled kernels may round differently, so bit-exact parity with the reference is promised only without it.
+    shapes because the attended cache grows by one position per step). It is off by default: on our 2-core CPU it
+    gained about 5% per frame on the tiny model (27.0 vs 28.6 ms, within run-to-run noise; same tokens) for
+    about 4 minutes of compilation on a cold cache (benchmarks/bench_tts.py --compile), and compiled kernels
+    may round differently, so bit-exact parity with the reference is promised only without it.
     """
 
     def __init__(self, tts, *, compile: bool = False):
         self.tts = tts  # qwen_tts.Qwen3TTSModel: model, processor, generate_defaults
         self.model = tts.model
         self.decoder = FrameDecoder(self.model)
-        self._codec_stream: StreamingCodecDecoder | None = None
         if compile:
             self.decoder.compile()
 
@@ -101,7 +104,6 @@ class Synthesizer:
                **options) -> Iterator[AudioChunk]:
         """AudioChunks as frames arrive; concatenated, they equal `synthesize` up to float rounding."""
         frames = self.frames(text, vector, **options)  # validates inputs before the first chunk is awaited
-        if self._codec_stream is None:
-            self._codec_stream = StreamingCodecDecoder(self.model.speech_tokenizer.model.decoder)
-        return chunk_audio(frames, self._codec_stream, self.sample_rate,
-                           first_chunk_frames=first_chunk_frames, chunk_frames=chunk_frames)
+        codec = StreamingCodecDecoder(self.model.speech_tokenizer.model.decoder)  # state only; weights shared
+        return chunk_audio(frames, codec, self.sample_rate, first_chunk_frames=first_chunk_frames,
+                           chunk_frames=chunk_frames)
