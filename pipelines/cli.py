@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "pipelines.commands.export_onnx",
     "pipelines.commands.eval_verification",
     "pipelines.commands.synth",
+    "pipelines.commands.batch",
 ]
 
 

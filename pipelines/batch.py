@@ -1,0 +1,373 @@
+"""Ray jobs over archives: a pool of actors that each load the models once, fed one file at a time by the
+driver, which alone writes outputs and the job state in OUTDIR (see batch_state.py).
+
+Why actors fed by the driver rather than Ray Data: the driver needs every result as soon as it exists
+(to commit it, so that a kill loses only files in flight), must notice a dead worker and retry its file
+exactly once, and must never let a worker pool starve the step that collects results; a plain actor pool
+with at most one file in flight per actor gives all three with little code. The same code runs on the
+local runtime it starts and on a cluster given by --address / RAY_ADDRESS.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from diarize.output import atomic_write_text
+from diarize.pipeline import DiarizationConfig
+
+from .batch_state import DONE, FAILED, SUMMARY_NAME, BatchError, JobState
+from .inputs import expand_inputs, output_stem
+
+#: a file whose worker died this many times is recorded as failed instead of being tried again
+MAX_DEATHS = 2
+#: a worker slot whose actor dies this many times in a row while loading models stops the job
+MAX_START_FAILURES = 3
+
+
+@dataclass
+class Input:
+    path: Path
+    output: str  # OUTDIR-relative name without extension
+    uri: str  # the name inside the RTTM (the file stem, as `voicemap diarize` writes it)
+
+
+def error_line(path, error: BaseException) -> str:
+    """One line naming the input and the cause, without traceback or command prefix."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{path}: {error.strerror}"  # str() would read "[Errno 2] ...: '<path>'"
+    text = str(error).strip()
+    message = text.splitlines()[0] if text else type(error).__name__
+    return message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+def read_manifest(manifest: Path) -> list[Input]:
+    """A manifest TSV (`uri audio ...` columns, paths relative to its folder): outputs named by uri."""
+    try:
+        with open(manifest, newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream, delimiter="\t"))
+    except OSError as error:
+        raise BatchError(error_line(manifest, error)) from error
+    if rows and "audio" not in rows[0]:
+        raise BatchError(f"{manifest}: manifest has no 'audio' column (columns: {', '.join(rows[0])})")
+    found = []
+    for row in rows:
+        path = (manifest.parent / row["audio"]).resolve()
+        uri = row.get("uri") or path.stem
+        found.append(Input(path, uri, uri))
+    return found
+
+
+def collect_inputs(sources: list[str]) -> list[Input]:
+    """Folders (recursive, audio extensions), files, and manifest TSVs, in the order given."""
+    found: list[Input] = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.suffix.lower() == ".tsv" and not path.is_dir():
+            found.extend(read_manifest(path))
+            continue
+        for audio, root in expand_inputs([str(path)]):
+            found.append(Input(audio.resolve(), output_stem(audio, root), audio.stem))
+    return found
+
+
+# --- the worker -----------------------------------------------------------------------------------
+
+class DiarizeWorker:
+    """Runs inside a Ray actor: holds one Diarizer, so models load once per worker, not per file."""
+
+    def __init__(self, config: DiarizationConfig, threads: int):
+        from diarize.privacy import quiet_dependencies
+
+        quiet_dependencies()  # the worker imports pyannote/onnxruntime itself; a cluster node may lack our env
+        import torch
+
+        # each actor owns `threads` CPUs; more torch threads than that would fight the other actors
+        torch.set_num_threads(threads)
+        from diarize.pipeline import Diarizer
+
+        self.diarizer = Diarizer(config)
+
+    def ready(self) -> dict:
+        """Load the models now, so a missing model stops the job once instead of failing every file."""
+        self.diarizer.segmenter.model
+        self.diarizer.encoder
+        return {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def process(self, path: str, uri: str) -> dict:
+        from diarize.audio import Waveform, load_audio
+        from diarize.output import to_json_dict, to_rttm
+
+        start = time.perf_counter()
+        try:
+            waveform = load_audio(path)
+            if waveform.uri != uri:
+                waveform = Waveform(waveform.samples, waveform.sample_rate, uri)
+            decoded = time.perf_counter()
+            result = self.diarizer(waveform)
+            del waveform  # results travel back, never audio
+        except Exception as error:  # any failure is this file's, recorded, and the worker goes on
+            return {"ok": False, "error": error_line(path, error)}
+        finished = time.perf_counter()
+        return {
+            "ok": True,
+            # exactly what diarize.output.write_result writes, so batch and `voicemap diarize` agree byte for byte
+            "rttm": to_rttm(result),
+            "json": json.dumps(to_json_dict(result), ensure_ascii=False, indent=1) + "\n",
+            "duration": result.duration,
+            "speakers": len(result.labels),
+            "timings": {"decode": round(decoded - start, 3), "diarize": round(finished - decoded, 3),
+                        "total": round(finished - start, 3)},
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+        }
+
+
+# --- the driver -----------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    task: str
+    done: int = 0
+    skipped: int = 0
+    failed: list = None
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    workers: int = 0
+    worker_deaths: int = 0
+    not_retried: int = 0  # earlier failures skipped because --retry-failed was not given
+    interrupted: bool = False
+
+    def __post_init__(self):
+        self.failed = self.failed or []
+
+
+class _Slot:
+    """One actor of the pool: starting (ready_ref), idle, or busy with one file (task_ref)."""
+
+    def __init__(self, actor, ready_ref):
+        self.actor, self.ready_ref = actor, ready_ref
+        self.pid = None
+        self.task_ref = None
+        self.item: Input | None = None
+        self.start_failures = 0
+
+
+def _connect(address: str | None, workers: int | None, cpus_per_worker: float) -> tuple[bool, int]:
+    """Attach to a cluster (address or RAY_ADDRESS), reuse an initialized runtime, or start a local one.
+    -> (whether we started it, number of workers)."""
+    from diarize.privacy import quiet_dependencies
+
+    quiet_dependencies()  # RAY_USAGE_STATS_ENABLED=0 must be set before ray reads it
+    import ray
+
+    if ray.is_initialized():
+        started = False
+    elif address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address or os.environ["RAY_ADDRESS"], logging_level=logging.WARNING, log_to_driver=False)
+        started = True
+    else:
+        local_workers = workers or os.cpu_count() or 1
+        ray.init(num_cpus=max(1, math.ceil(local_workers * cpus_per_worker)), include_dashboard=False,
+                 logging_level=logging.WARNING, log_to_driver=False)
+        started = True
+    if workers is None:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+    return started, workers
+
+
+def _plan(state: JobState, inputs: list[Input], retry_failed: bool, summary: Summary) -> list[Input]:
+    """Rows for every input; -> the inputs that need a worker this run."""
+    todo, outputs_seen = [], {}
+    for item in inputs:
+        path = str(item.path)
+        previous = state.row(path)
+        owner = outputs_seen.setdefault(item.output, path)
+        if owner != path:
+            # two inputs (a.wav and a.flac, or a repeated uri) would overwrite each other's results
+            message = f"{path}: output name {item.output!r} is already used by {owner}"
+            state.mark_failed(path, item.output, message, 0)
+            summary.failed.append({"path": path, "error": message})
+            continue
+        try:
+            size, mtime_ns, digest = state.identify_file(item.path, previous)
+        except OSError as error:
+            message = error_line(path, error)
+            state.mark_failed(path, item.output, message, 0)
+            summary.failed.append({"path": path, "error": message})
+            continue
+        unchanged = previous is not None and previous.hash == digest and previous.output == item.output
+        if unchanged and previous.status == DONE and all(
+                (state.outdir / f"{item.output}{suffix}").is_file() for suffix in (".rttm", ".json")):
+            summary.skipped += 1
+            continue
+        if unchanged and previous.status == FAILED and not retry_failed:
+            summary.skipped += 1
+            summary.not_retried += 1
+            continue
+        state.mark_pending(path, item.output, size, mtime_ns, digest)
+        todo.append(item)
+    return todo
+
+
+def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig = DiarizationConfig(), *,
+              workers: int | None = None, address: str | None = None, retry_failed: bool = False,
+              cpus_per_worker: float = 1.0, quiet: bool = True,
+              on_dispatch: Callable[[Path, int], None] | None = None) -> Summary:
+    """Diarize every input into OUTDIR/<name>.rttm|.json, resuming from OUTDIR's job state.
+
+    on_dispatch(path, worker pid) is called as each file is handed to a worker (progress displays, and
+    the tests that kill a worker mid-file). Returns the run's Summary, also written to OUTDIR/summary.json.
+    Ctrl-C stops the job with summary.interrupted set; files in flight stay pending for the next run.
+    """
+    task = "diarize"
+    clock = time.perf_counter()
+    outdir = Path(outdir)
+    summary = Summary(task)
+    inputs = collect_inputs(sources)
+    state = JobState(outdir, task, asdict(config))
+    started = False
+    try:
+        state.remove_stale_temporaries()
+        todo = deque(_plan(state, inputs, retry_failed, summary))
+        if todo:
+            started, summary.workers = _connect(address, workers, cpus_per_worker)
+            try:
+                _drive(state, todo, config, summary, cpus_per_worker, quiet, on_dispatch)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+    finally:
+        summary.wall_seconds = round(time.perf_counter() - clock, 3)
+        try:
+            atomic_write_text(outdir / SUMMARY_NAME, json.dumps(asdict(summary), ensure_ascii=False, indent=1) + "\n")
+        finally:
+            state.close()
+            if started:
+                import ray
+
+                ray.shutdown()
+    return summary
+
+
+def _drive(state: JobState, todo: deque, config: DiarizationConfig, summary: Summary, cpus_per_worker: float,
+           quiet: bool, on_dispatch) -> None:
+    import ray
+    from ray.exceptions import RayActorError, RayError, RayTaskError
+    from tqdm import tqdm
+
+    threads = max(1, int(cpus_per_worker))
+    actor_class = ray.remote(num_cpus=cpus_per_worker, max_restarts=0, max_task_retries=0)(DiarizeWorker)
+
+    def new_slot(previous: _Slot | None = None) -> _Slot:
+        actor = actor_class.remote(config, threads)
+        slot = _Slot(actor, actor.ready.remote())
+        if previous is not None:
+            slot.start_failures = previous.start_failures
+        return slot
+
+    slots = [new_slot() for _ in range(min(summary.workers, len(todo)))]
+    deaths: dict[str, int] = {}
+    bar = tqdm(total=len(todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None, file=sys.stderr)
+
+    def record(item: Input, outcome: dict, attempts: int) -> None:
+        path = str(item.path)
+        if outcome["ok"]:
+            # outputs first, then the row: a kill in between leaves the row pending and the file redone,
+            # and each output is replaced whole, so no reader ever sees half a file
+            atomic_write_text(state.outdir / f"{item.output}.rttm", outcome["rttm"])
+            atomic_write_text(state.outdir / f"{item.output}.json", outcome["json"])
+            state.mark_done(path, outcome["duration"], outcome["speakers"], attempts, outcome["timings"],
+                            outcome["worker"])
+            summary.done += 1
+            summary.audio_seconds = round(summary.audio_seconds + outcome["duration"], 3)
+        else:
+            state.mark_failed(path, item.output, outcome["error"], attempts)
+            summary.failed.append({"path": path, "error": outcome["error"]})
+            if not quiet:
+                bar.write(f"voicemap: {outcome['error']}", file=sys.stderr)
+        bar.update(1)
+        bar.set_postfix_str(f"{summary.audio_seconds / 3600:.2f} h audio, {len(summary.failed)} failed")
+
+    try:
+        while todo or any(slot.task_ref is not None for slot in slots):
+            for slot in slots:
+                if slot.pid is not None and slot.task_ref is None and todo:
+                    slot.item = todo.popleft()
+                    slot.task_ref = slot.actor.process.remote(str(slot.item.path), slot.item.uri)
+                    if on_dispatch:
+                        on_dispatch(slot.item.path, slot.pid)
+            waiting = {ref: slot for slot in slots for ref in (slot.ready_ref, slot.task_ref) if ref is not None}
+            if not waiting:
+                break  # no file left for any worker (all slots idle and nothing queued)
+            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=1.0)
+            for ref in ready:
+                slot = waiting[ref]
+                index = slots.index(slot)
+                if ref is slot.ready_ref:
+                    slot.ready_ref = None
+                    try:
+                        slot.pid = ray.get(ref)["pid"]
+                        slot.start_failures = 0
+                    except RayTaskError as error:
+                        # the models cannot load: every file would fail the same way
+                        raise BatchError(f"worker could not load the models: {error_line('', error.cause or error).lstrip(': ')}") from None
+                    except RayError:
+                        if slot.start_failures + 1 >= MAX_START_FAILURES:
+                            raise BatchError(f"workers died {MAX_START_FAILURES} times while loading the models "
+                                             "(out of memory?)") from None
+                        slots[index] = new_slot(slot)
+                        slots[index].start_failures += 1
+                        summary.worker_deaths += 1
+                    continue
+                item, slot.task_ref, slot.item = slot.item, None, None
+                try:
+                    outcome = ray.get(ref)
+                except RayTaskError as error:
+                    # the call itself broke (e.g. a result that cannot be serialized); the actor lives on
+                    outcome = {"ok": False, "error": error_line(item.path, error.cause or error)}
+                except (RayActorError, RayError):
+                    # the worker died (OOM kill, segfault, node lost): replace it, retry its file once
+                    summary.worker_deaths += 1
+                    slots[index] = new_slot()
+                    path = str(item.path)
+                    deaths[path] = deaths.get(path, 0) + 1
+                    if deaths[path] < MAX_DEATHS:
+                        todo.appendleft(item)
+                        continue
+                    record(item, {"ok": False, "error": f"{path}: the worker died {deaths[path]} times while "
+                                                        "processing it (out of memory or a crash in a decoder)"},
+                           attempts=deaths[path])
+                    continue
+                record(item, outcome, attempts=deaths.get(str(item.path), 0) + 1)
+    finally:
+        bar.close()
+        for slot in slots:
+            ray.kill(slot.actor, no_restart=True)
+
+
+def summary_table(summary: Summary) -> str:
+    hours = summary.audio_seconds / 3600
+    speed = summary.audio_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
+    rows = [("done", str(summary.done)), ("skipped", f"{summary.skipped}"
+                                          + (f" ({summary.not_retried} earlier failures; --retry-failed)" if summary.not_retried else "")),
+            ("failed", str(len(summary.failed))), ("audio", f"{hours:.3f} h"),
+            ("wall", f"{summary.wall_seconds:.1f} s"), ("speed", f"{speed:.1f}x real time"),
+            ("workers", str(summary.workers))]
+    if summary.worker_deaths:
+        rows.append(("worker deaths", str(summary.worker_deaths)))
+    lines = [f"  {name:<14}{value}" for name, value in rows]
+    lines += [f"  failed: {entry['error']}" for entry in summary.failed]
+    if summary.interrupted:
+        lines.append("  interrupted: rerun the same command to finish (done files are kept)")
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""`voicemap batch diarize`: who spoke when over an archive, on Ray, resumable from OUTDIR's job state."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_diarization_options, config_from_args
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        help="Ray jobs over archives: resumable, fault-isolated, parallel",
+        description="Run a job over many recordings on Ray (a local runtime by default, a cluster with --address "
+        "or RAY_ADDRESS). Job state lives in OUTDIR/voicemap-batch.sqlite: rerunning the same command skips "
+        "files already done (same content hash) and retries failed ones only with --retry-failed.",
+    )
+    jobs = parser.add_subparsers(dest="job", metavar="JOB")
+    diarize = jobs.add_parser(
+        "diarize",
+        help="who spoke when, for every input",
+        description="Diarize every input into OUTDIR/<path relative to its SRC, without extension>.rttm and "
+        ".json; SRC is a folder (searched recursively), an audio file, or a manifest TSV (columns uri, audio; "
+        "outputs named by uri). Prints a summary table and writes OUTDIR/summary.json. Exit status: 0 when "
+        "nothing failed in this run, 1 when some input failed, 2 for a job-level error, 130 when interrupted.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    diarize.add_argument("sources", nargs="+", metavar="SRC", help="folders, audio files or manifest .tsv files")
+    diarize.add_argument("-o", "--outdir", required=True, help="folder for outputs, job state and summary.json")
+    diarize.add_argument("--workers", type=int,
+                         help="worker actors, each loading the models once (default: one per CPU of the runtime)")
+    diarize.add_argument("--cpus-per-worker", type=float, default=1.0,
+                         help="CPUs Ray reserves for each worker (fractions allowed); torch uses that many threads")
+    diarize.add_argument("--address", help="Ray cluster to attach to (default: $RAY_ADDRESS, else a local runtime)")
+    diarize.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
+    add_diarization_options(diarize)
+    diarize.set_defaults(func=run)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def run(args) -> int:
+    from pipelines.batch import run_batch, summary_table
+    from pipelines.batch_state import BatchError
+
+    if args.workers is not None and args.workers < 1:
+        print("voicemap batch: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.cpus_per_worker <= 0:
+        print("voicemap batch: --cpus-per-worker must be positive", file=sys.stderr)
+        return 2
+    try:
+        config = config_from_args(args)
+        summary = run_batch(args.sources, args.outdir, config, workers=args.workers, address=args.address,
+                            retry_failed=args.retry_failed, cpus_per_worker=args.cpus_per_worker, quiet=args.quiet)
+    except (BatchError, ValueError) as error:
+        print(f"voicemap batch: {error}", file=sys.stderr)
+        return 2
+    print(f"batch {args.job}: {args.outdir}\n{summary_table(summary)}", file=sys.stderr)
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0

@@ -1,0 +1,234 @@
+"""`voicemap batch diarize` on a real Ray runtime over real clips mixed with broken files: results equal to the
+single-process diarization, failures recorded per file, resume without redoing work, and recovery from a
+killed driver and from killed workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.batch import collect_inputs, run_batch
+from pipelines.batch_state import STATE_NAME, SUMMARY_NAME, BatchError, JobState, read_rows
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CLIP_SECONDS = 12  # short excerpts of the shared clips keep the whole module within a few minutes on 2 CPUs
+GOOD = {"a.flac": "dev01", "sub/b.flac": "sample"}
+BROKEN = ["empty.wav", "text.wav", "sub/truncated.flac"]
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """One local runtime for the module (run_batch reuses an initialized one and leaves it running)."""
+    from diarize.privacy import quiet_dependencies
+
+    quiet_dependencies()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, shared_data) -> Path:
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("archive")
+    (root / "sub").mkdir()
+    for name, uri in GOOD.items():
+        samples, rate = sf.read(shared_data / "diarization" / "audio" / f"{uri}.flac")
+        sf.write(root / name, samples[: rate * CLIP_SECONDS], rate)
+    (root / "empty.wav").write_bytes(b"")
+    (root / "text.wav").write_text("these are not the samples you are looking for\n")
+    whole = (shared_data / "diarization" / "audio" / "trn02.flac").read_bytes()
+    (root / "sub" / "truncated.flac").write_bytes(whole[: len(whole) // 3])
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(archive) -> dict[str, tuple[str, str]]:
+    """RTTM and JSON text that `voicemap diarize` (Diarizer + write_result) gives each good clip."""
+    import torch
+
+    from diarize.output import write_result
+    from diarize.pipeline import Diarizer
+
+    torch.set_num_threads(1)  # as inside a 1-CPU worker, so float summation order is the same
+    diarizer, expected = Diarizer(), {}
+    outdir = archive.parent / "reference"
+    for name in GOOD:
+        stem = name.rsplit(".", 1)[0]
+        rttm, json_path = write_result(diarizer(archive / name), outdir, stem)
+        expected[stem] = (rttm.read_text(), json_path.read_text())
+    return expected
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_runtime, archive, tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("out")
+    summary = run_batch([str(archive)], outdir, workers=2)
+    return outdir, summary
+
+
+def _outputs(outdir: Path) -> dict[str, int]:
+    """Every file under OUTDIR except the job's own, with its mtime (ns)."""
+    own = {STATE_NAME, SUMMARY_NAME, ".voicemap-batch.lock"}
+    return {str(path.relative_to(outdir)): path.stat().st_mtime_ns for path in sorted(outdir.rglob("*"))
+            if path.is_file() and not path.name.startswith(STATE_NAME) and path.name not in own}
+
+
+def _expected_outputs() -> set[str]:
+    return {f"{name.rsplit('.', 1)[0]}{suffix}" for name in GOOD for suffix in (".rttm", ".json")}
+
+
+def test_good_files_match_single_process_diarization(first_run, reference):
+    outdir, summary = first_run
+    assert summary.done == len(GOOD) and summary.skipped == 0
+    assert set(_outputs(outdir)) == _expected_outputs()  # nothing for broken files, no temporaries
+    for stem, (rttm, json_text) in reference.items():
+        assert rttm.strip(), f"{stem}: the reference found no speech; the comparison would be empty"
+        assert (outdir / f"{stem}.rttm").read_text() == rttm
+        assert (outdir / f"{stem}.json").read_text() == json_text
+    assert summary.audio_seconds == pytest.approx(len(GOOD) * CLIP_SECONDS, abs=0.01)
+
+
+def test_broken_files_fail_alone_with_one_line(first_run, archive):
+    outdir, summary = first_run
+    failed = {entry["path"]: entry["error"] for entry in summary.failed}
+    assert set(failed) == {str(archive / name) for name in BROKEN}
+    for path, error in failed.items():
+        assert "\n" not in error and error.startswith(path)
+    assert "empty" in failed[str(archive / "empty.wav")]
+    on_disk = json.loads((outdir / SUMMARY_NAME).read_text())
+    assert on_disk["done"] == 2 and on_disk["skipped"] == 0 and on_disk["failed"] == summary.failed
+    assert on_disk["wall_seconds"] > 0 and on_disk["audio_seconds"] == pytest.approx(2 * CLIP_SECONDS, abs=0.01)
+
+
+def test_manifest_rows(first_run, archive):
+    outdir, _ = first_run
+    rows = {Path(row["path"]).name: row for row in read_rows(outdir)}
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "a.flac": "done", "b.flac": "done", "empty.wav": "failed", "text.wav": "failed", "truncated.flac": "failed"}
+    good = rows["a.flac"]
+    assert good["size"] == (archive / "a.flac").stat().st_size and len(good["hash"]) == 32
+    assert good["duration"] == pytest.approx(CLIP_SECONDS, abs=0.01) and good["speakers"] >= 1
+    assert good["attempts"] == 1 and json.loads(good["timings"])["total"] > 0
+    assert rows["text.wav"]["error"].startswith(str(archive / "text.wav"))
+
+
+def test_rerun_does_no_work(first_run, archive):
+    outdir, _ = first_run
+    before = _outputs(outdir)
+    summary = run_batch([str(archive)], outdir, workers=2)
+    assert (summary.done, summary.skipped, summary.failed, summary.workers) == (0, 5, [], 0)
+    assert summary.not_retried == len(BROKEN)
+    assert _outputs(outdir) == before  # not one output rewritten
+
+
+def test_deleted_output_is_redone_alone_and_failures_retried_on_request(first_run, archive, reference):
+    outdir, _ = first_run
+    (outdir / "sub" / "b.json").unlink()
+    before = _outputs(outdir)
+    summary = run_batch([str(archive)], outdir, workers=2, retry_failed=True)
+    assert summary.done == 1 and summary.skipped == 1
+    assert {entry["path"] for entry in summary.failed} == {str(archive / name) for name in BROKEN}
+    after = _outputs(outdir)
+    assert after["a.rttm"] == before["a.rttm"] and after["a.json"] == before["a.json"]
+    assert after["sub/b.rttm"] != before["sub/b.rttm"]  # rewritten together with the missing JSON
+    assert (outdir / "sub" / "b.json").read_text() == reference["sub/b"][1]
+
+
+def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp_path):
+    """SIGKILL the CLI (attached to the test's runtime via --address) after its first result; the rerun
+    finishes the rest without redoing the committed file, and leaves no duplicate or partial output."""
+    outdir = tmp_path / "out"
+    command = [sys.executable, "-m", "pipelines.cli", "batch", "diarize", *(str(archive / name) for name in GOOD),
+               "-o", str(outdir), "--workers", "1", "--address", ray_runtime, "-q"]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 150
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if (outdir / STATE_NAME).exists() and any(row["status"] == "done" for row in read_rows(outdir)):
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, f"the job ended before it could be killed: {process.stdout.read()!r}"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    rows = read_rows(outdir)
+    done_before = [row["path"] for row in rows if row["status"] == "done"]
+    assert len(done_before) == 1 and [row["status"] for row in rows].count("pending") == 1
+
+    summary = run_batch([str(archive / name) for name in GOOD], outdir, workers=1)
+    assert summary.done == 1 and summary.skipped == 1 and not summary.failed
+    assert {row["status"] for row in read_rows(outdir)} == {"done"}
+    # flat inputs: OUTDIR/<stem>; exactly one RTTM and one JSON per input, nothing half-written left over
+    assert set(_outputs(outdir)) == {"a.rttm", "a.json", "b.rttm", "b.json"}
+    for stem, (rttm, json_text) in reference.items():
+        name = Path(stem).name
+        assert (outdir / f"{name}.rttm").read_text() == rttm
+        assert (outdir / f"{name}.json").read_text() == json_text
+
+
+def test_killed_worker_is_replaced_and_its_file_retried_once(ray_runtime, archive, reference, tmp_path):
+    """SIGKILL the worker process as a file is handed to it: once for a good clip (retried, then done),
+    on every attempt for another (failed after two deaths, the job goes on)."""
+    kills: dict[str, int] = {}
+
+    def kill_worker(path: Path, pid: int) -> None:
+        if path.name == "a.flac" and kills.get(path.name, 0) == 0 or path.name == "text.wav":
+            kills[path.name] = kills.get(path.name, 0) + 1
+            os.kill(pid, signal.SIGKILL)
+
+    outdir = tmp_path / "out"
+    summary = run_batch([str(archive / "a.flac"), str(archive / "text.wav")], outdir, workers=2,
+                        on_dispatch=kill_worker)
+    assert kills == {"a.flac": 1, "text.wav": 2}
+    assert summary.worker_deaths == 3 and summary.done == 1
+    assert [entry["path"] for entry in summary.failed] == [str(archive / "text.wav")]
+    assert "worker died 2 times" in summary.failed[0]["error"]
+    rows = {Path(row["path"]).name: row for row in read_rows(outdir)}
+    assert (rows["a.flac"]["status"], rows["a.flac"]["attempts"]) == ("done", 2)
+    assert (rows["text.wav"]["status"], rows["text.wav"]["attempts"]) == ("failed", 2)
+    assert (outdir / "a.rttm").read_text() == reference["a"][0]
+
+
+# --- pieces that need no Ray ---------------------------------------------------------------------
+
+def test_missing_input_fails_without_starting_workers(tmp_path):
+    missing = tmp_path / "nowhere.wav"
+    summary = run_batch([str(missing)], tmp_path / "out")
+    assert summary.workers == 0 and summary.done == 0
+    assert len(summary.failed) == 1 and summary.failed[0]["error"].startswith(str(missing))
+
+
+def test_manifest_inputs_and_output_name_collisions(tmp_path):
+    (tmp_path / "audio").mkdir()
+    for name in ("one.wav", "two.flac", "two.wav"):
+        (tmp_path / "audio" / name).write_bytes(b"")
+    manifest = tmp_path / "list.tsv"
+    manifest.write_text("uri\taudio\trttm\nmeeting-1\taudio/one.wav\tx.rttm\n")
+    inputs = collect_inputs([str(manifest)])
+    assert [(item.path, item.output, item.uri) for item in inputs] == [
+        ((tmp_path / "audio" / "one.wav").resolve(), "meeting-1", "meeting-1")]
+    # two.flac and two.wav would both write OUTDIR/two.*: the second fails with a reason, before any work
+    summary = run_batch([str(tmp_path / "audio")], tmp_path / "out")
+    collision = [entry["error"] for entry in summary.failed if "already used" in entry["error"]]
+    assert len(collision) == 1 and "two" in collision[0]
+
+
+def test_changed_settings_and_concurrent_jobs_are_refused(tmp_path):
+    state = JobState(tmp_path, "diarize", {"threshold": None})
+    with pytest.raises(BatchError, match="another batch job"):
+        JobState(tmp_path, "diarize", {"threshold": None})
+    state.close()
+    with pytest.raises(BatchError, match="threshold"):
+        JobState(tmp_path, "diarize", {"threshold": 0.6})
