@@ -97,6 +97,18 @@ def test_vector_fills_the_speaker_slot_and_steers_generation(synth, vector):
     assert not torch.equal(synth.codes(TEXT, vector, **greedy), synth.codes(TEXT, edited, **greedy))
 
 
+def test_caches_are_allocated_once_not_per_step(synth, vector):
+    greedy = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=16)
+    frames = synth.frames(TEXT, vector, **greedy)
+    next(frames)
+    talker, predictor = synth.decoder.talker_stack.cache, synth.decoder.predictor_stack.cache
+    pointers = (talker.keys.data_ptr(), talker.values.data_ptr(), predictor.keys.data_ptr())
+    for _ in frames:  # every later step writes into the same buffers
+        assert (talker.keys.data_ptr(), talker.values.data_ptr(), predictor.keys.data_ptr()) == pointers
+    synth.codes("Short.", vector, **greedy)  # a shorter utterance reuses them too
+    assert synth.decoder.talker_stack.cache is talker and talker.keys.data_ptr() == pointers[0]
+
+
 # -- streaming --------------------------------------------------------------------------------------------------
 
 def test_stream_starts_after_first_frames_and_concatenates_to_the_full_output(synth, vector):
@@ -158,12 +170,17 @@ def test_non_base_checkpoints_are_refused_before_loading(checkpoint, tmp_path, k
     assert kind in str(caught.value) and "Base" in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_missing_checkpoint_names_where_it_looked(tmp_path):
+def test_missing_checkpoint_names_where_it_looked(tmp_path, monkeypatch):
     from diarize.models import ModelNotFoundError
     from synth.tts import Synthesizer
 
     with pytest.raises(ModelNotFoundError, match="not found"):
         Synthesizer.load(tmp_path / "nowhere")
+    # a hub id is only looked up because the user named it; offline and uncached, it fails without a download
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelNotFoundError, match="Qwen/Qwen3-TTS-12Hz-0.6B-Base.*HF_HUB_OFFLINE"):
+        Synthesizer.load("Qwen/Qwen3-TTS-12Hz-0.6B-Base")
 
 
 def test_sampling_parameters_follow_reference_precedence():
