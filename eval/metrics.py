@@ -49,3 +49,58 @@ class DiarizationScores:
             "reference_speakers": sum(row["reference_speakers"] for row in self.rows),
             "hypothesis_speakers": sum(row["hypothesis_speakers"] for row in self.rows),
         }
+
+
+#: what identification calls a speaker that matched no enrolled voice (cluster/match.py): `unknown_<n>`
+UNKNOWN = "unknown"
+
+
+def open_set_labels(annotation, enrolled: set[str] | None):
+    """`annotation` with every label that is not an enrolled name renamed `unknown`.
+
+    Open-set identification is right about a speaker nobody enrolled when it says "unknown"; which
+    unknown it is (unknown_1 or unknown_2) is diarization's business, already scored by DER. So on the
+    reference side the labels outside `enrolled` become `unknown`, and on the hypothesis side the
+    `unknown_<n>` labels do (enrolled=None: only the `unknown_<n>` labels). Names are never mapped.
+    """
+    from cluster.registry_values import RESERVED_NAME
+
+    mapping = {label: UNKNOWN for label in annotation.labels()
+               if RESERVED_NAME.match(str(label)) or (enrolled is not None and label not in enrolled)}
+    return annotation.rename_labels(mapping) if mapping else annotation
+
+
+@dataclass
+class IdentificationScores:
+    """Accumulates pyannote.metrics IdentificationErrorRate (labels compared as they are, no optimal
+    mapping) over files; `rows` has one dict per file. `enrolled`: the names a registry holds, so that a
+    reference speaker outside it counts as correctly identified when the hypothesis says unknown."""
+
+    enrolled: set[str]
+    collar: float = 0.0
+    skip_overlap: bool = False
+    rows: list[dict] = field(default_factory=list)
+
+    def __post_init__(self):
+        from pyannote.metrics.identification import IdentificationErrorRate
+
+        self._ier = IdentificationErrorRate(collar=self.collar, skip_overlap=self.skip_overlap)
+
+    def add(self, uri: str, reference, hypothesis, uem=None) -> dict:
+        components = self._ier(open_set_labels(reference, self.enrolled), open_set_labels(hypothesis, None),
+                               uem=uem, detailed=True)
+        row = {
+            "uri": uri,
+            "ier": components["identification error rate"],
+            "ier_confusion": components["confusion"],
+            "ier_missed": components["missed detection"],
+            "ier_false_alarm": components["false alarm"],
+            "ier_total": components["total"],
+        }
+        self.rows.append(row)
+        return row
+
+    def total(self) -> dict:
+        sums = {key: sum(row[key] for row in self.rows)
+                for key in ("ier_confusion", "ier_missed", "ier_false_alarm", "ier_total")}
+        return {"uri": "TOTAL", "ier": abs(self._ier) if self.rows else 0.0, **sums}

@@ -9,6 +9,7 @@ import sys
 #: sub-command modules, each with `register(subparsers)` that sets `func(args) -> exit status`
 COMMAND_MODULES = [
     "pipelines.commands.diarize",
+    "pipelines.commands.identify",
     "pipelines.commands.evaluate",
     "pipelines.commands.enroll",
     "pipelines.commands.voices",

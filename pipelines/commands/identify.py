@@ -1,0 +1,83 @@
+"""`voicemap identify`: who spoke when, and who is that — diarize, then name speakers from the registry."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_diarization_options, config_from_args, fail_line, progress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "identify",
+        help="diarize recordings and name the speakers enrolled in the voice registry",
+        description="Diarize recordings (files, or folders searched recursively), then match every speaker "
+        "with the enrolled voices of the same encoder: one name per speaker and per recording, and speakers "
+        "nobody enrolled stay unknown_1, unknown_2, ... Writes OUTDIR/<name>.rttm (labels are names) and "
+        "OUTDIR/<name>.json (per speaker: score, nearest enrolled voice). Inputs that fail are reported on "
+        "stderr, one line each, and the others still run; the exit status is 1 if any failed.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
+    parser.add_argument("-o", "--outdir", required=True, help="folder for <name>.rttm and <name>.json")
+    parser.add_argument("--registry", metavar="PATH", default=None,
+                        help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
+    add_diarization_options(parser)
+    # Here --threshold is the naming threshold, as users of `identify` mean it; the clustering cut that the
+    # shared diarization options call --threshold is offered as --cluster-threshold (same dest, so
+    # config_from_args still reads it).
+    clustering_threshold = parser._option_string_actions.pop("--threshold")
+    clustering_threshold.option_strings = ["--cluster-threshold"]
+    parser._option_string_actions["--cluster-threshold"] = clustering_threshold
+    parser.add_argument("--threshold", dest="match_threshold", type=float, default=None, metavar="T",
+                        help="open-set cosine threshold for naming (default: the measured one of the encoder, "
+                        "see cluster/match.py)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cluster.match import MatchError, default_threshold
+    from cluster.registry import Registry, RegistryError
+    from diarize.audio import AudioError
+    from diarize.pipeline import Diarizer
+    from pipelines.identify import identify_result, write_identification
+    from pipelines.inputs import expand_inputs, output_stem
+
+    try:
+        diarizer = Diarizer(config_from_args(args))
+        registry = Registry(args.registry, create=False)  # identifying against nothing is a mistake, not a default
+    except (ValueError, RegistryError) as error:
+        print(f"voicemap identify: {error}", file=sys.stderr)
+        return 2
+    with registry:
+        if args.match_threshold is None:
+            try:
+                default_threshold(diarizer.encoder.encoder_id)  # fail before diarizing anything
+            except MatchError as error:
+                print(f"voicemap identify: {error}", file=sys.stderr)
+                return 2
+        if not registry.centroids(diarizer.encoder.encoder_id)[0]:
+            print(f"voicemap identify: note: {registry.path} holds no {diarizer.encoder.encoder_id} voices; "
+                  "every speaker will be unknown", file=sys.stderr)
+        inputs = expand_inputs(args.inputs)
+        failed = 0
+        with progress(inputs, args.quiet, unit="file", desc="identify") as bar:
+            for path, root in bar:
+                bar.set_postfix_str(path.name)
+                try:
+                    identification = identify_result(diarizer(path), registry, args.match_threshold)
+                except (AudioError, OSError, ValueError, RuntimeError) as error:  # MatchError is a ValueError
+                    failed += 1
+                    bar.write(fail_line(path, error), file=sys.stderr)
+                    continue
+                write_identification(identification, args.outdir, output_stem(path, root),
+                                     extra={"registry": str(registry.path)})
+                if not args.quiet:
+                    named = ", ".join(
+                        f"{s.label} {s.speech_seconds:.1f}s"
+                        + (f" ({s.score:.2f})" if s.known else f" (nearest {s.nearest} {s.score:.2f})" if s.nearest else "")
+                        for s in identification.speakers)
+                    bar.write(f"{path}: {identification.result.duration:.1f}s, {len(identification.speakers)} "
+                              f"speaker(s)" + (f": {named}" if named else ""), file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,105 @@
+"""Naming a diarized recording's speakers from the voice registry: DiarizationResult -> labels that are
+enrolled names or `unknown_1`, `unknown_2`, ...
+
+`identify_result` is the one step the `identify` command and the batch job share: it matches the
+recording's cluster centroids with cluster/match.py (one-to-one, open-set, measured threshold) and returns
+the same diarization with its labels renamed, plus per speaker the score and the nearest enrolled voice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NamedSpeaker:
+    """One speaker of an identified recording.
+
+    label: the enrolled name or `unknown_<n>`; cluster: the diarization's label it came from;
+    score: cosine with the assigned voice, or for an unknown speaker with its nearest voice (None when the
+    registry holds no voice of this encoder); nearest: best-scoring enrolled voice regardless of threshold.
+    """
+
+    label: str
+    cluster: str
+    score: float | None
+    nearest: str | None
+    speech_seconds: float
+
+    @property
+    def known(self) -> bool:
+        return not self.label.startswith("unknown_")
+
+
+@dataclass
+class Identification:
+    """A diarization whose labels are names: `result` is the renamed DiarizationResult (same order of labels
+    and centroids), `speakers` one NamedSpeaker per label in that order."""
+
+    result: object
+    speakers: list[NamedSpeaker]
+    threshold: float
+
+    def to_json_dict(self, extra: dict | None = None) -> dict:
+        """diarize/output.py's JSON, with score, nearest voice and cluster added per speaker."""
+        from diarize.output import to_json_dict
+
+        payload = to_json_dict(self.result, extra)
+        for speaker in self.speakers:
+            payload["speakers"][speaker.label].update({
+                "known": speaker.known,
+                "score": None if speaker.score is None else round(speaker.score, 4),
+                "nearest": speaker.nearest,
+                "cluster": speaker.cluster,
+            })
+        payload["identification"] = {"threshold": self.threshold}
+        return payload
+
+
+def identify_result(result, registry, threshold: float | None = None) -> Identification:
+    """Name the speakers of `result` (diarize.pipeline.DiarizationResult) from `registry` (cluster.registry.Registry).
+
+    threshold: the open-set cosine threshold; None takes the measured default of the result's encoder
+    (cluster/match.py DEFAULT_THRESHOLDS), MatchError when the encoder has none.
+    """
+    from cluster.match import match_registry
+
+    assignment = match_registry(result.speaker_centroids, result.encoder_id, registry, threshold)
+    mapping = dict(zip(result.labels, assignment.labels))
+    speakers = []
+    for cluster, label, score, nearest in zip(result.labels, assignment.labels, assignment.scores, assignment.nearest):
+        speakers.append(NamedSpeaker(label, cluster, None if not math.isfinite(score) else float(score), nearest,
+                                     float(result.annotation.label_duration(cluster))))
+    # The assignment is one-to-one and unknown labels are distinct, so renaming never merges two speakers:
+    # labels and centroids keep their order and stay one per speaker.
+    named = dataclasses.replace(
+        result,
+        annotation=result.annotation.rename_labels(mapping),
+        exclusive=result.exclusive.rename_labels(mapping),
+        labels=[mapping[label] for label in result.labels],
+        speaker_centroids=np.asarray(result.speaker_centroids),
+    )
+    return Identification(named, speakers, assignment.threshold)
+
+
+def write_identification(identification: Identification, outdir: str | Path, stem: str | None = None,
+                         extra: dict | None = None) -> tuple[Path, Path]:
+    """OUTDIR/<stem>.rttm (labels are names) and OUTDIR/<stem>.json, each written atomically."""
+    from diarize.output import atomic_write_text, to_rttm
+
+    outdir = Path(outdir)
+    stem = stem or identification.result.uri
+    rttm_path, json_path = outdir / f"{stem}.rttm", outdir / f"{stem}.json"
+    atomic_write_text(rttm_path, to_rttm(identification.result))
+    text = json.dumps(identification.to_json_dict(extra), ensure_ascii=False, indent=1)
+    atomic_write_text(json_path, text + "\n")
+    return rttm_path, json_path
+
+
+__all__ = ["Identification", "NamedSpeaker", "identify_result", "write_identification"]
