@@ -71,6 +71,7 @@ class ChunkEvidence:
     seconds: np.ndarray  # (num_chunks, num_local)
 
 
+#: progress callback: (stage name, fraction of that stage done)
 Hook = Callable[[str, float], None]
 
 
@@ -90,9 +91,8 @@ class Diarizer:
 
     def evidence(self, waveform: Waveform, hook: Hook | None = None) -> ChunkEvidence:
         """Segmentation and local-speaker embeddings of a 16 kHz waveform."""
-        segmentation = self.segmenter(waveform.samples, waveform.sample_rate, step=self.config.step)
-        if hook:
-            hook("segmentation", 1.0)
+        segmentation = self.segmenter(waveform.samples, waveform.sample_rate, step=self.config.step,
+                                      hook=None if hook is None else (lambda done: hook("segmentation", done)))
         encoder = self.encoder
         samples = waveform.samples
         if encoder.sample_rate != waveform.sample_rate:
@@ -100,10 +100,9 @@ class Diarizer:
 
             samples = soxr.resample(samples, waveform.sample_rate, encoder.sample_rate).astype(np.float32)
         spans = speech_spans(segmentation, waveform.duration)
-        features = recording_features(encoder, samples, spans)
+        features = recording_features(encoder, samples, spans,
+                                      hook=None if hook is None else (lambda done: hook("embeddings", done)))
         local = local_speaker_embeddings(encoder, features, segmentation)
-        if hook:
-            hook("embeddings", 1.0)
         return ChunkEvidence(segmentation, local.embeddings, local.seconds)
 
     def threshold(self) -> float:

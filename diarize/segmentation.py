@@ -97,7 +97,10 @@ class Segmenter:
 
     def __call__(self, samples: np.ndarray, sample_rate: int = 16000, step: float | None = None,
                  hook=None) -> Segmentation:
-        """(num_samples,) float32 at 16 kHz -> Segmentation; `step` None picks `default_step`."""
+        """(num_samples,) float32 at 16 kHz -> Segmentation; `step` None picks `default_step`.
+
+        `hook(fraction)` is called as batches of windows finish.
+        """
         import torch
 
         step = default_step(len(samples) / sample_rate) if step is None else float(step)
@@ -107,7 +110,8 @@ class Segmenter:
         if len(samples) < duration * sample_rate:
             # a recording shorter than one window: pad it so it is seen once, whole
             waveform = torch.nn.functional.pad(waveform, (0, int(duration * sample_rate) - len(samples)))
-        output = inference({"waveform": waveform, "sample_rate": sample_rate}, hook=hook)
+        report = None if hook is None else (lambda completed, total, **_: hook(min(1.0, completed / max(total, 1))))
+        output = inference({"waveform": waveform, "sample_rate": sample_rate}, hook=report)
         frames = self.model.receptive_field
         return Segmentation(
             activity=np.asarray(output.data, dtype=np.float32),

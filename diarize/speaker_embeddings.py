@@ -9,6 +9,7 @@ frames where that speaker is active in that chunk, alone when it speaks alone lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -51,18 +52,22 @@ def speech_spans(segmentation: Segmentation, duration: float, pad: float = 0.5) 
 
 
 def recording_features(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[float, float]],
-                       block: float = 30.0, context: float = 1.0) -> np.ndarray:
+                       block: float = 30.0, context: float = 1.0,
+                       hook: Callable[[float], None] | None = None) -> np.ndarray:
     """Frame features of the whole recording, computed only inside `spans`.
 
     samples: (num_samples,) at the encoder's rate. Returns (num_encoder_frames, channels) float32,
     zeros outside the spans. Each block of at most `block` seconds is encoded with `context` seconds
     of audio on each side, so frames at block edges see the same context as inner ones.
+    `hook(fraction)` is called after each block with the fraction of span audio done.
     """
     rate = encoder.sample_rate
     hop = int(round(rate / encoder.frame_rate))
     total_frames = len(samples) // hop
     features: np.ndarray | None = None
     pad = int(context * rate)
+    span_total = max(sum(end - start for start, end in spans), 1e-9)
+    span_done = 0.0
     for span_start, span_end in spans:
         first = int(span_start * rate) // hop * hop
         last = min(len(samples), int(np.ceil(span_end * rate)))
@@ -76,6 +81,9 @@ def recording_features(encoder: SpeakerEncoder, samples: np.ndarray, spans: list
             keep = min((block_end - block_start) // hop + 1, len(block_features) - skip, total_frames - block_start // hop)
             if keep > 0:
                 features[block_start // hop : block_start // hop + keep] = block_features[skip : skip + keep]
+            if hook:
+                span_done += (block_end - block_start) / rate
+                hook(min(1.0, span_done / span_total))
     if features is None:
         return np.zeros((total_frames, 0), dtype=np.float32)
     return features

@@ -56,3 +56,29 @@ def progress(items, quiet: bool, **options):
         yield bar
     finally:
         bar.close()
+
+
+#: share of a file's work each stage takes, for the per-file bar (embeddings dominate)
+_STAGE_SPAN = {"segmentation": (0.0, 0.3), "embeddings": (0.3, 1.0)}
+
+
+@contextmanager
+def file_progress(name: str, quiet: bool):
+    """A second, transient bar for the stages of one long file; yields a Diarizer hook (or None when quiet)."""
+    from tqdm import tqdm
+
+    if quiet:
+        yield None
+        return
+    bar = tqdm(total=100, desc=name[:30], unit="%", position=1, leave=False, disable=None, file=sys.stderr,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+
+    def hook(stage: str, fraction: float) -> None:
+        start, end = _STAGE_SPAN.get(stage, (0.0, 1.0))
+        bar.n = int(100 * (start + (end - start) * fraction))
+        bar.set_postfix_str(stage, refresh=True)
+
+    try:
+        yield hook
+    finally:
+        bar.close()

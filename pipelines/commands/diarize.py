@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_diarization_options, config_from_args, fail_line, progress
+from .common import add_diarization_options, config_from_args, fail_line, file_progress, progress
 
 
 def register(subparsers) -> None:
@@ -59,7 +59,8 @@ def run(args) -> int:
         for path, root in bar:
             bar.set_postfix_str(path.name)
             try:
-                result = diarizer(path)
+                with file_progress(path.name, args.quiet) as hook:
+                    result = diarizer(path, hook=hook)
             except (AudioError, OSError, ValueError, RuntimeError) as error:
                 failed += 1
                 bar.write(fail_line(path, error), file=sys.stderr)
