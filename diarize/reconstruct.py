@@ -39,6 +39,24 @@ def speaker_count(segmentation: Segmentation, num_frames: int) -> np.ndarray:
     return np.rint(averaged).astype(np.int64)
 
 
+def single_voice_seconds(segmentation: Segmentation, chunk_index: np.ndarray, local_index: np.ndarray,
+                         labels: np.ndarray) -> np.ndarray:
+    """(num_clusters,) seconds of the recording where some member of each cluster speaks alone.
+
+    chunk_index, local_index, labels: (num_members,) which (chunk, local speaker) each clustered
+    embedding came from and its cluster. Time is counted once however many overlapping windows see it.
+    """
+    activity = segmentation.activity
+    alone = (activity > 0) & (activity.sum(axis=2, keepdims=True) == 1)
+    offsets = chunk_frame_offsets(segmentation)
+    per_chunk = activity.shape[1]
+    num_clusters = int(labels.max()) + 1 if len(labels) else 0
+    grid = np.zeros((num_clusters, offsets[-1] + per_chunk if len(offsets) else 0), dtype=bool)
+    for chunk, local, label in zip(chunk_index, local_index, labels):
+        grid[label, offsets[chunk] : offsets[chunk] + per_chunk] |= alone[chunk, :, local]
+    return grid.sum(axis=1) * segmentation.frame_step
+
+
 def global_activity(segmentation: Segmentation, local_labels: np.ndarray, num_speakers: int) -> np.ndarray:
     """(num_chunks, frames_per_chunk, num_speakers): each chunk's activity with local speakers renamed globally.
 
