@@ -70,12 +70,16 @@ def identify_result(result, registry, threshold: float | None = None) -> Identif
     """
     from cluster.match import match_registry
 
-    assignment = match_registry(result.speaker_centroids, result.encoder_id, registry, threshold)
+    # Margins count in proportion to each cluster's speech, so a short fragment never outbids the long
+    # cluster of the same voice (cluster/match.py assign_scores says what that fixed, measured).
+    seconds = np.array([result.annotation.label_duration(label) for label in result.labels], dtype=np.float64)
+    assignment = match_registry(result.speaker_centroids, result.encoder_id, registry, threshold, weights=seconds)
     mapping = dict(zip(result.labels, assignment.labels))
     speakers = []
-    for cluster, label, score, nearest in zip(result.labels, assignment.labels, assignment.scores, assignment.nearest):
+    for cluster, label, score, nearest, speech in zip(result.labels, assignment.labels, assignment.scores,
+                                                       assignment.nearest, seconds):
         speakers.append(NamedSpeaker(label, cluster, None if not math.isfinite(score) else float(score), nearest,
-                                     float(result.annotation.label_duration(cluster))))
+                                     float(speech)))
     # The assignment is one-to-one and unknown labels are distinct, so renaming never merges two speakers:
     # labels and centroids keep their order and stay one per speaker.
     named = dataclasses.replace(
