@@ -299,3 +299,14 @@ def test_a_short_fragment_does_not_outbid_the_long_cluster_of_the_same_voice():
     assert weighted.scores[1] == pytest.approx(0.706)  # an unknown reports its nearest voice's score
     with pytest.raises(MatchError):
         assign_scores(similarity, ["A", "B"], 0.472, weights=np.array([1.0, -1.0]))
+
+
+def test_identify_threshold_names_and_cluster_threshold_cuts_the_clustering():
+    from pipelines.cli import build_parser
+    from pipelines.commands.common import config_from_args
+
+    args = build_parser().parse_args(["identify", "a.wav", "-o", "out", "--threshold", "0.5",
+                                      "--cluster-threshold", "0.8"])
+    assert args.match_threshold == 0.5 and config_from_args(args).threshold == 0.8
+    args = build_parser().parse_args(["identify", "a.wav", "-o", "out"])
+    assert args.match_threshold is None and config_from_args(args).threshold is None
