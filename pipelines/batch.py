@@ -103,12 +103,10 @@ class DiarizeWorker:
     def ready(self) -> dict:
         """Load the models now, so a missing model stops the job once instead of failing every file."""
         self.diarizer.segmenter.model
-        self.diarizer.encoder
-        return {"host": socket.gethostname(), "pid": os.getpid()}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "encoder": self.diarizer.encoder.encoder_id}
 
     def process(self, path: str, uri: str) -> dict:
         from diarize.audio import Waveform, load_audio
-        from diarize.output import to_json_dict, to_rttm
 
         start = time.perf_counter()
         try:
@@ -123,15 +121,76 @@ class DiarizeWorker:
         finished = time.perf_counter()
         return {
             "ok": True,
-            # exactly what diarize.output.write_result writes, so batch and `voicemap diarize` agree byte for byte
-            "rttm": to_rttm(result),
-            "json": json.dumps(to_json_dict(result), ensure_ascii=False, indent=1) + "\n",
+            # the result (segments and one centroid per speaker: kilobytes) travels; the driver names and writes it
+            "result": result,
             "duration": result.duration,
             "speakers": len(result.labels),
             "timings": {"decode": round(decoded - start, 3), "diarize": round(finished - decoded, 3),
                         "total": round(finished - start, 3)},
             "worker": f"{socket.gethostname()}:{os.getpid()}",
         }
+
+
+# --- what the driver makes of a result -----------------------------------------------------------
+
+class DiarizeOutput:
+    """`batch diarize`: exactly what diarize.output.write_result writes, so batch and `voicemap diarize` agree
+    byte for byte."""
+
+    task = "diarize"
+
+    def settings(self) -> dict:
+        return {}
+
+    def check(self, encoder_id: str) -> None:
+        pass
+
+    def texts(self, result) -> tuple[str, str]:
+        from diarize.output import to_json_dict, to_rttm
+
+        return to_rttm(result), json.dumps(to_json_dict(result), ensure_ascii=False, indent=1) + "\n"
+
+    def close(self) -> None:
+        pass
+
+
+class IdentifyOutput(DiarizeOutput):
+    """`batch identify`: names from the registry, as pipelines.identify.write_identification writes them.
+    Naming runs on the driver, so on a cluster only the driver's machine needs the registry file."""
+
+    task = "identify"
+
+    def __init__(self, registry_path: str | None, threshold: float | None):
+        from cluster.registry import Registry, RegistryError
+
+        try:
+            self.registry = Registry(registry_path, create=False)  # naming against nothing is a mistake
+        except RegistryError as error:
+            raise BatchError(str(error)) from None
+        self.threshold = threshold
+
+    def settings(self) -> dict:
+        return {"registry": str(self.registry.path), "match_threshold": self.threshold}
+
+    def check(self, encoder_id: str) -> None:
+        from cluster.match import MatchError, default_threshold
+
+        if self.threshold is None:
+            try:
+                default_threshold(encoder_id)  # fail once, not once per file
+            except MatchError as error:
+                raise BatchError(str(error)) from None
+
+    def texts(self, result) -> tuple[str, str]:
+        from diarize.output import to_rttm
+        from pipelines.identify import identify_result
+
+        identification = identify_result(result, self.registry, self.threshold)
+        payload = identification.to_json_dict({"registry": str(self.registry.path)})
+        return to_rttm(identification.result), json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+
+    def close(self) -> None:
+        self.registry.close()
 
 
 # --- the driver -----------------------------------------------------------------------------------
@@ -216,6 +275,12 @@ def _plan(state: JobState, inputs: list[Input], retry_failed: bool, summary: Sum
             summary.skipped += 1
             summary.not_retried += 1
             continue
+        if size == 0:
+            # known without decoding: no need to wake a worker (and load its models) for it
+            message = f"{path}: empty file (0 bytes)"
+            state.mark_failed(path, item.output, message, 1, size, mtime_ns, digest)
+            summary.failed.append({"path": path, "error": message})
+            continue
         state.mark_pending(path, item.output, size, mtime_ns, digest)
         todo.append(item)
     return todo
@@ -223,20 +288,26 @@ def _plan(state: JobState, inputs: list[Input], retry_failed: bool, summary: Sum
 
 def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig = DiarizationConfig(), *,
               workers: int | None = None, address: str | None = None, retry_failed: bool = False,
-              cpus_per_worker: float = 1.0, quiet: bool = True,
+              cpus_per_worker: float = 1.0, quiet: bool = True, task: str = "diarize", registry: str | None = None,
+              match_threshold: float | None = None,
               on_dispatch: Callable[[Path, int], None] | None = None) -> Summary:
-    """Diarize every input into OUTDIR/<name>.rttm|.json, resuming from OUTDIR's job state.
+    """Diarize (task="diarize") or diarize and name from the registry (task="identify") every input into
+    OUTDIR/<name>.rttm|.json, resuming from OUTDIR's job state.
 
     on_dispatch(path, worker pid) is called as each file is handed to a worker (progress displays, and
     the tests that kill a worker mid-file). Returns the run's Summary, also written to OUTDIR/summary.json.
     Ctrl-C stops the job with summary.interrupted set; files in flight stay pending for the next run.
     """
-    task = "diarize"
     clock = time.perf_counter()
     outdir = Path(outdir)
     summary = Summary(task)
     inputs = collect_inputs(sources)
-    state = JobState(outdir, task, asdict(config))
+    output = IdentifyOutput(registry, match_threshold) if task == "identify" else DiarizeOutput()
+    try:
+        state = JobState(outdir, task, {**asdict(config), **output.settings()})
+    except BaseException:
+        output.close()
+        raise
     started = False
     try:
         state.remove_stale_temporaries()
@@ -244,7 +315,7 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
         if todo:
             started, summary.workers = _connect(address, workers, cpus_per_worker)
             try:
-                _drive(state, todo, config, summary, cpus_per_worker, quiet, on_dispatch)
+                _drive(state, todo, config, output, summary, cpus_per_worker, quiet, on_dispatch)
             except KeyboardInterrupt:
                 summary.interrupted = True
     finally:
@@ -253,6 +324,7 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
             atomic_write_text(outdir / SUMMARY_NAME, json.dumps(asdict(summary), ensure_ascii=False, indent=1) + "\n")
         finally:
             state.close()
+            output.close()
             if started:
                 import ray
 
@@ -260,8 +332,8 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
     return summary
 
 
-def _drive(state: JobState, todo: deque, config: DiarizationConfig, summary: Summary, cpus_per_worker: float,
-           quiet: bool, on_dispatch) -> None:
+def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: DiarizeOutput, summary: Summary,
+           cpus_per_worker: float, quiet: bool, on_dispatch) -> None:
     import ray
     from ray.exceptions import RayActorError, RayError, RayTaskError
     from tqdm import tqdm
@@ -283,10 +355,15 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, summary: Sum
     def record(item: Input, outcome: dict, attempts: int) -> None:
         path = str(item.path)
         if outcome["ok"]:
+            try:
+                rttm, json_text = output.texts(outcome["result"])
+            except (ValueError, RuntimeError) as error:  # e.g. MatchError: centroids the registry cannot take
+                outcome = {"ok": False, "error": error_line(path, error)}
+        if outcome["ok"]:
             # outputs first, then the row: a kill in between leaves the row pending and the file redone,
             # and each output is replaced whole, so no reader ever sees half a file
-            atomic_write_text(state.outdir / f"{item.output}.rttm", outcome["rttm"])
-            atomic_write_text(state.outdir / f"{item.output}.json", outcome["json"])
+            atomic_write_text(state.outdir / f"{item.output}.rttm", rttm)
+            atomic_write_text(state.outdir / f"{item.output}.json", json_text)
             state.mark_done(path, outcome["duration"], outcome["speakers"], attempts, outcome["timings"],
                             outcome["worker"])
             summary.done += 1
@@ -314,11 +391,12 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, summary: Sum
             for ref in ready:
                 slot = waiting[ref]
                 index = slots.index(slot)
-                if ref is slot.ready_ref:
+                if ref == slot.ready_ref:  # ray.wait may hand back equal refs, not the same objects
                     slot.ready_ref = None
                     try:
-                        slot.pid = ray.get(ref)["pid"]
-                        slot.start_failures = 0
+                        info = ray.get(ref)
+                        output.check(info["encoder"])
+                        slot.pid, slot.start_failures = info["pid"], 0
                     except RayTaskError as error:
                         # the models cannot load: every file would fail the same way
                         raise BatchError(f"worker could not load the models: {error_line('', error.cause or error).lstrip(': ')}") from None

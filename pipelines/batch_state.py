@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import time
@@ -105,9 +104,13 @@ class JobState:
         if found is None:
             with self.db:
                 self.db.execute("INSERT INTO meta VALUES (?, ?)", (key, wanted))
-        elif found[0] != wanted:
-            old, new = json.loads(found[0]), settings
-            changed = sorted(name for name in set(old) | set(new) if old.get(name) != new.get(name))
+        else:
+            # Only options both runs know are compared: an option added by a newer voicemap (absent from the
+            # stored settings) must not lock users out of the job folders they already have.
+            old = json.loads(found[0])
+            changed = sorted(name for name in set(old) & set(settings) if old[name] != settings[name])
+            if not changed:
+                return
             raise BatchError(f"{self.outdir}: holds a {self.task} job made with other settings "
                              f"({', '.join(changed)}); use another output folder")
 

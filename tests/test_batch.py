@@ -53,19 +53,25 @@ def archive(tmp_path_factory, shared_data) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(archive) -> dict[str, tuple[str, str]]:
-    """RTTM and JSON text that `voicemap diarize` (Diarizer + write_result) gives each good clip."""
+def reference_results(archive) -> dict:
+    """The single-process DiarizationResult of each good clip, keyed by output name."""
     import torch
 
-    from diarize.output import write_result
     from diarize.pipeline import Diarizer
 
     torch.set_num_threads(1)  # as inside a 1-CPU worker, so float summation order is the same
-    diarizer, expected = Diarizer(), {}
-    outdir = archive.parent / "reference"
-    for name in GOOD:
-        stem = name.rsplit(".", 1)[0]
-        rttm, json_path = write_result(diarizer(archive / name), outdir, stem)
+    diarizer = Diarizer()
+    return {name.rsplit(".", 1)[0]: diarizer(archive / name) for name in GOOD}
+
+
+@pytest.fixture(scope="module")
+def reference(reference_results, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    """RTTM and JSON text that `voicemap diarize` (Diarizer + write_result) gives each good clip."""
+    from diarize.output import write_result
+
+    outdir, expected = tmp_path_factory.mktemp("reference"), {}
+    for stem, result in reference_results.items():
+        rttm, json_path = write_result(result, outdir, stem)
         expected[stem] = (rttm.read_text(), json_path.read_text())
     return expected
 
@@ -201,6 +207,29 @@ def test_killed_worker_is_replaced_and_its_file_retried_once(ray_runtime, archiv
     assert (outdir / "a.rttm").read_text() == reference["a"][0]
 
 
+def test_identify_names_speakers_like_the_library(ray_runtime, archive, reference_results, tmp_path):
+    """batch identify writes what pipelines.identify gives for the same diarization and registry: a voice
+    enrolled from one clip's speaker is named, the others stay unknown."""
+    pytest.importorskip("pipelines.identify")
+    from cluster.registry import Registry
+    from pipelines.identify import identify_result, write_identification
+
+    result = reference_results["a"]
+    registry_path = tmp_path / "voices.sqlite"
+    with Registry(registry_path) as registry:
+        registry.enroll("alice", result.encoder_id, result.speaker_centroids[0])
+        identification = identify_result(result, registry)
+        expected_rttm, expected_json = write_identification(identification, tmp_path / "expected", "a",
+                                                            extra={"registry": str(registry.path)})
+    assert "alice" in identification.result.labels
+    outdir = tmp_path / "out"
+    summary = run_batch([str(archive / "a.flac")], outdir, workers=1, task="identify", registry=str(registry_path))
+    assert summary.done == 1 and not summary.failed
+    assert (outdir / "a.rttm").read_text() == expected_rttm.read_text()
+    assert (outdir / "a.json").read_text() == expected_json.read_text()
+    assert [row["status"] for row in read_rows(outdir, "identify")] == ["done"]
+
+
 # --- pieces that need no Ray ---------------------------------------------------------------------
 
 def test_missing_input_fails_without_starting_workers(tmp_path):
@@ -225,6 +254,11 @@ def test_manifest_inputs_and_output_name_collisions(tmp_path):
     assert len(collision) == 1 and "two" in collision[0]
 
 
+def test_identify_without_a_registry_is_a_job_error(tmp_path, archive):
+    with pytest.raises(BatchError, match="does not exist"):
+        run_batch([str(archive / "a.flac")], tmp_path / "out", task="identify", registry=str(tmp_path / "none.sqlite"))
+
+
 def test_changed_settings_and_concurrent_jobs_are_refused(tmp_path):
     state = JobState(tmp_path, "diarize", {"threshold": None})
     with pytest.raises(BatchError, match="another batch job"):
@@ -232,3 +266,7 @@ def test_changed_settings_and_concurrent_jobs_are_refused(tmp_path):
     state.close()
     with pytest.raises(BatchError, match="threshold"):
         JobState(tmp_path, "diarize", {"threshold": 0.6})
+    # an option that a newer version added (absent from the stored settings) does not refuse the folder
+    JobState(tmp_path, "diarize", {"threshold": None, "new_option": 1}).close()
+    # and one OUTDIR holds a diarize job and an identify job side by side
+    JobState(tmp_path, "identify", {"threshold": 0.6}).close()

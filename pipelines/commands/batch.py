@@ -1,4 +1,4 @@
-"""`voicemap batch diarize`: who spoke when over an archive, on Ray, resumable from OUTDIR's job state."""
+"""`voicemap batch diarize|identify`: who spoke when (and who is that) over an archive, on Ray, resumable from OUTDIR's job state."""
 
 from __future__ import annotations
 
@@ -17,26 +17,45 @@ def register(subparsers) -> None:
         "files already done (same content hash) and retries failed ones only with --retry-failed.",
     )
     jobs = parser.add_subparsers(dest="job", metavar="JOB")
-    diarize = jobs.add_parser(
-        "diarize",
-        help="who spoke when, for every input",
-        description="Diarize every input into OUTDIR/<path relative to its SRC, without extension>.rttm and "
-        ".json; SRC is a folder (searched recursively), an audio file, or a manifest TSV (columns uri, audio; "
-        "outputs named by uri). Prints a summary table and writes OUTDIR/summary.json. Exit status: 0 when "
-        "nothing failed in this run, 1 when some input failed, 2 for a job-level error, 130 when interrupted.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    diarize.add_argument("sources", nargs="+", metavar="SRC", help="folders, audio files or manifest .tsv files")
-    diarize.add_argument("-o", "--outdir", required=True, help="folder for outputs, job state and summary.json")
-    diarize.add_argument("--workers", type=int,
-                         help="worker actors, each loading the models once (default: one per CPU of the runtime)")
-    diarize.add_argument("--cpus-per-worker", type=float, default=1.0,
-                         help="CPUs Ray reserves for each worker (fractions allowed); torch uses that many threads")
-    diarize.add_argument("--address", help="Ray cluster to attach to (default: $RAY_ADDRESS, else a local runtime)")
-    diarize.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
+    outputs = ("Writes OUTDIR/<path relative to its SRC, without extension>.rttm and .json; SRC is a folder "
+               "(searched recursively), an audio file, or a manifest TSV (columns uri, audio; outputs named by "
+               "uri). Prints a summary table and writes OUTDIR/summary.json. Exit status: 0 when nothing failed "
+               "in this run, 1 when some input failed, 2 for a job-level error, 130 when interrupted.")
+    diarize = jobs.add_parser("diarize", help="who spoke when, for every input",
+                              description="Diarize every input, as `voicemap diarize` does. " + outputs,
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_job_options(diarize)
     add_diarization_options(diarize)
-    diarize.set_defaults(func=run)
+    identify = jobs.add_parser(
+        "identify", help="who spoke when and who is that, for every input",
+        description="Diarize every input and name its speakers from the voice registry, as `voicemap identify` "
+        "does; naming runs on the driver, so only its machine needs the registry. Files already done are not "
+        "renamed when the registry changes later: use a new OUTDIR. " + outputs,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_job_options(identify)
+    identify.add_argument("--registry", metavar="PATH",
+                          help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
+    add_diarization_options(identify)
+    # as in `voicemap identify`: --threshold names, --cluster-threshold cuts the clustering (same dest)
+    clustering_threshold = identify._option_string_actions.pop("--threshold")
+    clustering_threshold.option_strings = ["--cluster-threshold"]
+    identify._option_string_actions["--cluster-threshold"] = clustering_threshold
+    identify.add_argument("--threshold", dest="match_threshold", type=float, default=None, metavar="T",
+                          help="open-set cosine threshold for naming (default: the measured one of the encoder)")
+    for job in (diarize, identify):
+        job.set_defaults(func=run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _add_job_options(job) -> None:
+    job.add_argument("sources", nargs="+", metavar="SRC", help="folders, audio files or manifest .tsv files")
+    job.add_argument("-o", "--outdir", required=True, help="folder for outputs, job state and summary.json")
+    job.add_argument("--workers", type=int,
+                     help="worker actors, each loading the models once (default: one per CPU of the runtime)")
+    job.add_argument("--cpus-per-worker", type=float, default=1.0,
+                     help="CPUs Ray reserves for each worker (fractions allowed); torch uses that many threads")
+    job.add_argument("--address", help="Ray cluster to attach to (default: $RAY_ADDRESS, else a local runtime)")
+    job.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
 
 
 def run(args) -> int:
@@ -52,7 +71,9 @@ def run(args) -> int:
     try:
         config = config_from_args(args)
         summary = run_batch(args.sources, args.outdir, config, workers=args.workers, address=args.address,
-                            retry_failed=args.retry_failed, cpus_per_worker=args.cpus_per_worker, quiet=args.quiet)
+                            retry_failed=args.retry_failed, cpus_per_worker=args.cpus_per_worker, quiet=args.quiet,
+                            task=args.job, registry=getattr(args, "registry", None),
+                            match_threshold=getattr(args, "match_threshold", None))
     except (BatchError, ValueError) as error:
         print(f"voicemap batch: {error}", file=sys.stderr)
         return 2
