@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from . import voice_algebra
 from .enroll import (EnrollError, add_embedding_argument, add_registry_argument, embed_file, fail,
                      load_encoder_or_fail)
 
@@ -104,6 +105,12 @@ def _import(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from cluster.match import DEFAULT_THRESHOLDS
 
+    if args.direction is not None:
+        if args.audio is not None:
+            raise EnrollError("search: give an AUDIO clip or --direction, not both")
+        return voice_algebra.search_direction(args)
+    if args.audio is None:
+        raise EnrollError("search: give an AUDIO clip to search by example, or --direction NAME")
     if args.k < 1:
         raise EnrollError(f"-k {args.k}: must be at least 1")
     with _open(args) as registry:
@@ -131,13 +138,14 @@ def _search(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from cluster.registry import RegistryError
+    from synth.algebra import AlgebraError
 
     if not getattr(args, "action", None):
         args.voices_parser.print_help()
         return 2
     try:
         return args.action(args)
-    except (EnrollError, RegistryError) as error:
+    except (EnrollError, RegistryError, AlgebraError) as error:
         return fail(f"voices {args.voices_command}", str(error))
 
 
@@ -169,10 +177,15 @@ def register(subparsers) -> None:
     sub.add_argument("file", metavar="FILE")
     sub.add_argument("--on-conflict", choices=("error", "skip", "replace"), default="error",
                      help="for a name already enrolled: fail (default), keep ours, or take theirs")
-    sub = add("search", _search, "the enrolled voices nearest to the speaker of an audio clip")
-    sub.add_argument("audio", metavar="AUDIO")
-    sub.add_argument("-k", type=int, default=5, help="how many voices to list (default 5)")
+    sub = add("search", _search, "the enrolled voices nearest to the speaker of an audio clip, or ranked along "
+              "a stored direction (--direction)")
+    sub.add_argument("audio", metavar="AUDIO", nargs="?", default=None)
+    sub.add_argument("-k", "--top", dest="k", type=int, default=5, help="how many voices to list (default 5)")
+    sub.add_argument("--direction", metavar="NAME", default=None,
+                     help="rank voices by their reading along this stored direction instead (highest first)")
+    sub.add_argument("--lowest", action="store_true", help="with --direction: lowest readings first")
     sub.add_argument("--min-speech", type=float, default=SEARCH_MIN_SPEECH_S, metavar="SECONDS",
                      help=f"refuse a clip with less speech than this (default {SEARCH_MIN_SPEECH_S:g})")
     sub.add_argument("--json", action="store_true", help="print JSON")
     add_embedding_argument(sub)
+    voice_algebra.add_subcommands(add, add_embedding_argument)

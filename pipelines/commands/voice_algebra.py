@@ -1,0 +1,253 @@
+"""`voicemap voices direction|directions|edit|mix` and `voices search --direction`: voices as vectors.
+
+The math is in synth/algebra.py; this module reads labels, fetches vectors from the registry (or embeds
+files), and stores the results. Every input is checked and every vector computed before the registry is
+written, and each write is one registry call (one transaction): a failure stores nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .enroll import EnrollError, embed_file, load_encoder_or_fail
+
+#: files in a labels TSV may be short utterances; under a second of speech an embedding is noise
+LABEL_MIN_SPEECH_S = 1.0
+
+
+def read_labels(path: str) -> tuple[str, list[tuple[str, str]]]:
+    """LABELS.tsv -> ("path" | "voice", [(item, label)]). Header: `path<TAB>label` or `voice<TAB>label`.
+
+    `path` rows are audio files (relative paths are taken from the TSV's folder); `voice` rows are names of
+    enrolled voices. One kind per file, so that a name is never mistaken for a file or the other way round.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise EnrollError(f"--labels {path}: no such file")
+    try:
+        with open(source, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle, delimiter="\t")
+                    if row and any(cell.strip() for cell in row) and not row[0].startswith("#")]
+    except (OSError, UnicodeDecodeError) as error:
+        raise EnrollError(f"--labels {path}: cannot read ({error})") from None
+    if not rows:
+        raise EnrollError(f"--labels {path}: empty")
+    header = [cell.strip().lower() for cell in rows[0]]
+    kinds = [kind for kind in ("path", "voice") if kind in header]
+    if len(kinds) != 1 or "label" not in header:
+        raise EnrollError(f"--labels {path}: the header must name a `path` or a `voice` column, and a `label` "
+                          f"column (got {rows[0]})")
+    kind = kinds[0]
+    item_col, label_col = header.index(kind), header.index("label")
+    items = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) <= max(item_col, label_col) or not row[item_col].strip() or not row[label_col].strip():
+            raise EnrollError(f"--labels {path}: line {number} lacks a {kind} or a label")
+        item = row[item_col].strip()
+        if kind == "path" and not Path(item).is_absolute():
+            item = str(source.parent / item)
+        items.append((item, row[label_col].strip()))
+    if not items:
+        raise EnrollError(f"--labels {path}: no rows under the header")
+    return kind, items
+
+
+def _stored_direction(registry, name: str, encoder_id: str):
+    from synth.algebra import AlgebraError, AttributeDirection
+
+    stored = registry.get_direction(name, encoder_id)
+    try:
+        return AttributeDirection.from_stored(stored.vector, stored.metadata)
+    except AlgebraError as error:
+        raise EnrollError(f"direction {name!r}: {error}") from None
+
+
+def _raw_voice(registry, name: str, encoder_id: str) -> np.ndarray:
+    """(dim,) the voice's unit centroid scaled to the mean raw norm of its embeddings.
+
+    The registry scores by cosine, so the norm does not change identification; it matters to a generator
+    that takes raw vectors (the Qwen3-TTS x-vector prompt), so a derived voice keeps a realistic one.
+    """
+    centroid = registry.centroid(name, encoder_id).astype(np.float64)
+    norms = [np.linalg.norm(e.vector) for e in registry.embeddings(name, encoder_id)]
+    return centroid * float(np.mean(norms))
+
+
+def _check_new_name(registry, name: str) -> str:
+    from cluster.registry import check_voice_name
+
+    name = check_voice_name(name)
+    if name in registry:
+        raise EnrollError(f"--as {name}: a voice of that name is already enrolled (remove it or pick another name)")
+    return name
+
+
+def _open(args: argparse.Namespace, *, create: bool = False):
+    from cluster.registry import Registry
+
+    return Registry(args.registry, create=create)
+
+
+def direction(args: argparse.Namespace) -> int:
+    from cluster.registry import check_name, resolve_registry_path
+    from synth.algebra import AlgebraError, classify, fit_direction
+
+    check_name(args.name, "direction name")
+    kind, items = read_labels(args.labels)
+    encoder = load_encoder_or_fail(args.embedding, args.device)
+    registry_path = resolve_registry_path(args.registry)
+    if kind == "path":
+        for item, _ in items:
+            if not Path(item).is_file():
+                raise EnrollError(f"--labels {args.labels}: {item}: no such file")
+        # every file is embedded before the registry is opened for writing
+        vectors = np.stack([embed_file(item, encoder, min_speech=LABEL_MIN_SPEECH_S).vector for item, _ in items])
+    else:
+        if not registry_path.exists():
+            raise EnrollError(f"--labels {args.labels}: names enrolled voices but {registry_path} does not exist")
+        with _open(args) as registry:
+            vectors = np.stack([registry.centroid(item, encoder.encoder_id) for item, _ in items])
+    labels = [label for _, label in items]
+    try:
+        fitted = fit_direction(vectors, labels, method=args.method, k=args.k, positive=args.positive)
+        training = None
+        if fitted.labels is not None:
+            truth = np.array([label == fitted.labels[1] for label in labels])
+            training = float((classify(vectors, fitted) == truth).mean())
+    except AlgebraError as error:
+        raise EnrollError(f"--labels {args.labels}: {error}") from None
+    metadata = {**fitted.to_metadata(), "labels_file": Path(args.labels).name, "items": kind}
+    with _open(args, create=True) as registry:
+        registry.store_direction(args.name, encoder.encoder_id, fitted.vector, metadata)
+    what = (f"+ = {fitted.labels[1]}, - = {fitted.labels[0]}; training accuracy {training:.0%}"
+            if fitted.labels else "numeric label; alpha 1 = one label unit")
+    print(f"stored direction {args.name} ({encoder.encoder_id}): {args.method}, {fitted.k} of {fitted.dimension} "
+          f"dims, {len(items)} {kind}s; {what}; class-mean distance {fitted.scale:.3f} -> {registry_path}")
+    return 0
+
+
+def directions(args: argparse.Namespace) -> int:
+    from cluster.registry import resolve_registry_path
+
+    if not resolve_registry_path(args.registry).exists():
+        print("no directions stored")
+        return 0
+    with _open(args) as registry:
+        stored = registry.list_directions(args.encoder)
+    if not stored:
+        print("no directions stored")
+    for d in stored:
+        labels = d.metadata.get("labels")
+        what = f"+ = {labels[1]}, - = {labels[0]}" if labels else "numeric"
+        print(f"{d.name}  {d.encoder_id}  {d.metadata.get('method')} k={d.metadata.get('k')}  {what}")
+    return 0
+
+
+def edit(args: argparse.Namespace) -> int:
+    from synth.algebra import AlgebraError, edit as edit_vector, read
+
+    encoder = load_encoder_or_fail(args.embedding, args.device)
+    with _open(args) as registry:
+        new = _check_new_name(registry, args.as_name)
+        fitted = _stored_direction(registry, args.direction, encoder.encoder_id)
+        source = _raw_voice(registry, args.voice, encoder.encoder_id)
+        try:
+            edited = edit_vector(source, fitted, args.alpha)
+            before, after = float(read(source, fitted)[0]), float(read(edited, fitted)[0])
+        except AlgebraError as error:
+            raise EnrollError(f"edit {args.voice}: {error}") from None
+        metadata = {"tags": ["synthetic"], "derived": {"edit": args.voice, "direction": args.direction,
+                                                       "alpha": args.alpha}}
+        registry.enroll(new, encoder.encoder_id, edited.astype(np.float32), [None], metadata)
+    print(f"enrolled {new}: {args.voice} moved by {args.alpha:g} along {args.direction} "
+          f"(reading {before:.2f} -> {after:.2f}, {encoder.encoder_id})")
+    return 0
+
+
+def mix(args: argparse.Namespace) -> int:
+    from synth.algebra import AlgebraError, interpolate
+
+    if not 0.0 <= args.t <= 1.0:
+        raise EnrollError(f"--t {args.t:g}: must be between 0 (all {args.a}) and 1 (all {args.b})")
+    encoder = load_encoder_or_fail(args.embedding, args.device)
+    with _open(args) as registry:
+        new = _check_new_name(registry, args.as_name)
+        a = _raw_voice(registry, args.a, encoder.encoder_id)
+        b = _raw_voice(registry, args.b, encoder.encoder_id)
+        try:
+            mixed = interpolate(a, b, args.t, method=args.method)
+        except AlgebraError as error:
+            raise EnrollError(f"mix {args.a} {args.b}: {error}") from None
+        metadata = {"tags": ["synthetic"], "derived": {"mix": [args.a, args.b], "t": args.t, "method": args.method}}
+        registry.enroll(new, encoder.encoder_id, mixed.astype(np.float32), [None], metadata)
+    print(f"enrolled {new}: {args.method} mix of {args.a} and {args.b} at t = {args.t:g} ({encoder.encoder_id})")
+    return 0
+
+
+def search_direction(args: argparse.Namespace) -> int:
+    """Enrolled voices ranked by their reading along a stored direction (highest first, or --lowest)."""
+    from synth.algebra import read
+
+    if args.k < 1:
+        raise EnrollError(f"--top {args.k}: must be at least 1")
+    encoder = load_encoder_or_fail(args.embedding, args.device)
+    with _open(args) as registry:
+        fitted = _stored_direction(registry, args.direction, encoder.encoder_id)
+        names, centroids = registry.centroids(encoder.encoder_id)
+    if not names:
+        raise EnrollError(f"no voices enrolled with {encoder.encoder_id}")
+    readings = read(centroids, fitted)
+    order = np.lexsort((np.array(names, dtype=object), readings if args.lowest else -readings))[: args.k]
+    rows = []
+    for index in order:
+        side = None
+        if fitted.threshold is not None:
+            side = fitted.labels[1] if readings[index] > fitted.threshold else fitted.labels[0]
+        rows.append({"name": names[index], "reading": round(float(readings[index]), 4), "class": side})
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        print(f"{row['name']:<{width}}  {row['reading']:+.3f}" + (f"  {row['class']}" if row["class"] else ""))
+    if fitted.labels:
+        print(f"(reading: 0 = mean {fitted.labels[0]}, 1 = mean {fitted.labels[1]} of the labelled set; "
+              f"threshold {fitted.threshold:.3f})")
+    return 0
+
+
+def add_subcommands(add, add_embedding_argument) -> None:
+    """Register the sub-commands through `voices`' own `add(name, action, help)` helper."""
+    sub = add("direction", direction, "fit an attribute direction from labelled files or voices and store it")
+    sub.add_argument("name", metavar="NAME", help="the direction's name, e.g. gender")
+    sub.add_argument("--labels", required=True, metavar="LABELS.tsv",
+                     help="TSV with a header: `path<TAB>label` (audio files) or `voice<TAB>label` (enrolled voices); "
+                          "two label values (binary) or numbers")
+    sub.add_argument("--method", choices=("mean", "topk"), default="mean",
+                     help="mean: difference of class means (regression slope for numbers); topk: the same on the "
+                          "K dimensions most correlated with the label only")
+    sub.add_argument("--k", type=int, default=None, metavar="K", help="dimensions kept by --method topk")
+    sub.add_argument("--positive", default=None, metavar="LABEL",
+                     help="for a binary label, the value at the + end (default: 1, else the later one in sort order)")
+    add_embedding_argument(sub)
+    sub = add("directions", directions, "list stored attribute directions")
+    sub.add_argument("--encoder", metavar="ENCODER_ID", default=None, help="only this encoder's")
+    sub = add("edit", edit, "enroll a new voice: VOICE moved along a stored direction")
+    sub.add_argument("voice", metavar="VOICE")
+    sub.add_argument("--direction", required=True, metavar="NAME")
+    sub.add_argument("--alpha", type=float, required=True,
+                     help="strength in label units: 1 moves by the class-mean distance (binary) or one unit (numeric)")
+    sub.add_argument("--as", dest="as_name", required=True, metavar="NEWVOICE")
+    add_embedding_argument(sub)
+    sub = add("mix", mix, "enroll a new voice between voices A and B")
+    sub.add_argument("a", metavar="A")
+    sub.add_argument("b", metavar="B")
+    sub.add_argument("--t", type=float, required=True, help="0 gives A, 1 gives B")
+    sub.add_argument("--method", choices=("slerp", "linear"), default="slerp")
+    sub.add_argument("--as", dest="as_name", required=True, metavar="NEWVOICE")
+    add_embedding_argument(sub)

@@ -1,0 +1,386 @@
+"""Voices as vectors: the math of synth/algebra.py on planted data, the `voicemap voices direction|edit|mix|
+search --direction` commands on a temporary registry, bad input (one line, nothing stored), and reading sex
+by projection on real speech with the real CAM++ encoder (leave one speaker out)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from synth.algebra import (AlgebraError, AttributeDirection, classify, correlations, edit, fit_direction,
+                           interpolate, project, read)
+
+
+def planted(rng, n=1000, dim=32, dims=(3, 11, 20), shift=0.2):
+    """Embedding-like vectors whose label only moves the `dims` coordinates: (n, dim) x, (n,) 0/1 y, (dim,) truth.
+
+    Like a real encoder's: a large common component (coordinate 0), small spread (0.1 per coordinate) and a
+    small attribute move, so that normalizing onto the sphere bends the planted move only a little.
+    """
+    truth = np.zeros(dim)
+    truth[list(dims)] = shift
+    y = (np.arange(n) % 2).astype(float)
+    x = rng.standard_normal((n, dim)) * 0.1 + np.outer(y, truth)
+    x[:, 0] += 1.0
+    return x, y, truth
+
+
+def cosine(a, b):
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+# -- the math ---------------------------------------------------------------------------------------------
+
+
+def test_mean_direction_recovers_a_planted_direction_and_reads_class_means_as_0_and_1():
+    rng = np.random.default_rng(0)
+    x, y, truth = planted(rng)
+    fitted = fit_direction(x, y, method="mean")
+    unit_x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    # on the sphere the move is not exactly `truth`; the class-mean difference of the unit vectors is
+    expected = unit_x[y == 1].mean(0) - unit_x[y == 0].mean(0)
+    np.testing.assert_allclose(fitted.vector, expected, atol=1e-12)
+    assert cosine(fitted.vector, truth) > 0.9
+    values = read(x, fitted)
+    assert values[y == 1].mean() == pytest.approx(1.0) and values[y == 0].mean() == pytest.approx(0.0, abs=1e-9)
+    assert fitted.labels == ("0.0", "1.0") and fitted.threshold == pytest.approx(0.5)
+    assert (classify(x, fitted) == (y == 1)).mean() > 0.95
+
+
+def test_numeric_label_gives_the_regression_slope_and_reads_in_label_units():
+    rng = np.random.default_rng(1)
+    dim = 16
+    slope = np.zeros(dim)
+    slope[5] = 0.05
+    age = rng.uniform(20, 70, size=300)
+    x = np.full((300, dim), 1.0) + np.outer(age - 45, slope) + rng.standard_normal((300, dim)) * 0.01
+    fitted = fit_direction(x, [f"{a:.3f}" for a in age], method="mean")
+    assert fitted.labels is None and fitted.threshold is None
+    assert int(np.argmax(np.abs(fitted.vector))) == 5
+    # the edit and the reading share units: alpha = 10 adds ten years to the reading (less a little, as the
+    # reading puts the moved vector back on the sphere)
+    edited = edit(x[0], fitted, 10.0, keep_norm=False)
+    assert read(edited, fitted)[0] - read(x[0], fitted)[0] == pytest.approx(10.0, rel=0.02)
+    assert np.corrcoef(read(x, fitted), age)[0, 1] > 0.95
+    with pytest.raises(AlgebraError, match="no threshold"):
+        classify(x, fitted)
+
+
+def test_topk_selects_the_planted_dimensions_and_moves_only_those():
+    rng = np.random.default_rng(2)
+    x, y, truth = planted(rng, dims=(3, 11, 20))
+    fitted = fit_direction(x, ["M" if v else "F" for v in y], method="topk", k=3)
+    assert list(fitted.dims) == [3, 11, 20] and fitted.labels == ("F", "M")
+    assert np.count_nonzero(fitted.vector) == 3
+    r = correlations(x / np.linalg.norm(x, axis=1, keepdims=True), y)
+    assert set(np.argsort(-np.abs(r))[:3]) == {3, 11, 20}
+    source = x[0] / np.linalg.norm(x[0])
+    moved = edit(source, fitted, 1.5, keep_norm=False)
+    untouched = np.setdiff1d(np.arange(x.shape[1]), fitted.dims)
+    np.testing.assert_allclose(moved[untouched], source[untouched], rtol=0, atol=1e-15)
+    assert not np.allclose(moved[fitted.dims], source[fitted.dims])
+    # k = dim is the mean method
+    np.testing.assert_allclose(fit_direction(x, y, method="topk", k=32).vector, fit_direction(x, y).vector)
+
+
+def test_edit_keeps_the_raw_norm_and_moves_the_reading_towards_the_other_class():
+    rng = np.random.default_rng(3)
+    x, y, _ = planted(rng)
+    fitted = fit_direction(x, y)
+    unit_x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    negative = unit_x[y == 0].mean(0) * 7.0  # a typical negative, at a raw norm far from 1
+    for alpha in (0.5, 1.0, 2.0):
+        moved = edit(negative, fitted, alpha)
+        assert np.linalg.norm(moved) == pytest.approx(np.linalg.norm(negative))
+        shift = read(moved, fitted)[0] - read(negative, fitted)[0]
+        # putting the moved vector back on the sphere bends the move a little (either way), never reverses it
+        assert 0.5 * alpha < shift < 1.1 * alpha
+    assert not classify(negative, fitted)[0] and classify(edit(negative, fitted, 1.5), fitted)[0]
+    np.testing.assert_allclose(edit(negative, fitted, 0.0), negative, rtol=1e-12)
+
+
+def test_slerp_and_linear_endpoints_norms_and_constant_angle():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal(24) * 3, rng.standard_normal(24) * 5
+    for method in ("slerp", "linear"):
+        np.testing.assert_allclose(interpolate(a, b, 0.0, method=method), a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(interpolate(a, b, 1.0, method=method), b, rtol=1e-12, atol=1e-12)
+    ua, ub = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    omega = np.arccos(ua @ ub)
+    for t in (0.1, 0.3, 0.5, 0.9):
+        s = interpolate(a, b, t, method="slerp", keep_norm=False)
+        assert np.linalg.norm(s) == pytest.approx(1.0)
+        assert np.arccos(np.clip(s @ ua, -1, 1)) == pytest.approx(t * omega)  # equal angle per step of t
+        kept = interpolate(a, b, t, method="slerp")
+        assert np.linalg.norm(kept) == pytest.approx((1 - t) * np.linalg.norm(a) + t * np.linalg.norm(b))
+        chord = interpolate(a, b, t, method="linear", keep_norm=False)
+        np.testing.assert_allclose(chord, (1 - t) * ua + t * ub)
+        assert np.linalg.norm(chord) < 1.0
+    assert cosine(interpolate(a, a * 2, 0.5), a) == pytest.approx(1.0)  # parallel voices: no 0/0
+
+
+def test_projection_reads_a_synthetic_label_with_a_threshold_fitted_on_training_only():
+    rng = np.random.default_rng(5)
+    dim = 48
+    axis = rng.standard_normal(dim)
+    axis /= np.linalg.norm(axis)
+
+    def sample(n):
+        y = rng.integers(0, 2, n)
+        x = rng.standard_normal((n, dim)) * 0.15 + 0.5 * axis * (2 * y - 1)[:, None] + 1.0
+        return x, y
+
+    train_x, train_y = sample(60)
+    test_x, test_y = sample(400)
+    fitted = fit_direction(train_x, np.where(train_y, "yes", "no"))
+    assert fitted.labels == ("no", "yes")
+    assert (classify(test_x, fitted) == (test_y == 1)).mean() > 0.95
+    p = project(test_x, fitted)
+    assert p.shape == (400,) and np.all(np.abs(p) <= 1 + 1e-12)
+
+
+def test_stored_form_round_trips():
+    rng = np.random.default_rng(6)
+    x, y, _ = planted(rng)
+    fitted = fit_direction(x, y, method="topk", k=5)
+    again = AttributeDirection.from_stored(fitted.vector.astype(np.float32), json.loads(json.dumps(fitted.to_metadata())))
+    np.testing.assert_allclose(read(x, again), read(x, fitted), atol=1e-5)
+    assert again.threshold == fitted.threshold and list(again.dims) == list(fitted.dims)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda d, x: edit(x[0], d, float("nan")), "alpha nan"),
+    (lambda d, x: edit(x[0], d, 1e308), "NaN or infinite|overflows"),
+    (lambda d, x: edit(x[0][:10], d, 1.0), "dimension 10 but the direction has 32"),
+    (lambda d, x: edit(np.full(32, np.nan), d, 1.0), "NaN"),
+    (lambda d, x: edit(np.zeros(32), d, 1.0), "all-zero"),
+    (lambda d, x: interpolate(x[0], -x[0], 0.5), "opposite"),
+    (lambda d, x: interpolate(x[0], x[0][:10], 0.5), "differ"),
+    (lambda d, x: fit_direction(x, ["a"] * len(x)), "two different values"),
+    (lambda d, x: fit_direction(x, [str(i % 3) + "x" for i in range(len(x))]), "not all numbers"),
+    (lambda d, x: fit_direction(x, [i % 2 for i in range(len(x))], method="topk", k=0), "1 <= k <= 32"),
+    (lambda d, x: fit_direction(x[:5], [0, 1]), "2 labels for 5 vectors"),
+])
+def test_bad_input_is_a_one_line_error(call, message):
+    x, y, _ = planted(np.random.default_rng(7))
+    with pytest.raises(AlgebraError, match=message) as caught:
+        call(fit_direction(x, y), x)
+    assert "\n" not in str(caught.value)
+
+
+# -- the commands, on a temporary registry ------------------------------------------------------------------
+
+ENC = "campplus-common-advanced"  # what `--embedding campplus` names; its weights are not loaded by these commands
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    from pipelines.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def dump(path) -> list[str]:
+    """Every row of the registry file, to show that a refused command stored nothing."""
+    with sqlite3.connect(path) as conn:
+        return list(conn.iterdump())
+
+
+@pytest.fixture
+def voices(tmp_path):
+    """A registry of 10 voices (f0-f4, m0-m4) whose 192-d vectors differ by sex along a planted axis."""
+    from cluster.registry import Registry
+
+    rng = np.random.default_rng(11)
+    axis = np.zeros(192)
+    axis[[7, 50, 99, 150]] = 0.15
+    common = rng.standard_normal(192) * 0.3
+    path = tmp_path / "voices.sqlite"
+    with Registry(path) as registry:
+        for sex, sign in (("f", -1), ("m", 1)):
+            for i in range(5):
+                identity = rng.standard_normal(192) * 0.05
+                vectors = (common + identity + sign * axis + rng.standard_normal((2, 192)) * 0.02) * (5 + i)
+                registry.enroll(f"{sex}{i}", ENC, vectors)
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("voice\tlabel\n" + "".join(f"{s}{i}\t{s.upper()}\n" for s in "fm" for i in range(5)))
+    return path, labels
+
+
+def test_direction_search_edit_mix_commands(voices, capsys):
+    from cluster.registry import Registry
+
+    path, labels = voices
+    registry = ["--registry", str(path)]
+    code, out, err = cli(capsys, "voices", "direction", "gender", "--labels", str(labels), *registry)
+    assert code == 0, err
+    assert "+ = M, - = F; training accuracy 100%" in out
+    code, out, err = cli(capsys, "voices", "direction", "gender5", "--labels", str(labels), "--method", "topk",
+                         "--k", "5", *registry)
+    assert code == 0, err
+    with Registry(path) as opened:
+        stored = opened.get_direction("gender5", ENC)
+        assert stored.metadata["k"] == 5 and {7, 50, 99, 150} <= set(stored.metadata["dims"])
+        assert np.count_nonzero(stored.vector) == 5
+
+    code, out, err = cli(capsys, "voices", "search", "--direction", "gender", "--top", "3", "--json", *registry)
+    assert code == 0, err
+    top = json.loads(out)
+    assert len(top) == 3 and all(row["name"].startswith("m") and row["class"] == "M" for row in top)
+    assert [row["reading"] for row in top] == sorted((row["reading"] for row in top), reverse=True)
+    code, out, _ = cli(capsys, "voices", "search", "--direction", "gender", "--lowest", "-k", "5", "--json", *registry)
+    assert {row["name"] for row in json.loads(out)} == {f"f{i}" for i in range(5)}
+
+    code, out, err = cli(capsys, "voices", "edit", "f0", "--direction", "gender", "--alpha", "1.5", "--as", "f0_m",
+                         *registry)
+    assert code == 0, err
+    code, out, err = cli(capsys, "voices", "mix", "f1", "m1", "--t", "0.3", "--as", "f1_m1", *registry)
+    assert code == 0, err
+    with Registry(path) as opened:
+        from synth.algebra import AttributeDirection
+
+        fitted = AttributeDirection.from_stored(opened.get_direction("gender", ENC).vector,
+                                                opened.get_direction("gender", ENC).metadata)
+        edited = opened.embeddings("f0_m", ENC)[0].vector
+        assert opened.get("f0_m").metadata["tags"] == ["synthetic"]
+        assert not classify(opened.centroid("f0", ENC), fitted)[0] and classify(edited, fitted)[0]
+        # the derived voice keeps the raw norm of the voice it came from (5 x the unit-ish vectors of f0)
+        f0_norm = np.mean([np.linalg.norm(e.vector) for e in opened.embeddings("f0", ENC)])
+        assert np.linalg.norm(edited) == pytest.approx(f0_norm, rel=1e-5)
+        mixed = opened.centroid("f1_m1", ENC)
+        a, b = opened.centroid("f1", ENC), opened.centroid("m1", ENC)
+        omega = np.arccos(float(a @ b))
+        assert np.arccos(float(mixed @ a)) == pytest.approx(0.3 * omega, abs=1e-4)
+        assert np.arccos(float(mixed @ b)) == pytest.approx(0.7 * omega, abs=1e-4)
+    code, out, _ = cli(capsys, "voices", "directions", *registry)
+    assert code == 0 and "gender  campplus-common-advanced  mean" in out and "gender5" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["edit", "nobody", "--direction", "gender", "--alpha", "1", "--as", "x"], "voice 'nobody': not enrolled"),
+    (["edit", "f0", "--direction", "age", "--alpha", "1", "--as", "x"], "direction 'age' (campplus-common-advanced)"),
+    (["edit", "f0", "--direction", "gender", "--alpha", "nan", "--as", "x"], "alpha nan: must be a finite number"),
+    (["edit", "f0", "--direction", "gender", "--alpha", "1e308", "--as", "x"], "NaN or infinite|overflows"),
+    (["edit", "f0", "--direction", "gender", "--alpha", "1", "--as", "m1"], "--as m1: a voice of that name"),
+    (["edit", "f0", "--direction", "gender", "--alpha", "1", "--as", "has space"], "must not contain whitespace"),
+    (["edit", "other", "--direction", "gender", "--alpha", "1", "--as", "x"], "has no campplus-common-advanced"),
+    (["mix", "f0", "other", "--t", "0.5", "--as", "x"], "voice 'other': has no campplus-common-advanced"),
+    (["mix", "f0", "m0", "--t", "1.5", "--as", "x"], "--t 1.5: must be between 0"),
+    (["mix", "f0", "ghost", "--t", "0.5", "--as", "x"], "voice 'ghost': not enrolled"),
+    (["search", "--direction", "age"], "direction 'age'"),
+    (["search"], "give an AUDIO clip"),
+    (["direction", "g2", "--labels", "LABELS_ONE_CLASS"], "need at least two different values"),
+    (["direction", "g2", "--labels", "LABELS_UNKNOWN_VOICE"], "voice 'zed': not enrolled"),
+    (["direction", "g2", "--labels", "LABELS_NO_HEADER"], "the header must name"),
+    (["direction", "g2", "--labels", "LABELS_MISSING_FILE"], "no-such.flac: no such file"),
+    (["direction", "g2", "--labels", "LABELS_OK", "--method", "topk"], "the topk method needs 1 <= k <= 192"),
+])
+def test_bad_input_is_one_line_and_stores_nothing(voices, capsys, argv, message):
+    from cluster.registry import Registry
+
+    path, labels = voices
+    folder = path.parent
+    assert cli(capsys, "voices", "direction", "gender", "--labels", str(labels), "--registry", str(path))[0] == 0
+    with Registry(path) as opened:  # a voice of another encoder, to be used with the wrong one
+        opened.enroll("other", "another-encoder", np.ones(16))
+    files = {
+        "LABELS_ONE_CLASS": "voice\tlabel\nf0\tF\nf1\tF\n",
+        "LABELS_UNKNOWN_VOICE": "voice\tlabel\nf0\tF\nzed\tM\n",
+        "LABELS_NO_HEADER": "f0\tF\nm0\tM\n",
+        "LABELS_MISSING_FILE": "path\tlabel\nno-such.flac\tF\n",
+        "LABELS_OK": labels.read_text(),
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    argv = [str(folder / a) if a in files else a for a in argv]
+    before = dump(path)
+    code, out, err = cli(capsys, "voices", *argv, "--registry", str(path))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"voicemap voices {argv[0]}: ")
+    assert any(part in err for part in message.split("|")), err  # "a|b": either wording
+    assert dump(path) == before
+
+
+# -- real speech, real CAM++ ----------------------------------------------------------------------------------
+
+CROP_S = 4.0  # each utterance cut to its first 4 s keeps the test fast; bench_directions.py compares whole ones
+
+
+@pytest.fixture(scope="module")
+def librispeech_campplus(shared_data):
+    """(100, 192) CAM++ embeddings of the first 4 s of each utterance, speaker ids, sexes (SPEAKERS.TXT)."""
+    import torch
+
+    from diarize.audio import load_audio
+    from diarize.embedding import load_encoder
+
+    folder = shared_data / "speakers" / "librispeech-test-other"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine's cores are shared
+    try:
+        encoder = load_encoder("campplus")
+        # SPEAKERS.TXT: `ID | SEX | SUBSET | MINUTES | NAME`, comments start with ;
+        sexes = {fields[0].strip(): fields[1].strip() for fields in (
+            line.split("|") for line in (folder / "SPEAKERS.TXT").read_text().splitlines()
+            if "|" in line and not line.startswith(";"))}
+        paths = sorted(folder.glob("*/*.flac"))
+        vectors = np.stack([encoder.embed(load_audio(p).samples[: int(CROP_S * 16000)]) for p in paths])
+    finally:
+        torch.set_num_threads(threads)
+    return vectors, [p.parent.name for p in paths], [sexes[p.parent.name] for p in paths], folder
+
+
+@pytest.mark.xfail(strict=True, reason="issue 6 target (>= 90 %) not met: with 9 training speakers the CAM++ "
+                   "class-mean difference is dominated by those speakers' identities (measured 62 % of utterances, "
+                   "see README 'Voices as vectors'); strict, so that reaching the target is noticed")
+def test_leave_one_speaker_out_sex_reading_with_campplus_meets_the_target(librispeech_campplus):
+    from synth.algebra import leave_one_group_out
+
+    vectors, speakers, sexes, _ = librispeech_campplus
+    assert sorted(set(sexes)) == ["F", "M"] and len(set(speakers)) == 10
+    result = leave_one_group_out(vectors, sexes, speakers, method="mean")
+    assert result.item_accuracy >= 0.9 and result.group_accuracy >= 0.9
+
+
+def test_direction_fitted_on_nine_speakers_reads_them_and_edits_cross_the_threshold(librispeech_campplus):
+    from synth.algebra import leave_one_group_out
+
+    vectors, speakers, sexes, _ = librispeech_campplus
+    speakers = np.array(speakers)
+    for method, k in (("mean", None), ("topk", 20)):
+        fitted = fit_direction(vectors, sexes, method=method, k=k)
+        assert fitted.labels == ("F", "M")
+        # the training speakers are read correctly from their mean voice...
+        for speaker in sorted(set(speakers)):
+            mean = vectors[speakers == speaker] / np.linalg.norm(vectors[speakers == speaker], axis=1, keepdims=True)
+            truth = sexes[list(speakers).index(speaker)] == "M"
+            assert classify(mean.mean(0), fitted)[0] == truth
+            # ...and an edit of 1.5 class-mean distances towards the other sex crosses the threshold
+            assert classify(edit(mean.mean(0), fitted, -1.5 if truth else 1.5), fitted)[0] != truth
+    result = leave_one_group_out(vectors, sexes, speakers, method="mean")
+    assert len(result.groups) == 10 and 0.0 <= result.item_accuracy <= 1.0
+
+
+def test_direction_command_embeds_labelled_files(librispeech_campplus, tmp_path, capsys):
+    from cluster.registry import Registry
+
+    _, _, _, folder = librispeech_campplus
+    picks = {"1998": "F", "3080": "F", "2033": "M", "2414": "M"}
+    rows = [f"{speaker}/{path.name}\t{sex}" for speaker, sex in picks.items()
+            for path in sorted((folder / speaker).glob("*.flac"))[:2]]
+    labels = tmp_path / "sex.tsv"
+    labels.write_text("path\tlabel\n" + "\n".join(rows) + "\n")
+    # paths are relative to the TSV's folder: put the TSV beside the speakers' folders through a symlink
+    for speaker in picks:
+        (tmp_path / speaker).symlink_to(folder / speaker)
+    registry = tmp_path / "voices.sqlite"
+    code, out, err = cli(capsys, "voices", "direction", "sex", "--labels", str(labels), "--registry", str(registry))
+    assert code == 0, err
+    assert "8 paths; + = M, - = F; training accuracy 100%" in out
+    with Registry(registry) as opened:
+        stored = opened.get_direction("sex", ENC)
+    assert stored.vector.shape == (192,) and stored.metadata["labels"] == ["F", "M"]
