@@ -43,6 +43,10 @@ def embed_corpus(folder: Path, encoder, crop_s: float) -> tuple[np.ndarray, np.n
     whole, cropped, speakers, labels = [], [], [], []
     for path in sorted(folder.glob("*/*.flac")):
         samples = load_audio(path).samples
+        if encoder.sample_rate != 16000:  # resample at the encoder's door (Qwen3 wants 24 kHz)
+            import soxr
+
+            samples = soxr.resample(samples, 16000, encoder.sample_rate).astype(np.float32)
         whole.append(encoder.embed(samples))
         cropped.append(encoder.embed(samples[: int(crop_s * encoder.sample_rate)]))
         speakers.append(path.parent.name)
