@@ -278,6 +278,7 @@ def test_direction_search_edit_mix_commands(voices, capsys):
     (["direction", "g2", "--labels", "LABELS_NO_HEADER"], "the header must name"),
     (["direction", "g2", "--labels", "LABELS_MISSING_FILE"], "no-such.flac: no such file"),
     (["direction", "g2", "--labels", "LABELS_OK", "--method", "topk"], "the topk method needs 1 <= k <= 192"),
+    (["direction", "g2", "--labels", "LABELS_OK", "--k", "5"], "--k 5: only with --method topk"),
 ])
 def test_bad_input_is_one_line_and_stores_nothing(voices, capsys, argv, message):
     from cluster.registry import Registry

@@ -98,6 +98,8 @@ def direction(args: argparse.Namespace) -> int:
     from synth.algebra import AlgebraError, classify, fit_direction
 
     check_name(args.name, "direction name")
+    if args.k is not None and args.method != "topk":
+        raise EnrollError(f"--k {args.k}: only with --method topk (mean uses every dimension)")
     kind, items = read_labels(args.labels)
     encoder = load_encoder_or_fail(args.embedding, args.device)
     registry_path = resolve_registry_path(args.registry)

@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("voices", help="list, show, remove, export, import or search enrolled voices",
+    parser = subparsers.add_parser("voices", help="list, show, remove, export, import or search enrolled voices; "
+                                   "attribute directions, edits and mixes",
                                    description="Look after the registry of enrolled voices.")
     parser.set_defaults(func=run, voices_parser=parser, action=None)
     commands = parser.add_subparsers(dest="voices_command", metavar="ACTION")
