@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,11 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared evaluation data not found at {path} (see the project README for how to get it)")
     return path
+
+
+# Sleeping OpenMP waits: spinning threads make torch many times slower when the cores are shared
+# (see pipelines/cli.py); set before any test module imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _quiet_test_process() -> None:
