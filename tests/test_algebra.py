@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synth.algebra import (AlgebraError, AttributeDirection, classify, correlations, edit, fit_direction,
-                           interpolate, project, read)
+                           interpolate, pair_direction, project, read)
 
 
 def planted(rng, n=1000, dim=32, dims=(3, 11, 20), shift=0.2):
@@ -140,6 +140,29 @@ def test_projection_reads_a_synthetic_label_with_a_threshold_fitted_on_training_
     assert (classify(test_x, fitted) == (test_y == 1)).mean() > 0.95
     p = project(test_x, fitted)
     assert p.shape == (400,) and np.all(np.abs(p) <= 1 + 1e-12)
+
+
+def test_a_pair_prior_fixes_the_line_and_the_labels_only_its_sign_and_length():
+    rng = np.random.default_rng(8)
+    dim = 64
+    sex = np.zeros(dim)
+    sex[[4, 9]] = 0.2
+    # 6 "speakers" whose identities are as large as the attribute: the class means alone are misled
+    identities = rng.standard_normal((6, dim)) * 0.12
+    y = np.array([0, 0, 0, 1, 1, 1])
+    x = 1.0 * np.eye(dim)[0] + identities + np.outer(y, sex)
+    # paired voices (each voice with the attribute added), with their own noise: no labels needed
+    before = np.eye(dim)[0] + rng.standard_normal((40, dim)) * 0.12
+    after = before + sex + rng.standard_normal((40, dim)) * 0.01
+    prior = fit_direction(x, y, along=pair_direction(before, after))
+    plain = fit_direction(x, y)
+    assert cosine(prior.vector, sex) > 0.95 > cosine(plain.vector, sex)
+    values = read(x, prior)
+    assert values[y == 1].mean() - values[y == 0].mean() == pytest.approx(1.0)  # still in label units
+    flipped = fit_direction(x, 1 - y, along=after.mean(0) - before.mean(0))
+    assert cosine(flipped.vector, sex) < -0.95  # the labels set the sign
+    with pytest.raises(AlgebraError, match="mean method only"):
+        fit_direction(x, y, method="topk", k=3, along=sex)
 
 
 def test_stored_form_round_trips():
