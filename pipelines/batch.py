@@ -26,6 +26,7 @@ from typing import Callable
 from diarize.output import atomic_write_text
 from diarize.pipeline import DiarizationConfig
 
+from .batch_long import concatenate_segmentations
 from .batch_state import DONE, FAILED, SUMMARY_NAME, BatchError, JobState
 from .inputs import expand_inputs, output_stem
 
@@ -102,8 +103,9 @@ class DiarizeWorker:
 
     def ready(self) -> dict:
         """Load the models now, so a missing model stops the job once instead of failing every file."""
-        self.diarizer.segmenter.model
-        return {"host": socket.gethostname(), "pid": os.getpid(), "encoder": self.diarizer.encoder.encoder_id}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "encoder": self.diarizer.encoder.encoder_id,
+                "window": self.diarizer.segmenter.duration, "encoder_rate": self.diarizer.encoder.sample_rate,
+                "frame_rate": self.diarizer.encoder.frame_rate}
 
     def process(self, path: str, uri: str) -> dict:
         from diarize.audio import Waveform, load_audio
@@ -129,6 +131,51 @@ class DiarizeWorker:
                         "total": round(finished - start, 3)},
             "worker": f"{socket.gethostname()}:{os.getpid()}",
         }
+
+
+    def segment_piece(self, path: str, start: int, end: int | None, step: float) -> dict:
+        """Phase 1 of a long recording (batch_long.py): segmentation of samples [start, end), at the whole
+        recording's step (not one chosen from the piece's length)."""
+        from .batch_long import SAMPLE_RATE, read_piece
+
+        clock = time.perf_counter()
+        try:
+            segmentation = self.diarizer.segmenter(read_piece(path, start, end), SAMPLE_RATE, step=step)
+        except Exception as error:
+            return {"ok": False, "error": error_line(path, error)}
+        return {"ok": True, "segmentation": segmentation, "seconds": time.perf_counter() - clock}
+
+    def embed_piece(self, path: str, blocks: list, first_frame: int, num_frames: int, segmentation) -> dict:
+        """Phase 2: the piece's frame features (from the recording-wide block grid) pooled per local speaker."""
+        from diarize.speaker_embeddings import local_speaker_embeddings
+
+        from .batch_long import piece_features
+
+        clock = time.perf_counter()
+        try:
+            encoder = self.diarizer.encoder
+            features = piece_features(encoder, path, blocks, first_frame, num_frames)
+            local = local_speaker_embeddings(encoder, features, segmentation)
+        except Exception as error:
+            return {"ok": False, "error": error_line(path, error)}
+        return {"ok": True, "local": local, "seconds": time.perf_counter() - clock}
+
+    def finish(self, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float) -> dict:
+        """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step."""
+        from .batch_long import evidence_of
+
+        clock = time.perf_counter()
+        try:
+            evidence = evidence_of(segmentation, local_pieces)
+            local_labels, centroids = self.diarizer.cluster(evidence)
+            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri)
+        except Exception as error:
+            return {"ok": False, "error": error_line(uri, error)}
+        cluster = time.perf_counter() - clock
+        return {"ok": True, "result": result, "duration": result.duration, "speakers": len(result.labels),
+                "timings": {"pieces": len(local_pieces), "pieces_total": round(piece_seconds, 3),
+                            "cluster": round(cluster, 3), "total": round(piece_seconds + cluster, 3)},
+                "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 # --- what the driver makes of a result -----------------------------------------------------------
@@ -212,6 +259,34 @@ class Summary:
         self.failed = self.failed or []
 
 
+@dataclass
+class _Work:
+    """One call for a worker: a whole file, one piece of a long file, or the clustering of its pieces."""
+
+    kind: str  # "file" | "segment" | "embed" | "finish"
+    item: Input
+    piece: int = 0
+
+
+@dataclass
+class _LongJob:
+    """A long recording in flight: its pieces' plan, their results as they arrive, the whole's duration."""
+
+    plan: list
+    step: float
+    num_samples: int
+    segments: list  # phase 1: Segmentation per piece
+    locals: list  # phase 2: LocalEmbeddings per piece
+    blocks: list | None = None  # per piece, the encoder blocks it computes (from the whole segmentation)
+    segmentation: object = None
+    seconds: float = 0.0
+    failed: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / 16000
+
+
 class _Slot:
     """One actor of the pool: starting (ready_ref), idle, or busy with one file (task_ref)."""
 
@@ -219,7 +294,7 @@ class _Slot:
         self.actor, self.ready_ref = actor, ready_ref
         self.pid = None
         self.task_ref = None
-        self.item: Input | None = None
+        self.work: _Work | None = None
         self.start_failures = 0
 
 
@@ -289,11 +364,13 @@ def _plan(state: JobState, inputs: list[Input], retry_failed: bool, summary: Sum
 def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig = DiarizationConfig(), *,
               workers: int | None = None, address: str | None = None, retry_failed: bool = False,
               cpus_per_worker: float = 1.0, quiet: bool = True, task: str = "diarize", registry: str | None = None,
-              match_threshold: float | None = None,
+              match_threshold: float | None = None, split_over: float | None = None,
               on_dispatch: Callable[[Path, int], None] | None = None) -> Summary:
     """Diarize (task="diarize") or diarize and name from the registry (task="identify") every input into
     OUTDIR/<name>.rttm|.json, resuming from OUTDIR's job state.
 
+    split_over: recordings longer than this many seconds (soundfile formats) are cut into pieces whose
+    segmentation and embeddings run on different workers, then clustered once (batch_long.py); None: never.
     on_dispatch(path, worker pid) is called as each file is handed to a worker (progress displays, and
     the tests that kill a worker mid-file). Returns the run's Summary, also written to OUTDIR/summary.json.
     Ctrl-C stops the job with summary.interrupted set; files in flight stay pending for the next run.
@@ -315,7 +392,7 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
         if todo:
             started, summary.workers = _connect(address, workers, cpus_per_worker)
             try:
-                _drive(state, todo, config, output, summary, cpus_per_worker, quiet, on_dispatch)
+                _drive(state, todo, config, output, summary, cpus_per_worker, quiet, on_dispatch, split_over)
             except KeyboardInterrupt:
                 summary.interrupted = True
     finally:
@@ -333,7 +410,7 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
 
 
 def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: DiarizeOutput, summary: Summary,
-           cpus_per_worker: float, quiet: bool, on_dispatch) -> None:
+           cpus_per_worker: float, quiet: bool, on_dispatch, split_over: float | None = None) -> None:
     import ray
     from ray.exceptions import RayActorError, RayError, RayTaskError
     from tqdm import tqdm
@@ -348,8 +425,75 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
             slot.start_failures = previous.start_failures
         return slot
 
-    slots = [new_slot() for _ in range(min(summary.workers, len(todo)))]
+    # with splitting, one file can keep every worker busy
+    slots = [new_slot() for _ in range(summary.workers if split_over else min(summary.workers, len(todo)))]
+    todo = deque(_Work("file", item) for item in todo)
     deaths: dict[str, int] = {}
+    long_jobs: dict[str, _LongJob] = {}
+    models: dict = {}  # segmentation window and encoder rates, as the first ready worker reports them
+
+    def split(item: Input) -> bool:
+        """Queue the pieces of a long recording in place of the whole file; False when it stays whole."""
+        from diarize.segmentation import default_step
+
+        from .batch_long import SAMPLE_RATE, num_pieces, probe, split_plan
+
+        header = probe(item.path)
+        if header is None or models.get("encoder_rate") != SAMPLE_RATE:
+            return False  # not seekable, or an encoder at another rate (its resampling would differ at cuts)
+        num_samples = int(round(header[0] * SAMPLE_RATE / header[1]))
+        duration = num_samples / SAMPLE_RATE
+        if duration <= split_over:
+            return False
+        step = config.step or default_step(duration)  # the whole recording's step, as Diarizer would pick it
+        plan = split_plan(num_samples, int(round(models["window"] * SAMPLE_RATE)), int(round(step * SAMPLE_RATE)),
+                          num_pieces(duration, split_over, len(slots)))
+        if len(plan) < 2:
+            return False
+        long_jobs[str(item.path)] = _LongJob(plan, step, num_samples, [None] * len(plan), [None] * len(plan))
+        todo.extendleft(_Work("segment", item, index) for index in reversed(range(len(plan))))
+        return True
+
+    def plan_embeddings(item: Input, job: _LongJob) -> None:
+        """After phase 1: the recording's segmentation, its encoder block grid, and phase 2's work."""
+        from diarize.speaker_embeddings import speech_spans
+
+        from .batch_long import feature_blocks
+
+        job.segmentation = concatenate_segmentations(job.segments)
+        spans = speech_spans(job.segmentation, job.duration)
+        blocks = feature_blocks(spans, job.num_samples, models["encoder_rate"], models["frame_rate"])
+        hop = int(round(models["encoder_rate"] / models["frame_rate"]))
+        total_frames = job.num_samples // hop
+        job.blocks = []
+        for start, end in job.plan:
+            first = start // hop
+            last = total_frames if end is None else min(total_frames, end // hop + 1)
+            job.blocks.append((first, last - first, [block for block in blocks
+                                                     if block.frame < last and block.frame + block.keep > first]))
+        todo.extendleft(_Work("embed", item, index) for index in reversed(range(len(job.plan))))
+
+    def drop(path: str) -> None:
+        """Forget the queued pieces of a file that failed."""
+        kept = [work for work in todo if str(work.item.path) != path]
+        todo.clear()
+        todo.extend(kept)
+        if path in long_jobs:
+            long_jobs[path].failed = True  # kept, so that pieces still in flight are recognised and ignored
+            long_jobs[path].segments = long_jobs[path].locals = []
+
+    def submit(slot: _Slot, work: _Work):
+        path, uri = str(work.item.path), work.item.uri
+        if work.kind == "file":
+            return slot.actor.process.remote(path, uri)
+        job = long_jobs[path]
+        if work.kind == "segment":
+            start, end = job.plan[work.piece]
+            return slot.actor.segment_piece.remote(path, start, end, job.step)
+        if work.kind == "embed":
+            first, count, blocks = job.blocks[work.piece]
+            return slot.actor.embed_piece.remote(path, blocks, first, count, job.segments[work.piece])
+        return slot.actor.finish.remote(uri, job.duration, job.segmentation, job.locals, job.seconds)
     bar = tqdm(total=len(todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None, file=sys.stderr)
 
     def record(item: Input, outcome: dict, attempts: int) -> None:
@@ -380,10 +524,12 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
         while todo or any(slot.task_ref is not None for slot in slots):
             for slot in slots:
                 if slot.pid is not None and slot.task_ref is None and todo:
-                    slot.item = todo.popleft()
-                    slot.task_ref = slot.actor.process.remote(str(slot.item.path), slot.item.uri)
+                    work = todo.popleft()
+                    if work.kind == "file" and split_over and split(work.item):
+                        work = todo.popleft()
+                    slot.work, slot.task_ref = work, submit(slot, work)
                     if on_dispatch:
-                        on_dispatch(slot.item.path, slot.pid)
+                        on_dispatch(work.item.path, slot.pid)
             waiting = {ref: slot for slot in slots for ref in (slot.ready_ref, slot.task_ref) if ref is not None}
             if not waiting:
                 break  # no file left for any worker (all slots idle and nothing queued)
@@ -397,6 +543,7 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
                         info = ray.get(ref)
                         output.check(info["encoder"])
                         slot.pid, slot.start_failures = info["pid"], 0
+                        models.update(info)
                     except RayTaskError as error:
                         # the models cannot load: every file would fail the same way
                         raise BatchError(f"worker could not load the models: {error_line('', error.cause or error).lstrip(': ')}") from None
@@ -408,7 +555,10 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
                         slots[index].start_failures += 1
                         summary.worker_deaths += 1
                     continue
-                item, slot.task_ref, slot.item = slot.item, None, None
+                work, slot.task_ref, slot.work = slot.work, None, None
+                item, path = work.item, str(work.item.path)
+                if path in long_jobs and long_jobs[path].failed:
+                    continue  # a piece of a recording already recorded as failed
                 try:
                     outcome = ray.get(ref)
                 except RayTaskError as error:
@@ -418,16 +568,33 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
                     # the worker died (OOM kill, segfault, node lost): replace it, retry its file once
                     summary.worker_deaths += 1
                     slots[index] = new_slot()
-                    path = str(item.path)
                     deaths[path] = deaths.get(path, 0) + 1
                     if deaths[path] < MAX_DEATHS:
-                        todo.appendleft(item)
+                        todo.appendleft(work)
                         continue
+                    drop(path)
                     record(item, {"ok": False, "error": f"{path}: the worker died {deaths[path]} times while "
                                                         "processing it (out of memory or a crash in a decoder)"},
                            attempts=deaths[path])
                     continue
-                record(item, outcome, attempts=deaths.get(str(item.path), 0) + 1)
+                if work.kind in ("segment", "embed") and outcome["ok"]:
+                    # results of phases 1 and 2 wait here; the next phase is first in line once all are in
+                    job = long_jobs[path]
+                    job.seconds += outcome["seconds"]
+                    if work.kind == "segment":
+                        job.segments[work.piece] = outcome["segmentation"]
+                        if all(piece is not None for piece in job.segments):
+                            plan_embeddings(item, job)
+                    else:
+                        job.locals[work.piece] = outcome["local"]
+                        if all(piece is not None for piece in job.locals):
+                            todo.appendleft(_Work("finish", item))
+                    continue
+                if outcome["ok"]:
+                    long_jobs.pop(path, None)
+                else:
+                    drop(path)
+                record(item, outcome, attempts=deaths.get(path, 0) + 1)
     finally:
         bar.close()
         for slot in slots:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +21,8 @@ from pipelines.batch_state import STATE_NAME, SUMMARY_NAME, BatchError, JobState
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIP_SECONDS = 12  # short excerpts of the shared clips keep the whole module within a few minutes on 2 CPUs
 GOOD = {"a.flac": "dev01", "sub/b.flac": "sample"}
+LONG = "long/talk.flac"  # 90 s of three LibriSpeech speakers taking turns, split across workers
+LONG_SECONDS, SPLIT_OVER = 90, 40.0
 BROKEN = ["empty.wav", "text.wav", "sub/truncated.flac"]
 
 
@@ -49,7 +52,25 @@ def archive(tmp_path_factory, shared_data) -> Path:
     (root / "text.wav").write_text("these are not the samples you are looking for\n")
     whole = (shared_data / "diarization" / "audio" / "trn02.flac").read_bytes()
     (root / "sub" / "truncated.flac").write_bytes(whole[: len(whole) // 3])
+    _build_conversation(shared_data / "speakers" / "librispeech-test-other", root / LONG)
     return root
+
+
+def _build_conversation(speakers: Path, target: Path) -> None:
+    """Utterances of three speakers in turn, half a second apart, cut to LONG_SECONDS."""
+    import numpy as np
+    import soundfile as sf
+
+    voices = [sorted(folder.glob("*.flac")) for folder in sorted(speakers.iterdir())[:3]]
+    parts, total, turn = [], 0, 0
+    while total < LONG_SECONDS * 16000:
+        samples, rate = sf.read(voices[turn % 3][turn // 3], dtype="float32")
+        assert rate == 16000
+        parts += [samples, np.zeros(rate // 2, dtype=np.float32)]
+        total += len(samples) + rate // 2
+        turn += 1
+    target.parent.mkdir()
+    sf.write(target, np.concatenate(parts)[: LONG_SECONDS * 16000], 16000)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +82,7 @@ def reference_results(archive) -> dict:
 
     torch.set_num_threads(1)  # as inside a 1-CPU worker, so float summation order is the same
     diarizer = Diarizer()
-    return {name.rsplit(".", 1)[0]: diarizer(archive / name) for name in GOOD}
+    return {name.rsplit(".", 1)[0]: diarizer(archive / name) for name in [*GOOD, LONG]}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +100,7 @@ def reference(reference_results, tmp_path_factory) -> dict[str, tuple[str, str]]
 @pytest.fixture(scope="module")
 def first_run(ray_runtime, archive, tmp_path_factory):
     outdir = tmp_path_factory.mktemp("out")
-    summary = run_batch([str(archive)], outdir, workers=2)
+    summary = run_batch([str(archive)], outdir, workers=2, split_over=SPLIT_OVER)
     return outdir, summary
 
 
@@ -91,18 +112,32 @@ def _outputs(outdir: Path) -> dict[str, int]:
 
 
 def _expected_outputs() -> set[str]:
-    return {f"{name.rsplit('.', 1)[0]}{suffix}" for name in GOOD for suffix in (".rttm", ".json")}
+    return {f"{name.rsplit('.', 1)[0]}{suffix}" for name in [*GOOD, LONG] for suffix in (".rttm", ".json")}
 
 
 def test_good_files_match_single_process_diarization(first_run, reference):
     outdir, summary = first_run
-    assert summary.done == len(GOOD) and summary.skipped == 0
+    assert summary.done == len(GOOD) + 1 and summary.skipped == 0
     assert set(_outputs(outdir)) == _expected_outputs()  # nothing for broken files, no temporaries
     for stem, (rttm, json_text) in reference.items():
         assert rttm.strip(), f"{stem}: the reference found no speech; the comparison would be empty"
         assert (outdir / f"{stem}.rttm").read_text() == rttm
         assert (outdir / f"{stem}.json").read_text() == json_text
-    assert summary.audio_seconds == pytest.approx(len(GOOD) * CLIP_SECONDS, abs=0.01)
+    assert summary.audio_seconds == pytest.approx(len(GOOD) * CLIP_SECONDS + LONG_SECONDS, abs=0.01)
+
+
+def test_long_recording_split_across_workers_equals_single_process(first_run, reference_results, reference):
+    """The long file was cut into pieces (segmentation and embeddings on different workers, clustered
+    once), and still gives the single-process RTTM and JSON byte for byte."""
+    outdir, _ = first_run
+    rows = {Path(row["path"]).name: row for row in read_rows(outdir)}
+    timings = json.loads(rows["talk.flac"]["timings"])
+    assert timings["pieces"] == 3  # ceil(90 s / 40 s): more than one worker took part
+    assert json.loads(rows["a.flac"]["timings"]).get("pieces") is None  # short files stay whole
+    result = reference_results["long/talk"]
+    assert len(result.labels) >= 2, "the reference should find several speakers, or the check is weak"
+    assert (outdir / "long" / "talk.rttm").read_text() == reference["long/talk"][0]
+    assert (outdir / "long" / "talk.json").read_text() == reference["long/talk"][1]
 
 
 def test_broken_files_fail_alone_with_one_line(first_run, archive):
@@ -113,15 +148,15 @@ def test_broken_files_fail_alone_with_one_line(first_run, archive):
         assert "\n" not in error and error.startswith(path)
     assert "empty" in failed[str(archive / "empty.wav")]
     on_disk = json.loads((outdir / SUMMARY_NAME).read_text())
-    assert on_disk["done"] == 2 and on_disk["skipped"] == 0 and on_disk["failed"] == summary.failed
-    assert on_disk["wall_seconds"] > 0 and on_disk["audio_seconds"] == pytest.approx(2 * CLIP_SECONDS, abs=0.01)
+    assert on_disk["done"] == 3 and on_disk["skipped"] == 0 and on_disk["failed"] == summary.failed
+    assert on_disk["wall_seconds"] > 0 and on_disk["audio_seconds"] == summary.audio_seconds > 0
 
 
 def test_manifest_rows(first_run, archive):
     outdir, _ = first_run
     rows = {Path(row["path"]).name: row for row in read_rows(outdir)}
     assert {name: row["status"] for name, row in rows.items()} == {
-        "a.flac": "done", "b.flac": "done", "empty.wav": "failed", "text.wav": "failed", "truncated.flac": "failed"}
+        "a.flac": "done", "b.flac": "done", "talk.flac": "done", "empty.wav": "failed", "text.wav": "failed", "truncated.flac": "failed"}
     good = rows["a.flac"]
     assert good["size"] == (archive / "a.flac").stat().st_size and len(good["hash"]) == 32
     assert good["duration"] == pytest.approx(CLIP_SECONDS, abs=0.01) and good["speakers"] >= 1
@@ -132,8 +167,8 @@ def test_manifest_rows(first_run, archive):
 def test_rerun_does_no_work(first_run, archive):
     outdir, _ = first_run
     before = _outputs(outdir)
-    summary = run_batch([str(archive)], outdir, workers=2)
-    assert (summary.done, summary.skipped, summary.failed, summary.workers) == (0, 5, [], 0)
+    summary = run_batch([str(archive)], outdir, workers=2, split_over=SPLIT_OVER)
+    assert (summary.done, summary.skipped, summary.failed, summary.workers) == (0, 6, [], 0)
     assert summary.not_retried == len(BROKEN)
     assert _outputs(outdir) == before  # not one output rewritten
 
@@ -142,8 +177,8 @@ def test_deleted_output_is_redone_alone_and_failures_retried_on_request(first_ru
     outdir, _ = first_run
     (outdir / "sub" / "b.json").unlink()
     before = _outputs(outdir)
-    summary = run_batch([str(archive)], outdir, workers=2, retry_failed=True)
-    assert summary.done == 1 and summary.skipped == 1
+    summary = run_batch([str(archive)], outdir, workers=2, retry_failed=True, split_over=SPLIT_OVER)
+    assert summary.done == 1 and summary.skipped == 2
     assert {entry["path"] for entry in summary.failed} == {str(archive / name) for name in BROKEN}
     after = _outputs(outdir)
     assert after["a.rttm"] == before["a.rttm"] and after["a.json"] == before["a.json"]
@@ -161,8 +196,11 @@ def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp
     deadline = time.monotonic() + 150
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if (outdir / STATE_NAME).exists() and any(row["status"] == "done" for row in read_rows(outdir)):
-                break
+            try:
+                if any(row["status"] == "done" for row in read_rows(outdir)):
+                    break
+            except sqlite3.OperationalError:
+                pass  # the job has not created its state yet
             time.sleep(0.2)
         assert process.poll() is None, f"the job ended before it could be killed: {process.stdout.read()!r}"
         process.send_signal(signal.SIGKILL)
@@ -178,7 +216,8 @@ def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp
     assert {row["status"] for row in read_rows(outdir)} == {"done"}
     # flat inputs: OUTDIR/<stem>; exactly one RTTM and one JSON per input, nothing half-written left over
     assert set(_outputs(outdir)) == {"a.rttm", "a.json", "b.rttm", "b.json"}
-    for stem, (rttm, json_text) in reference.items():
+    for stem in ("a", "sub/b"):
+        rttm, json_text = reference[stem]
         name = Path(stem).name
         assert (outdir / f"{name}.rttm").read_text() == rttm
         assert (outdir / f"{name}.json").read_text() == json_text
@@ -231,6 +270,30 @@ def test_identify_names_speakers_like_the_library(ray_runtime, archive, referenc
 
 
 # --- pieces that need no Ray ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("seconds", [9.5, 10, 10.5, 30, 90, 90.3])
+@pytest.mark.parametrize("pieces", [2, 3, 7])
+def test_split_plan_gives_every_window_once(seconds, pieces):
+    """Windows of the pieces, placed at their offsets, are exactly the recording's windows, and only the
+    last piece can end with a padded window."""
+    from pipelines.batch_long import split_plan, window_count
+
+    window, step, num_samples = 160000, 16000, int(seconds * 16000)
+
+    def starts(offset, length):
+        count, padded = window_count(length, window, step)
+        return [offset + index * step for index in range(count)], padded
+
+    expected, _ = starts(0, num_samples)
+    plan = split_plan(num_samples, window, step, pieces)
+    found = []
+    for index, (start, end) in enumerate(plan):
+        piece_starts, padded = starts(start, (num_samples if end is None else end) - start)
+        assert not padded or index == len(plan) - 1
+        assert (end is None) == (index == len(plan) - 1)
+        found += piece_starts
+    assert found == expected
+    assert 1 <= len(plan) <= pieces and (len(plan) > 1 or seconds < 12)
 
 def test_missing_input_fails_without_starting_workers(tmp_path):
     missing = tmp_path / "nowhere.wav"

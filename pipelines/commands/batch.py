@@ -56,6 +56,9 @@ def _add_job_options(job) -> None:
                      help="CPUs Ray reserves for each worker (fractions allowed); torch uses that many threads")
     job.add_argument("--address", help="Ray cluster to attach to (default: $RAY_ADDRESS, else a local runtime)")
     job.add_argument("--retry-failed", action="store_true", help="retry inputs that failed in an earlier run")
+    job.add_argument("--split-over", type=float, default=900.0, metavar="SECONDS",
+                     help="recordings longer than this are cut into pieces diarized on several workers, then "
+                     "clustered once (wav/flac/ogg/mp3; 0: never split)")
 
 
 def run(args) -> int:
@@ -72,7 +75,7 @@ def run(args) -> int:
         config = config_from_args(args)
         summary = run_batch(args.sources, args.outdir, config, workers=args.workers, address=args.address,
                             retry_failed=args.retry_failed, cpus_per_worker=args.cpus_per_worker, quiet=args.quiet,
-                            task=args.job, registry=getattr(args, "registry", None),
+                            task=args.job, split_over=args.split_over or None, registry=getattr(args, "registry", None),
                             match_threshold=getattr(args, "match_threshold", None))
     except (BatchError, ValueError) as error:
         print(f"voicemap batch: {error}", file=sys.stderr)
