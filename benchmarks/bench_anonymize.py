@@ -1,0 +1,178 @@
+"""Anonymization figures: privacy (CAM++ attacker EER) and utility (DER against the original's diarization).
+
+    python benchmarks/bench_anonymize.py                  # 5 conversations of 60 s, all methods
+    python benchmarks/bench_anonymize.py -n 2 --duration 30 --methods mcadams
+
+Conversations are simulated from the shared LibriSpeech test-other readers (eval.simulate), so every
+speaker turn is known exactly. For each method, each conversation is anonymized the way
+`voicemap anonymize` does it (pseudo-voices assigned to the labels of the original's diarization), then:
+
+- ignorant attacker: enrollment = original recordings of every reader that the conversations do not use;
+  trials = every (reader, anonymized turn) pair, target when the reader spoke the turn;
+- lazy-informed attacker: the same, with each reader's enrollment anonymized by the same method but a
+  pseudo-voice of its own drawn from another seed (the attacker knows the method, not the draw);
+- utility: DER of the anonymized recording's diarization against the original's diarization (pyannote
+  metrics, no collar), and whether the output length equals the input length in samples. DER against the
+  exact reference is shown too: the `none` row is the original's, so the cost of anonymizing is the gap
+  (the original's own diarization errors, e.g. a reader split in two and given two pseudo-voices, count
+  against "DER vs original" without being the transform's fault).
+
+A turn is scored on its single-voice speech only (double talk with another reader is cut out) and kept
+when that is at least 1.5 s. Enrollment is the mean of a reader's unit embeddings over 3 recordings (8 s
+each at most). The `none` row is the attacker on unprocessed turns: how strong the attacker is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SPEAKERS = REPO.parent / "shared" / "data" / "speakers" / "librispeech-test-other"
+RATE = 16000
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+def clean_turns(turns, reference):
+    """(speaker, [(start, end) samples]) per turn: its speech minus everybody else's, if >= 1.5 s."""
+    from pyannote.core import Segment, Timeline
+
+    out = []
+    for turn in turns:
+        own = Timeline([Segment(s / RATE, e / RATE) for s, e in turn.regions]).support()
+        others = reference.subset([label for label in reference.labels() if label != turn.speaker]).get_timeline().support()
+        kept = own.extrude(others)
+        spans = [(int(seg.start * RATE), int(seg.end * RATE)) for seg in kept if seg.duration > 0.05]
+        if sum(e - s for s, e in spans) >= 1.5 * RATE:
+            out.append((turn.speaker, spans))
+    return out
+
+
+def eer(enrollment: dict[str, np.ndarray], turns: list[tuple[str, np.ndarray]]) -> float:
+    from eval.verification import error_rates
+
+    readers = sorted(enrollment)
+    scores, targets = [], []
+    for speaker, embedding in turns:
+        for reader in readers:
+            scores.append(float(enrollment[reader] @ unit(embedding)))
+            targets.append(reader == speaker)
+    return error_rates(np.array(scores), np.array(targets))[0]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=5, help="conversations")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per conversation")
+    parser.add_argument("--speakers", type=int, default=3, help="readers per conversation")
+    parser.add_argument("--methods", default="mcadams,pitch,combined,strong")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the conversations and of the pseudo-voices")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    from diarize.audio import load_audio
+    from diarize.pipeline import Diarizer
+    from eval.metrics import DiarizationScores
+    from eval.simulate import SimulationConfig, SourceCache, _children, plan_conversation, render, speakers_from_folder
+    from synth.anonymize import anonymize_samples, draw_pseudo_voices
+    from synth.voice_transforms import median_f0, transform
+
+    methods = [m for m in args.methods.split(",") if m]
+    pool = speakers_from_folder(SPEAKERS)
+    config = SimulationConfig(target_duration=args.duration)
+    cache = SourceCache(config)
+    diarizer = Diarizer()
+    encoder = diarizer.encoder  # CAM++: the attacker is the encoder the diarization uses
+
+    conversations = []
+    used = set()
+    for index, child in enumerate(_children(args.seed, args.n)):
+        plan_seed, noise_seed = _children(child, 2)
+        turns = plan_conversation(pool, args.speakers, seed=plan_seed, config=config, cache=cache)
+        samples, reference = render(turns, config=config, cache=cache, uri=f"anon{index}", seed=noise_seed)
+        used.update(t.path for t in turns)
+        conversations.append((samples, reference, clean_turns(turns, reference)))
+
+    enrollment_audio = {}
+    for reader, paths in pool.items():
+        spare = [p for p in sorted(paths) if p not in used][:3]
+        enrollment_audio[reader] = [load_audio(p).samples[: 8 * RATE] for p in spare]
+
+    def enroll(transform_reader=None) -> dict[str, np.ndarray]:
+        out = {}
+        for reader, pieces in enrollment_audio.items():
+            if transform_reader is not None:
+                pieces = transform_reader(reader, pieces)
+            out[reader] = unit(np.mean([unit(encoder.embed(np.asarray(p, dtype=np.float32))) for p in pieces], axis=0))
+        return out
+
+    started = time.perf_counter()
+    originals = [diarizer(load_waveform(samples, f"anon{i}")) for i, (samples, _, _) in enumerate(conversations)]
+    enrolled = enroll()
+    base_turns = [(speaker, encoder.embed(np.concatenate([samples[s:e] for s, e in spans]).astype(np.float32)))
+                  for samples, _, turns in conversations for speaker, spans in turns]
+    print(f"{args.n} simulated conversations x {args.duration:.0f} s, {args.speakers} LibriSpeech test-other readers "
+          f"each; {len(base_turns)} scored turns x {len(enrolled)} enrolled readers; attacker CAM++; "
+          f"{platform.machine()}, torch threads 1", flush=True)
+    print(f"{'method':<10} {'ignorant EER':>13} {'lazy-informed EER':>18} {'DER vs original':>16} "
+          f"{'DER vs reference':>17} {'same length':>12} {'anonymize+diarize RTF':>22}", flush=True)
+    original_scores = DiarizationScores()
+    for (_, reference, _), original in zip(conversations, originals):
+        original_scores.add(reference.uri, reference, original.annotation)
+    show("none", eer(enrolled, base_turns), float("nan"), 0.0, original_scores.total()["der"], True, 0.0)
+    for method in methods:
+        clock = time.perf_counter()
+        scores, against_reference = DiarizationScores(), DiarizationScores()
+        turn_embeddings, same_length, audio_seconds = [], True, 0.0
+        for index, ((samples, reference, turns), original) in enumerate(zip(conversations, originals)):
+            result = anonymize_samples(samples, RATE, original.annotation, seed=args.seed + index, method=method)
+            same_length &= len(result.samples) == len(samples)
+            audio_seconds += len(samples) / RATE
+            again = diarizer(load_waveform(result.samples, f"anon{index}"))
+            scores.add(f"anon{index}", original.annotation, again.annotation)
+            against_reference.add(f"anon{index}", reference, again.annotation)
+            for speaker, spans in turns:
+                piece = np.concatenate([result.samples[s:e] for s, e in spans])
+                turn_embeddings.append((speaker, encoder.embed(piece.astype(np.float32))))
+        elapsed = time.perf_counter() - clock
+
+        def lazy(reader, pieces, method=method):
+            # the attacker's own draw: same method, another seed, one pseudo-voice per reader
+            voice = draw_pseudo_voices([reader], 10_000 + args.seed + sorted(pool).index(reader), method)[reader]
+            f0 = median_f0(np.concatenate(pieces), RATE) if method != "mcadams" else None
+            return [transform(p, RATE, voice, method, source_f0=f0) for p in pieces]
+
+        ignorant = eer(enrolled, turn_embeddings)
+        informed = eer(enroll(lazy), turn_embeddings)
+        show(method, ignorant, informed, scores.total()["der"], against_reference.total()["der"], same_length,
+             elapsed / audio_seconds)
+    print(f"total {time.perf_counter() - started:.0f} s", flush=True)
+
+    return 0
+
+
+def show(method, ignorant, informed, der, der_reference, same, rtf) -> None:
+    informed_text = "-" if np.isnan(informed) else f"{100 * informed:.1f} %"
+    print(f"{method:<10} {100 * ignorant:>11.1f} % {informed_text:>18} {100 * der:>14.1f} % "
+          f"{100 * der_reference:>15.1f} % {str(same):>12} {rtf:>22.2f}", flush=True)
+
+
+def load_waveform(samples: np.ndarray, uri: str):
+    from diarize.audio import Waveform
+
+    return Waveform(np.asarray(samples, dtype=np.float32), RATE, uri)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

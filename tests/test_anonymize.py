@@ -1,0 +1,214 @@
+"""Anonymization of recordings: real speech (LibriSpeech readers), real diarization, real CAM++; no mocks.
+
+One simulated two-reader conversation is written at 22.05 kHz (so the native-rate path is exercised) and
+anonymized once through the CLI; the tests below read that output.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def conversation(shared_data, tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    from eval.simulate import SimulationConfig, SourceCache, plan_conversation, render, speakers_from_folder
+
+    pool = speakers_from_folder(shared_data / "speakers" / "librispeech-test-other")
+    config = SimulationConfig(target_duration=25.0)
+    cache = SourceCache(config)
+    turns = plan_conversation(pool, 2, seed=11, config=config, cache=cache)
+    samples, reference = render(turns, config=config, cache=cache, uri="anon")
+    return {"pool": pool, "turns": turns, "samples": samples, "reference": reference,
+            "dir": tmp_path_factory.mktemp("anonymize")}
+
+
+@pytest.fixture(scope="module")
+def anonymized(conversation):
+    import soxr
+
+    from diarize.pipeline import Diarizer
+    from synth.anonymize import anonymize_file
+
+    native = 22050
+    path = conversation["dir"] / "conversation.wav"
+    sf.write(path, soxr.resample(conversation["samples"], RATE, native), native, subtype="PCM_16")
+    out = conversation["dir"] / "anonymized.wav"
+    diarizer = Diarizer()
+    result = anonymize_file(path, out, seed=5, method="combined", diarizer=diarizer)
+    return {"input": path, "output": out, "result": result, "diarizer": diarizer}
+
+
+def test_output_has_the_input_rate_and_exact_length(anonymized):
+    source, output = sf.info(str(anonymized["input"])), sf.info(str(anonymized["output"]))
+    assert output.samplerate == source.samplerate == 22050
+    assert output.frames == source.frames
+    samples, _ = sf.read(anonymized["output"])
+    assert np.isfinite(samples).all() and np.abs(samples).max() > 0.01
+
+
+def test_sidecar_holds_drawn_parameters_only(anonymized):
+    from synth.anonymize import draw_pseudo_voices
+
+    sidecar = json.loads(anonymized["output"].with_suffix(".json").read_text())
+    labels = sorted(sidecar["speakers"])
+    assert labels == sorted(anonymized["result"].annotation.labels()) and len(labels) >= 2
+    assert sidecar["seed"] == 5 and sidecar["sample_rate"] == 22050
+    drawn = draw_pseudo_voices(labels, 5)
+    for label, entry in sidecar["speakers"].items():
+        # exactly the drawn parameters and the speech time; no vector, no measured pitch
+        assert set(entry) == {"alpha", "target_f0_hz", "formant_scale", "speech_seconds"}
+        assert entry == {**drawn[label].as_dict(), "speech_seconds": entry["speech_seconds"]}
+    text = json.dumps(sidecar)
+    assert "embedding" not in text and "centroid" not in text and "[" not in text  # no list of numbers at all
+
+
+@pytest.fixture(scope="module")
+def rediarized(anonymized):
+    from diarize.audio import load_audio
+    from eval.metrics import DiarizationScores
+
+    again = anonymized["diarizer"](load_audio(anonymized["output"]))
+    return DiarizationScores().add("anon", anonymized["result"].annotation, again.annotation)
+
+
+def test_turn_taking_survives_diarization_of_the_anonymized_recording(rediarized):
+    """Who-spoke-when timing: speech the original's diarization found is found again, and no more
+    (missed detection + false alarm, against the original's diarization, at most 10 % of its speech)."""
+    assert (rediarized["missed"] + rediarized["false_alarm"]) / rediarized["total"] <= 0.10, rediarized
+
+
+@pytest.mark.xfail(strict=True, reason="measured DER 16-25 % on this conversation: the diarizer splits one "
+                   "pseudo-voice's last turn into a third speaker (README, Anonymization)")
+def test_full_der_against_the_original_diarization(rediarized):
+    assert rediarized["der"] <= 0.10, rediarized
+
+
+def test_voice_changes_more_than_between_two_recordings_of_the_reader(conversation, anonymized):
+    """CAM++ cosine(original turn, its anonymized version) is below cosine(original turn, another recording
+    of the same reader): the attacker's encoder finds the output less like the reader than the reader's
+    own other recording."""
+    import soxr
+
+    from diarize.audio import load_audio
+    from diarize.embedding import load_encoder
+
+    encoder = load_encoder("campplus")
+    output = soxr.resample(sf.read(anonymized["output"], dtype="float32")[0], 22050, RATE).astype(np.float32)
+    original = conversation["samples"]
+    turns = sorted(conversation["turns"], key=lambda t: -(t.regions[-1][1] - t.regions[0][0]))
+    checked = set()
+    for turn in turns:
+        if turn.speaker in checked or turn.overlaps_previous:
+            continue
+        start, end = turn.regions[0][0], turn.regions[-1][1]
+        if end - start < 2 * RATE:
+            continue
+        other = next(p for p in conversation["pool"][turn.speaker] if p != turn.path)
+        unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+        reference = unit(encoder.embed(original[start:end]))
+        same_reader = float(reference @ unit(encoder.embed(load_audio(other).samples)))
+        after = float(reference @ unit(encoder.embed(output[start:end])))
+        assert after < same_reader, (turn.speaker, after, same_reader)
+        checked.add(turn.speaker)
+    assert len(checked) == 2
+
+
+def test_pseudo_voices_are_deterministic_distinct_and_spread():
+    from synth.anonymize import MIN_F0_GAP_SEMITONES, draw_pseudo_voices
+
+    labels = ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02", "SPEAKER_03"]
+    first, again = draw_pseudo_voices(labels, 3), draw_pseudo_voices(list(reversed(labels)), 3)
+    assert first == again  # same seed, same labels -> same parameters, whatever the order
+    assert draw_pseudo_voices(labels, 4) != first
+    pitches = sorted(np.log2(v.target_f0) * 12 for v in first.values())
+    assert np.min(np.diff(pitches)) >= MIN_F0_GAP_SEMITONES  # distinct speakers stay apart in pitch
+    assert len({v.alpha for v in first.values()}) == len(labels)
+
+
+def test_pitch_lands_near_the_drawn_target(conversation):
+    from diarize.audio import load_audio
+    from synth.anonymize import F0_RANGE
+    from synth.voice_transforms import PseudoVoice, median_f0, transform
+
+    checked = 0
+    for speaker in sorted({t.speaker for t in conversation["turns"]}):
+        path = next(t.path for t in conversation["turns"] if t.speaker == speaker)
+        speech = load_audio(path).samples[: 6 * RATE]
+        source = median_f0(speech, RATE)
+        assert source is not None
+        # targets at both ends of the range pseudo-voices are drawn from, where `transform` can reach them
+        # (it clips the move to an octave)
+        for target in (F0_RANGE[0] * 1.2, F0_RANGE[1]):
+            if not 0.5 <= target / source <= 2.0:
+                continue
+            # method "pitch" (no McAdams): the pole warp re-colours the harmonics, which biases this simple
+            # autocorrelation estimate by about a semitone, so it would blur what is being checked here
+            out = transform(speech, RATE, PseudoVoice(0.85, target, 1.0), "pitch", source_f0=source)
+            assert len(out) == len(speech)
+            assert abs(12 * np.log2(median_f0(out, RATE) / target)) < 1.5, (speaker, source, target)
+            checked += 1
+    assert checked >= 3
+
+
+def test_same_seed_same_output_and_each_label_keeps_its_voice(conversation):
+    """Two turns of one label get the same transform: anonymizing a recording equals anonymizing each
+    labelled region alone with that label's pseudo-voice (away from edges)."""
+    from pyannote.core import Annotation, Segment
+
+    from synth.anonymize import anonymize_samples
+
+    samples = conversation["samples"][: 12 * RATE]
+    annotation = Annotation()
+    annotation[Segment(1.0, 4.0)] = "A"
+    annotation[Segment(5.0, 8.0)] = "B"
+    annotation[Segment(9.0, 11.0)] = "A"
+    one = anonymize_samples(samples, RATE, annotation, seed=9, method="mcadams")
+    two = anonymize_samples(samples, RATE, annotation, seed=9, method="mcadams")
+    other = anonymize_samples(samples, RATE, annotation, seed=10, method="mcadams")
+    assert np.array_equal(one.samples, two.samples) and len(one.samples) == len(samples)
+    assert not np.allclose(one.samples, other.samples)
+    assert one.voices["A"] != one.voices["B"]
+
+
+def test_overlap_mixes_both_pseudo_voices_and_never_the_raw_signal(conversation):
+    from pyannote.core import Annotation, Segment
+
+    from synth.anonymize import anonymize_samples
+    from synth.voice_transforms import lpc_warp
+
+    samples = conversation["samples"][: 6 * RATE].astype(np.float64)
+    annotation = Annotation()
+    annotation[Segment(0.0, 4.0)] = "A"
+    annotation[Segment(2.0, 6.0)] = "B"
+    result = anonymize_samples(samples, RATE, annotation, seed=1, method="mcadams")
+    inner = slice(int(2.3 * RATE), int(3.7 * RATE))
+    voices = result.voices
+    a = lpc_warp(samples[: int(4.25 * RATE)], RATE, alpha=voices["A"].alpha)
+    b = lpc_warp(samples[int(1.75 * RATE):], RATE, alpha=voices["B"].alpha)
+    expected = 0.5 * a[inner] + 0.5 * b[inner.start - int(1.75 * RATE) : inner.stop - int(1.75 * RATE)]
+    assert np.allclose(result.samples[inner], expected, atol=1e-4)
+    assert not np.allclose(result.samples[inner], samples[inner], atol=1e-3)
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not audio at all\n" * 40])
+def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, capsys, content):
+    from pipelines.cli import main
+
+    source = tmp_path / "broken.wav"
+    source.write_bytes(content)
+    out = tmp_path / "out" / "anon.wav"
+    status = main(["anonymize", str(source), "-o", str(out), "--seed", "1", "-q"])
+    error = capsys.readouterr().err.strip()
+    assert status == 1
+    assert len(error.splitlines()) == 1 and "broken.wav" in error
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert not any((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
