@@ -17,7 +17,7 @@ from .embedding.base import l2_normalize
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .segmentation import Segmentation, Segmenter
-from .speaker_embeddings import local_speaker_embeddings, recording_features, speech_spans
+from .speaker_embeddings import local_speaker_embeddings, speech_spans
 
 #: AHC cut (Euclidean distance between unit vectors, i.e. sqrt(2 - 2 cos)) per encoder. For CAM++ it was
 #: swept over 0.5-1.1 on the 13 shared AMI/call clips and the 8 simulated LibriSpeech conversations
@@ -104,9 +104,8 @@ class Diarizer:
 
             samples = soxr.resample(samples, waveform.sample_rate, encoder.sample_rate).astype(np.float32)
         spans = speech_spans(segmentation, waveform.duration)
-        features = recording_features(encoder, samples, spans,
-                                      hook=None if hook is None else (lambda done: hook("embeddings", done)))
-        local = local_speaker_embeddings(encoder, features, segmentation)
+        local = local_speaker_embeddings(encoder, samples, segmentation, spans,
+                                         hook=None if hook is None else (lambda done: hook("embeddings", done)))
         return ChunkEvidence(segmentation, local.embeddings, local.seconds)
 
     def threshold(self) -> float:

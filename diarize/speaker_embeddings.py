@@ -1,15 +1,16 @@
 """One embedding per (chunk, local speaker), from a single frame-level encoder pass over the recording.
 
 The naive way runs the encoder once per chunk and local speaker over overlapping windows, redoing
-the same frames many times. Here the encoder's frame features are computed once, in blocks that
-cover only the recording's speech, and each (chunk, local speaker) is a weighted pooling of the
-frames where that speaker is active in that chunk, alone when it speaks alone long enough.
+the same frames many times. Here the encoder's frame features are computed once, in 30 s blocks
+(silent blocks skipped), and each (chunk, local speaker) is a weighted pooling of the frames where
+that speaker is active in that chunk, alone when it speaks alone long enough. Chunks are pooled as
+soon as their frames exist, so only a block and a window of features are ever held.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -51,78 +52,127 @@ def speech_spans(segmentation: Segmentation, duration: float, pad: float = 0.5) 
     return [(start, end) for start, end in spans]
 
 
-def recording_features(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[float, float]],
-                       block: float = 30.0, context: float = 1.0,
-                       hook: Callable[[float], None] | None = None) -> np.ndarray:
-    """Frame features of the whole recording, computed only inside `spans`.
+def feature_blocks(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[float, float]],
+                   block: float = 30.0, context: float = 1.0) -> Iterator[tuple[int, np.ndarray]]:
+    """Frame features of the recording's blocks that hold speech, in time order.
 
-    samples: (num_samples,) at the encoder's rate. Returns (num_encoder_frames, channels) float32,
-    zeros outside the spans. Each block of at most `block` seconds is encoded with `context` seconds
-    of audio on each side, so frames at block edges see the same context as inner ones.
-    `hook(fraction)` is called after each block with the fraction of span audio done.
+    samples: (num_samples,) at the encoder's rate. The recording is tiled in `block`-second blocks;
+    those that meet no span in `spans` are skipped. Each kept block is encoded inside a window of
+    exactly `block + 2 * context` seconds of real audio (shifted inward at the recording's ends), so
+    frames at block edges see context and every encoder call has the same input length: the CPU
+    convolution backend caches one kernel plan per input shape, and varied lengths grew memory by
+    ~70 MB per block. Yields (index of the first encoder frame, (num_frames, channels) float32).
     """
     rate = encoder.sample_rate
     hop = int(round(rate / encoder.frame_rate))
     total_frames = len(samples) // hop
-    features: np.ndarray | None = None
-    pad = int(context * rate)
-    span_total = max(sum(end - start for start, end in spans), 1e-9)
-    span_done = 0.0
-    for span_start, span_end in spans:
-        first = int(span_start * rate) // hop * hop
-        last = min(len(samples), int(np.ceil(span_end * rate)))
-        for block_start in range(first, last, int(block * rate) // hop * hop):
-            block_end = min(last, block_start + int(block * rate))
-            begin = max(0, block_start - pad) // hop * hop
-            block_features = encoder.frame_features(samples[begin : min(len(samples), block_end + pad)])
-            if features is None:
-                features = np.zeros((total_frames, block_features.shape[1]), dtype=np.float32)
-            skip = (block_start - begin) // hop
-            keep = min((block_end - block_start) // hop + 1, len(block_features) - skip, total_frames - block_start // hop)
-            if keep > 0:
-                features[block_start // hop : block_start // hop + keep] = block_features[skip : skip + keep]
-            if hook:
-                span_done += (block_end - block_start) / rate
-                hook(min(1.0, span_done / span_total))
-    if features is None:
-        return np.zeros((total_frames, 0), dtype=np.float32)
-    return features
+    step = int(block * rate) // hop * hop
+    window = step + 2 * (int(context * rate) // hop * hop)
+    for block_start in range(0, len(samples), step):
+        block_end = min(len(samples), block_start + step)
+        if not any(start * rate < block_end and end * rate > block_start for start, end in spans):
+            continue
+        begin = max(0, min(block_start - (window - step) // 2, len(samples) - window)) // hop * hop
+        features = encoder.frame_features(samples[begin : begin + window])
+        skip = (block_start - begin) // hop
+        keep = min(-(-(block_end - block_start) // hop), len(features) - skip, total_frames - block_start // hop)
+        if keep > 0:
+            yield block_start // hop, features[skip : skip + keep]
 
 
-def local_speaker_embeddings(encoder: SpeakerEncoder, features: np.ndarray, segmentation: Segmentation,
-                             min_exclusive_seconds: float = 1.0) -> LocalEmbeddings:
-    """Pool `features` (num_encoder_frames, channels) per chunk and local speaker.
+class _RollingFrames:
+    """Encoder frames of a sliding stretch of the recording; frames never computed read as zeros."""
 
-    A local speaker is pooled from the frames where it speaks alone when those add up to at least
-    `min_exclusive_seconds`; otherwise from every frame where it is active.
+    def __init__(self):
+        self.start = 0  # recording frame index of row 0
+        self.rows: np.ndarray | None = None
+
+    def put(self, first: int, block: np.ndarray) -> None:
+        if self.rows is None:
+            self.start, self.rows = first, block.copy()
+            return
+        end = first + len(block)
+        if end > self.start + len(self.rows):
+            grown = np.zeros((end - self.start, block.shape[1]), dtype=np.float32)
+            grown[: len(self.rows)] = self.rows
+            self.rows = grown
+        self.rows[first - self.start : end - self.start] = block
+
+    def get(self, first: int, last: int, channels: int) -> np.ndarray:
+        out = np.zeros((last - first, channels), dtype=np.float32)
+        if self.rows is not None:
+            lo, hi = max(first, self.start), min(last, self.start + len(self.rows))
+            if hi > lo:
+                out[lo - first : hi - first] = self.rows[lo - self.start : hi - self.start]
+        return out
+
+    def drop_before(self, frame: int) -> None:
+        if self.rows is not None and frame > self.start:
+            self.rows = self.rows[frame - self.start :].copy()
+            self.start = frame
+
+
+def local_speaker_embeddings(encoder: SpeakerEncoder, samples: np.ndarray, segmentation: Segmentation,
+                             spans: list[tuple[float, float]], min_exclusive_seconds: float = 1.0,
+                             block: float = 30.0, hook: Callable[[float], None] | None = None) -> LocalEmbeddings:
+    """One embedding per chunk and local speaker, from a single streaming encoder pass over the speech.
+
+    samples: (num_samples,) at the encoder's rate. A chunk is pooled as soon as the frames it covers
+    are computed, and frames no pending chunk needs are dropped, so memory holds about one block plus
+    one window of features whatever the recording's length. A local speaker is pooled from the frames
+    where it speaks alone when those add up to at least `min_exclusive_seconds`; otherwise from every
+    frame where it is active. `hook(fraction)` is called after each block.
     """
     num_chunks, per_chunk, num_local = segmentation.activity.shape
     rate = encoder.frame_rate
     embeddings = np.full((num_chunks, num_local, encoder.dimension), np.nan, dtype=np.float32)
     seconds = np.zeros((num_chunks, num_local), dtype=np.float32)
     exclusive_used = np.zeros((num_chunks, num_local), dtype=bool)
-    if features.shape[1] == 0:
-        return LocalEmbeddings(embeddings, seconds, exclusive_used)
-    for chunk in range(num_chunks):
-        activity = segmentation.activity[chunk]
-        if not activity.any():
-            continue
-        start = chunk * segmentation.step
-        first = int(np.ceil(start * rate))
-        last = min(len(features), int((start + segmentation.duration) * rate))
-        if last <= first:
-            continue
-        times = (np.arange(first, last) + 0.5) / rate - start
-        frame = np.clip(np.rint((times - segmentation.frame_start) / segmentation.frame_step), 0, per_chunk - 1).astype(np.int64)
-        active = activity[frame].T  # (num_local, encoder frames)
-        alone = active * (active.sum(axis=0, keepdims=True) == 1)
-        use_alone = alone.sum(axis=1) >= min_exclusive_seconds * rate
-        weights = np.where(use_alone[:, None], alone, active)
-        present = weights.sum(axis=1) > 0
-        if not present.any():
-            continue
-        pooled = encoder.pool(features[first:last], weights[present])
-        embeddings[chunk, present] = pooled
-        seconds[chunk, present] = weights[present].sum(axis=1) / rate
-        exclusive_used[chunk] = use_alone & present
+    total_frames = len(samples) * encoder.frame_rate // encoder.sample_rate
+    bounds = [(int(np.ceil(c * segmentation.step * rate)),
+               int(min(total_frames, (c * segmentation.step + segmentation.duration) * rate))) for c in range(num_chunks)]
+    frames = _RollingFrames()
+    channels = 0
+    next_chunk = 0
+
+    def pool_ready(computed_until: float) -> None:
+        nonlocal next_chunk
+        while next_chunk < num_chunks and bounds[next_chunk][1] <= computed_until:
+            _pool_chunk(encoder, segmentation, next_chunk, bounds[next_chunk], frames, channels,
+                        min_exclusive_seconds, embeddings, seconds, exclusive_used)
+            next_chunk += 1
+        if next_chunk < num_chunks:
+            frames.drop_before(bounds[next_chunk][0])
+
+    for first, block_features in feature_blocks(encoder, samples, spans, block=block):
+        channels = block_features.shape[1]
+        frames.put(first, block_features)
+        pool_ready(first + len(block_features))
+        if hook:
+            hook(min(1.0, (first + len(block_features)) / max(total_frames, 1)))
+    if channels:
+        pool_ready(np.inf)
     return LocalEmbeddings(embeddings, seconds, exclusive_used)
+
+
+def _pool_chunk(encoder, segmentation, chunk, bounds, frames, channels, min_exclusive_seconds,
+                embeddings, seconds, exclusive_used) -> None:
+    """Fill row `chunk` of the output arrays from the rolling frames."""
+    activity = segmentation.activity[chunk]
+    first, last = bounds
+    if last <= first or not activity.any():
+        return
+    rate = encoder.frame_rate
+    start = chunk * segmentation.step
+    times = (np.arange(first, last) + 0.5) / rate - start
+    index = np.clip(np.rint((times - segmentation.frame_start) / segmentation.frame_step), 0, len(activity) - 1)
+    active = activity[index.astype(np.int64)].T  # (num_local, encoder frames)
+    alone = active * (active.sum(axis=0, keepdims=True) == 1)
+    use_alone = alone.sum(axis=1) >= min_exclusive_seconds * rate
+    weights = np.where(use_alone[:, None], alone, active)
+    present = weights.sum(axis=1) > 0
+    if not present.any():
+        return
+    embeddings[chunk, present] = encoder.pool(frames.get(first, last, channels), weights[present])
+    seconds[chunk, present] = weights[present].sum(axis=1) / rate
+    exclusive_used[chunk] = use_alone & present
