@@ -5,7 +5,11 @@ job into a fresh OUTDIR for each worker count on its own local Ray runtime, and 
 wall-hour. Wall time includes starting Ray and loading the models in each worker, as a user sees it;
 "steady" divides by the time from the first finished file to the last, which leaves those costs out.
 
-    python benchmarks/bench_batch.py [--clips 12] [--workers 1 2] [--repeat 1]
+    python benchmarks/bench_batch.py [--clips 12] [--workers 1 2] [--repeat 1] [--long-minutes 10]
+
+--long-minutes M also builds one M-minute conversation from the shared LibriSpeech speakers and compares
+`voicemap diarize` on it (one process, torch on every core) with the batch job splitting it over 2 workers,
+with the peak memory of each.
 
 Run it on a quiet machine: other processes on the same cores distort both figures, and the ratio.
 """
@@ -13,6 +17,7 @@ Run it on a quiet machine: other processes on the same cores distort both figure
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -41,11 +46,54 @@ def build_archive(folder: Path, clips: int) -> list[Path]:
     return paths
 
 
+def build_conversation(target: Path, minutes: float) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    speakers = REPO_ROOT.parent / "shared" / "data" / "speakers" / "librispeech-test-other"
+    voices = [sorted(folder.glob("*.flac")) for folder in sorted(speakers.iterdir())[:4]]
+    with sf.SoundFile(target, "w", 16000, 1) as out:
+        written, turn = 0, 0
+        while written < minutes * 60 * 16000:
+            utterances = voices[turn % len(voices)]
+            samples, _ = sf.read(utterances[(turn // len(voices)) % len(utterances)], dtype="float32")
+            samples = np.concatenate([samples, np.zeros(8000, dtype=np.float32)])
+            out.write(samples)
+            written += len(samples)
+            turn += 1
+
+
+def long_recording(scratch: Path, minutes: float) -> None:
+    import resource
+    import subprocess
+
+    from pipelines.batch import run_batch
+    from pipelines.batch_state import read_rows
+
+    path = scratch / "long" / "conversation.flac"
+    path.parent.mkdir()
+    build_conversation(path, minutes)
+    clock = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "diarize", str(path), "-o", str(scratch / "single"), "-q"],
+                   cwd=REPO_ROOT, check=True)
+    single = time.perf_counter() - clock
+    single_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    clock = time.perf_counter()
+    summary = run_batch([str(path)], scratch / "split", workers=2, split_over=minutes * 60 / 4)
+    split = time.perf_counter() - clock
+    timings = json.loads(read_rows(scratch / "split")[0]["timings"])
+    same = (scratch / "single" / "conversation.rttm").read_text() == (scratch / "split" / "conversation.rttm").read_text()
+    print(f"{minutes:g}-minute recording: voicemap diarize {single:.1f} s (peak {single_peak:.0f} MB); batch, 2 workers, "
+          f"{timings['pieces']} pieces: {split:.1f} s (worker peak {timings['worker_peak_mb']:.0f} MB), "
+          f"{single / split:.2f}x; same RTTM: {same}; done {summary.done}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=12, help="files in the archive (the 30 s shared clips, cycled)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=1, help="runs per worker count (the best is reported)")
+    parser.add_argument("--long-minutes", type=float, default=0, help="also time one recording this long (0: skip)")
     args = parser.parse_args()
 
     from pipelines.batch import run_batch
@@ -57,6 +105,8 @@ def main() -> None:
         archive = Path(scratch) / "archive"
         archive.mkdir()
         build_archive(archive, args.clips)
+        if args.long_minutes:
+            long_recording(Path(scratch), args.long_minutes)
         for workers in args.workers:
             best = None
             for attempt in range(args.repeat):

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import socket
 import sys
 import time
 from collections import deque
@@ -28,6 +27,7 @@ from diarize.pipeline import DiarizationConfig
 
 from .batch_long import concatenate_segmentations
 from .batch_state import DONE, FAILED, SUMMARY_NAME, BatchError, JobState
+from .batch_worker import DiarizeWorker, error_line
 from .inputs import expand_inputs, output_stem
 
 #: a file whose worker died this many times is recorded as failed instead of being tried again
@@ -41,15 +41,6 @@ class Input:
     path: Path
     output: str  # OUTDIR-relative name without extension
     uri: str  # the name inside the RTTM (the file stem, as `voicemap diarize` writes it)
-
-
-def error_line(path, error: BaseException) -> str:
-    """One line naming the input and the cause, without traceback or command prefix."""
-    if isinstance(error, OSError) and error.strerror:
-        return f"{path}: {error.strerror}"  # str() would read "[Errno 2] ...: '<path>'"
-    text = str(error).strip()
-    message = text.splitlines()[0] if text else type(error).__name__
-    return message if message.startswith(str(path)) else f"{path}: {message}"
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -82,100 +73,6 @@ def collect_inputs(sources: list[str]) -> list[Input]:
         for audio, root in expand_inputs([str(path)]):
             found.append(Input(audio.resolve(), output_stem(audio, root), audio.stem))
     return found
-
-
-# --- the worker -----------------------------------------------------------------------------------
-
-class DiarizeWorker:
-    """Runs inside a Ray actor: holds one Diarizer, so models load once per worker, not per file."""
-
-    def __init__(self, config: DiarizationConfig, threads: int):
-        from diarize.privacy import quiet_dependencies
-
-        quiet_dependencies()  # the worker imports pyannote/onnxruntime itself; a cluster node may lack our env
-        import torch
-
-        # each actor owns `threads` CPUs; more torch threads than that would fight the other actors
-        torch.set_num_threads(threads)
-        from diarize.pipeline import Diarizer
-
-        self.diarizer = Diarizer(config)
-
-    def ready(self) -> dict:
-        """Load the models now, so a missing model stops the job once instead of failing every file."""
-        return {"host": socket.gethostname(), "pid": os.getpid(), "encoder": self.diarizer.encoder.encoder_id,
-                "window": self.diarizer.segmenter.duration, "encoder_rate": self.diarizer.encoder.sample_rate,
-                "frame_rate": self.diarizer.encoder.frame_rate}
-
-    def process(self, path: str, uri: str) -> dict:
-        from diarize.audio import Waveform, load_audio
-
-        start = time.perf_counter()
-        try:
-            waveform = load_audio(path)
-            if waveform.uri != uri:
-                waveform = Waveform(waveform.samples, waveform.sample_rate, uri)
-            decoded = time.perf_counter()
-            result = self.diarizer(waveform)
-            del waveform  # results travel back, never audio
-        except Exception as error:  # any failure is this file's, recorded, and the worker goes on
-            return {"ok": False, "error": error_line(path, error)}
-        finished = time.perf_counter()
-        return {
-            "ok": True,
-            # the result (segments and one centroid per speaker: kilobytes) travels; the driver names and writes it
-            "result": result,
-            "duration": result.duration,
-            "speakers": len(result.labels),
-            "timings": {"decode": round(decoded - start, 3), "diarize": round(finished - decoded, 3),
-                        "total": round(finished - start, 3)},
-            "worker": f"{socket.gethostname()}:{os.getpid()}",
-        }
-
-
-    def segment_piece(self, path: str, start: int, end: int | None, step: float) -> dict:
-        """Phase 1 of a long recording (batch_long.py): segmentation of samples [start, end), at the whole
-        recording's step (not one chosen from the piece's length)."""
-        from .batch_long import SAMPLE_RATE, read_piece
-
-        clock = time.perf_counter()
-        try:
-            segmentation = self.diarizer.segmenter(read_piece(path, start, end), SAMPLE_RATE, step=step)
-        except Exception as error:
-            return {"ok": False, "error": error_line(path, error)}
-        return {"ok": True, "segmentation": segmentation, "seconds": time.perf_counter() - clock}
-
-    def embed_piece(self, path: str, blocks: list, first_frame: int, num_frames: int, segmentation) -> dict:
-        """Phase 2: the piece's frame features (from the recording-wide block grid) pooled per local speaker."""
-        from diarize.speaker_embeddings import local_speaker_embeddings
-
-        from .batch_long import piece_features
-
-        clock = time.perf_counter()
-        try:
-            encoder = self.diarizer.encoder
-            features = piece_features(encoder, path, blocks, first_frame, num_frames)
-            local = local_speaker_embeddings(encoder, features, segmentation)
-        except Exception as error:
-            return {"ok": False, "error": error_line(path, error)}
-        return {"ok": True, "local": local, "seconds": time.perf_counter() - clock}
-
-    def finish(self, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float) -> dict:
-        """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step."""
-        from .batch_long import evidence_of
-
-        clock = time.perf_counter()
-        try:
-            evidence = evidence_of(segmentation, local_pieces)
-            local_labels, centroids = self.diarizer.cluster(evidence)
-            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri)
-        except Exception as error:
-            return {"ok": False, "error": error_line(uri, error)}
-        cluster = time.perf_counter() - clock
-        return {"ok": True, "result": result, "duration": result.duration, "speakers": len(result.labels),
-                "timings": {"pieces": len(local_pieces), "pieces_total": round(piece_seconds, 3),
-                            "cluster": round(cluster, 3), "total": round(piece_seconds + cluster, 3)},
-                "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
 # --- what the driver makes of a result -----------------------------------------------------------
@@ -277,9 +174,11 @@ class _LongJob:
     num_samples: int
     segments: list  # phase 1: Segmentation per piece
     locals: list  # phase 2: LocalEmbeddings per piece
-    blocks: list | None = None  # per piece, the encoder blocks it computes (from the whole segmentation)
-    segmentation: object = None
+    chunks: list | None = None  # per piece, its range of window indices
+    spans: list | None = None  # speech spans of the whole segmentation
+    segmentation: object = None  # the whole recording's (a Ray object ref once phase 1 is done)
     seconds: float = 0.0
+    peak_mb: float = 0.0  # the largest worker peak memory among the pieces
     failed: bool = False
 
     @property
@@ -455,22 +354,17 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
         return True
 
     def plan_embeddings(item: Input, job: _LongJob) -> None:
-        """After phase 1: the recording's segmentation, its encoder block grid, and phase 2's work."""
+        """After phase 1: the recording's segmentation and speech spans (as Diarizer.evidence derives them),
+        and phase 2's work."""
         from diarize.speaker_embeddings import speech_spans
 
-        from .batch_long import feature_blocks
+        from .batch_long import SAMPLE_RATE, chunk_ranges
 
-        job.segmentation = concatenate_segmentations(job.segments)
-        spans = speech_spans(job.segmentation, job.duration)
-        blocks = feature_blocks(spans, job.num_samples, models["encoder_rate"], models["frame_rate"])
-        hop = int(round(models["encoder_rate"] / models["frame_rate"]))
-        total_frames = job.num_samples // hop
-        job.blocks = []
-        for start, end in job.plan:
-            first = start // hop
-            last = total_frames if end is None else min(total_frames, end // hop + 1)
-            job.blocks.append((first, last - first, [block for block in blocks
-                                                     if block.frame < last and block.frame + block.keep > first]))
+        segmentation = concatenate_segmentations(job.segments)
+        job.spans = speech_spans(segmentation, job.duration)
+        job.chunks = chunk_ranges(job.plan, int(round(job.step * SAMPLE_RATE)), segmentation.num_chunks)
+        job.segmentation = ray.put(segmentation)  # stored once, read by every piece and the finish
+        job.segments = []
         todo.extendleft(_Work("embed", item, index) for index in reversed(range(len(job.plan))))
 
     def drop(path: str) -> None:
@@ -491,9 +385,9 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
             start, end = job.plan[work.piece]
             return slot.actor.segment_piece.remote(path, start, end, job.step)
         if work.kind == "embed":
-            first, count, blocks = job.blocks[work.piece]
-            return slot.actor.embed_piece.remote(path, blocks, first, count, job.segments[work.piece])
-        return slot.actor.finish.remote(uri, job.duration, job.segmentation, job.locals, job.seconds)
+            first, stop = job.chunks[work.piece]
+            return slot.actor.embed_piece.remote(path, job.num_samples, job.segmentation, job.spans, first, stop)
+        return slot.actor.finish.remote(uri, job.duration, job.segmentation, job.locals, job.seconds, job.peak_mb)
     bar = tqdm(total=len(todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None, file=sys.stderr)
 
     def record(item: Input, outcome: dict, attempts: int) -> None:
@@ -581,6 +475,7 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
                     # results of phases 1 and 2 wait here; the next phase is first in line once all are in
                     job = long_jobs[path]
                     job.seconds += outcome["seconds"]
+                    job.peak_mb = max(job.peak_mb, outcome["peak_mb"])
                     if work.kind == "segment":
                         job.segments[work.piece] = outcome["segmentation"]
                         if all(piece is not None for piece in job.segments):

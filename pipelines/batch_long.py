@@ -9,9 +9,10 @@ Three phases, each spread over the workers, with only per-window results travell
    exactly windows [a_k, b_k) and starts at sample a_k * S, gives every window the same samples as the
    whole recording does: the pieces' segmentations concatenate into the recording's.
 2. frame features and local embeddings per piece. The encoder's frame features depend on how the
-   recording's speech is cut into encoder blocks (speaker_embeddings.recording_features); the driver
-   derives that block grid from the whole segmentation, and each piece computes the blocks that overlap
-   it, so its features, hence its pooled embeddings, are those of the single pass.
+   recording's speech is cut into encoder blocks, which follows the speech spans of the whole
+   segmentation. Each piece runs the library's own block loop over those spans on a LazyRecording that
+   decodes only blocks overlapping the piece (PieceEncoder skips the rest), so its features, hence its
+   pooled embeddings, are those of the single pass, and no block grid is copied here.
 3. clustering and reconstruction once, on one worker, over the concatenated evidence.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,61 +110,84 @@ def evidence_of(segmentation, local_pieces: list):
     return ChunkEvidence(segmentation=segmentation, **joined)
 
 
-@dataclass(frozen=True)
-class Block:
-    """One encoder pass of recording_features: samples [begin, stop) encoded, frames [skip, skip + keep) of
-    its output stored at recording frame `frame`."""
-
-    begin: int
-    stop: int
-    frame: int
-    skip: int
-    keep: int
+class _Elsewhere(np.ndarray):
+    """Samples of the recording away from this worker's piece: never read, never encoded."""
 
 
-def feature_blocks(spans: list, num_samples: int, rate: int, frame_rate: float) -> list[Block]:
-    """The block grid of speaker_embeddings.recording_features over `spans`, in its order (later blocks
-    overwrite the one frame they share with the previous one). Mirrors that loop line by line: a change
-    there must be made here too (the batch tests compare split and whole diarizations and would fail)."""
-    from diarize.speaker_embeddings import recording_features
+class LazyRecording:
+    """Stands in for the recording's 16 kHz samples inside the library's own encoder-block loop: len() is
+    the recording's, and a slice that overlaps samples [start, stop) is read from the file, exactly as
+    load_audio decodes it; any other slice comes back as placeholder zeros that PieceEncoder skips. So this
+    worker encodes the very blocks the single pass encodes around its piece, and no others."""
 
-    defaults = inspect.signature(recording_features).parameters
-    block, context = defaults["block"].default, defaults["context"].default
-    hop = int(round(rate / frame_rate))
-    total_frames = num_samples // hop
-    pad = int(context * rate)
-    blocks = []
-    for span_start, span_end in spans:
-        first = int(span_start * rate) // hop * hop
-        last = min(num_samples, int(np.ceil(span_end * rate)))
-        for block_start in range(first, last, int(block * rate) // hop * hop):
-            block_end = min(last, block_start + int(block * rate))
-            begin = max(0, block_start - pad) // hop * hop
-            stop = min(num_samples, block_end + pad)
-            skip = (block_start - begin) // hop
-            # len(block_features) is known only after encoding; the worker clips `keep` to it
-            keep = min((block_end - block_start) // hop + 1, total_frames - block_start // hop)
-            if keep > 0:
-                blocks.append(Block(begin, stop, block_start // hop, skip, keep))
-    return blocks
+    def __init__(self, path: str, num_samples: int, start: int, stop: int):
+        self.path, self.num_samples, self.start, self.stop = path, num_samples, start, stop
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        begin, stop, step = index.indices(self.num_samples)
+        if step != 1:
+            raise IndexError("LazyRecording supports contiguous slices only")
+        if stop <= self.start or begin >= self.stop:
+            return np.zeros(max(0, stop - begin), dtype=np.float32).view(_Elsewhere)
+        return read_piece(self.path, begin, stop)
 
 
-def piece_features(encoder, path: str, blocks: list[Block], first_frame: int, num_frames: int) -> np.ndarray:
-    """Frame features of recording frames [first_frame, first_frame + num_frames) from the blocks that overlap
-    them; zeros outside speech, as recording_features leaves them."""
-    features = None
-    for block in blocks:
-        block_features = encoder.frame_features(read_piece(path, block.begin, block.stop))
-        if features is None:
-            features = np.zeros((num_frames, block_features.shape[1]), dtype=np.float32)
-        keep = min(block.keep, len(block_features) - block.skip)
-        low, high = max(block.frame, first_frame), min(block.frame + keep, first_frame + num_frames)
-        if high > low:
-            features[low - first_frame : high - first_frame] = \
-                block_features[block.skip + low - block.frame : block.skip + high - block.frame]
-    if features is None:
-        return np.zeros((num_frames, 0), dtype=np.float32)
-    return features
+class PieceEncoder:
+    """The worker's encoder, except that blocks outside the piece (_Elsewhere samples) are not encoded:
+    they get zero frames of the right width, which only ever land outside the piece's chunks."""
+
+    def __init__(self, encoder):
+        self._encoder = encoder
+        hop = int(round(encoder.sample_rate / encoder.frame_rate))
+        self._hop = hop
+        # the feature width, from one second of silence (needed before any real block may come)
+        self._channels = encoder.frame_features(np.zeros(encoder.sample_rate, dtype=np.float32)).shape[1]
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+    def frame_features(self, samples: np.ndarray) -> np.ndarray:
+        if isinstance(samples, _Elsewhere):
+            return np.zeros((len(samples) // self._hop, self._channels), dtype=np.float32)
+        return self._encoder.frame_features(samples)
+
+
+def piece_local_embeddings(encoder, path: str, num_samples: int, segmentation, spans: list, first_chunk: int,
+                           stop_chunk: int):
+    """LocalEmbeddings of chunks [first_chunk, stop_chunk) of the recording, as Diarizer.evidence computes
+    them over the whole recording (same spans, same encoder blocks), decoding only the audio they need.
+
+    segmentation: the whole recording's. Other chunks are silenced in a copy, so they are not pooled.
+    Works with both shapes of diarize.speaker_embeddings: features computed first (recording_features,
+    then local_speaker_embeddings(encoder, features, segmentation)) or streamed inside
+    local_speaker_embeddings(encoder, samples, segmentation, spans).
+    """
+    from diarize import speaker_embeddings
+
+    activity = np.zeros_like(segmentation.activity)
+    activity[first_chunk:stop_chunk] = segmentation.activity[first_chunk:stop_chunk]
+    masked = dataclasses.replace(segmentation, activity=activity)
+    start = int(round(first_chunk * segmentation.step * SAMPLE_RATE))
+    stop = int(round(((stop_chunk - 1) * segmentation.step + segmentation.duration) * SAMPLE_RATE))
+    recording = LazyRecording(path, num_samples, start, stop)
+    proxy = PieceEncoder(encoder)
+    parameters = inspect.signature(speaker_embeddings.local_speaker_embeddings).parameters
+    if "features" in parameters:
+        features = speaker_embeddings.recording_features(proxy, recording, spans)
+        local = speaker_embeddings.local_speaker_embeddings(encoder, features, masked)
+    else:
+        local = speaker_embeddings.local_speaker_embeddings(proxy, recording, masked, spans)
+    return dataclasses.replace(local, **{
+        field.name: getattr(local, field.name)[first_chunk:stop_chunk] for field in dataclasses.fields(local)})
+
+
+def chunk_ranges(plan: list, step_samples: int, num_chunks: int) -> list[tuple[int, int]]:
+    """The window (chunk) indices each piece of `plan` holds."""
+    firsts = [start // step_samples for start, _ in plan]
+    return list(zip(firsts, firsts[1:] + [num_chunks]))
 
 
 def num_pieces(duration: float, split_over: float, workers: int) -> int:

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS files (
     duration REAL,               -- seconds of audio
     speakers INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,   -- worker deaths count as attempts
-    timings TEXT,                -- JSON: decode, diarize, total seconds on the worker
+    timings TEXT,                -- JSON: seconds per stage on the worker(s), pieces, worker_peak_mb
     worker TEXT,                 -- host:pid that produced the result
     updated REAL,
     PRIMARY KEY (task, path)

@@ -1,0 +1,123 @@
+"""What runs inside a batch worker (a Ray actor): one Diarizer, so models load once per worker, and the
+calls the driver makes on it: a whole file, or the phases of a long one (batch_long.py). Only results
+travel back (segments, per-window arrays, one centroid per speaker), never audio.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diarize.pipeline import DiarizationConfig
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def error_line(path, error: BaseException) -> str:
+    """One line naming the input and the cause, without traceback or command prefix."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{path}: {error.strerror}"  # str() would read "[Errno 2] ...: '<path>'"
+    text = str(error).strip()
+    message = text.splitlines()[0] if text else type(error).__name__
+    return message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+class DiarizeWorker:
+    """Runs inside a Ray actor: holds one Diarizer, so models load once per worker, not per file."""
+
+    def __init__(self, config: DiarizationConfig, threads: int):
+        from diarize.privacy import quiet_dependencies
+
+        quiet_dependencies()  # the worker imports pyannote/onnxruntime itself; a cluster node may lack our env
+        import torch
+
+        # each actor owns `threads` CPUs; more torch threads than that would fight the other actors
+        torch.set_num_threads(threads)
+        from diarize.pipeline import Diarizer
+
+        self.diarizer = Diarizer(config)
+
+    def ready(self) -> dict:
+        """Load the models now, so a missing model stops the job once instead of failing every file."""
+        return {"host": socket.gethostname(), "pid": os.getpid(), "encoder": self.diarizer.encoder.encoder_id,
+                "window": self.diarizer.segmenter.duration, "encoder_rate": self.diarizer.encoder.sample_rate,
+                "frame_rate": self.diarizer.encoder.frame_rate}
+
+    def process(self, path: str, uri: str) -> dict:
+        from diarize.audio import Waveform, load_audio
+
+        start = time.perf_counter()
+        try:
+            waveform = load_audio(path)
+            if waveform.uri != uri:
+                waveform = Waveform(waveform.samples, waveform.sample_rate, uri)
+            decoded = time.perf_counter()
+            result = self.diarizer(waveform)
+            del waveform  # results travel back, never audio
+        except Exception as error:  # any failure is this file's, recorded, and the worker goes on
+            return {"ok": False, "error": error_line(path, error)}
+        finished = time.perf_counter()
+        return {
+            "ok": True,
+            # the result (segments and one centroid per speaker: kilobytes) travels; the driver names and writes it
+            "result": result,
+            "duration": result.duration,
+            "speakers": len(result.labels),
+            "timings": {"decode": round(decoded - start, 3), "diarize": round(finished - decoded, 3),
+                        "total": round(finished - start, 3), "worker_peak_mb": peak_memory_mb()},
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+        }
+
+
+    def segment_piece(self, path: str, start: int, end: int | None, step: float) -> dict:
+        """Phase 1 of a long recording (batch_long.py): segmentation of samples [start, end), at the whole
+        recording's step (not one chosen from the piece's length)."""
+        from .batch_long import SAMPLE_RATE, read_piece
+
+        clock = time.perf_counter()
+        try:
+            segmentation = self.diarizer.segmenter(read_piece(path, start, end), SAMPLE_RATE, step=step)
+        except Exception as error:
+            return {"ok": False, "error": error_line(path, error)}
+        return {"ok": True, "segmentation": segmentation, "seconds": time.perf_counter() - clock,
+                "peak_mb": peak_memory_mb()}
+
+    def embed_piece(self, path: str, num_samples: int, segmentation, spans: list, first_chunk: int,
+                    stop_chunk: int) -> dict:
+        """Phase 2: local embeddings of chunks [first_chunk, stop_chunk), from the whole segmentation's spans."""
+        from .batch_long import piece_local_embeddings
+
+        clock = time.perf_counter()
+        try:
+            local = piece_local_embeddings(self.diarizer.encoder, path, num_samples, segmentation, spans,
+                                           first_chunk, stop_chunk)
+        except Exception as error:
+            return {"ok": False, "error": error_line(path, error)}
+        return {"ok": True, "local": local, "seconds": time.perf_counter() - clock, "peak_mb": peak_memory_mb()}
+
+    def finish(self, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float,
+               piece_peak_mb: float = 0.0) -> dict:
+        """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step."""
+        from .batch_long import evidence_of
+
+        clock = time.perf_counter()
+        try:
+            evidence = evidence_of(segmentation, local_pieces)
+            local_labels, centroids = self.diarizer.cluster(evidence)
+            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri)
+        except Exception as error:
+            return {"ok": False, "error": error_line(uri, error)}
+        cluster = time.perf_counter() - clock
+        return {"ok": True, "result": result, "duration": result.duration, "speakers": len(result.labels),
+                "timings": {"pieces": len(local_pieces), "pieces_total": round(piece_seconds, 3),
+                            "cluster": round(cluster, 3), "total": round(piece_seconds + cluster, 3),
+                            "worker_peak_mb": max(piece_peak_mb, peak_memory_mb())},
+                "worker": f"{socket.gethostname()}:{os.getpid()}"}
