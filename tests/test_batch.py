@@ -223,6 +223,37 @@ def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp
         assert (outdir / f"{name}.json").read_text() == json_text
 
 
+def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_path):
+    """SIGINT (Ctrl-C) after the first result: exit status 130, the summary says interrupted, the finished
+    file is done with its outputs, the one in flight is pending, and nothing half-written is left."""
+    outdir = tmp_path / "out"
+    command = [sys.executable, "-m", "pipelines.cli", "batch", "diarize", *(str(archive / name) for name in GOOD),
+               "-o", str(outdir), "--workers", "1", "--address", ray_runtime, "-q"]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if any(row["status"] == "done" for row in read_rows(outdir)):
+                    break
+            except sqlite3.OperationalError:
+                pass
+            time.sleep(0.2)
+        assert process.poll() is None, f"the job ended before it could be interrupted: {process.stdout.read()!r}"
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, output
+    assert "interrupted" in output
+    assert json.loads((outdir / SUMMARY_NAME).read_text())["interrupted"] is True
+    statuses = sorted(row["status"] for row in read_rows(outdir))
+    assert statuses == ["done", "pending"]
+    done = next(Path(row["path"]).stem for row in read_rows(outdir) if row["status"] == "done")
+    assert set(_outputs(outdir)) == {f"{done}.rttm", f"{done}.json"}
+
+
 def test_killed_worker_is_replaced_and_its_file_retried_once(ray_runtime, archive, reference, tmp_path):
     """SIGKILL the worker process as a file is handed to it: once for a good clip (retried, then done),
     on every attempt for another (failed after two deaths, the job goes on)."""
