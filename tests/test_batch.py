@@ -254,27 +254,32 @@ def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_p
     assert set(_outputs(outdir)) == {f"{done}.rttm", f"{done}.json"}
 
 
-def test_killed_worker_is_replaced_and_its_file_retried_once(ray_runtime, archive, reference, tmp_path):
-    """SIGKILL the worker process as a file is handed to it: once for a good clip (retried, then done),
-    on every attempt for another (failed after two deaths, the job goes on)."""
+def test_killed_worker_is_replaced_and_its_work_retried_once(ray_runtime, archive, reference, tmp_path):
+    """SIGKILL the worker process as work is handed to it: for the long recording, as its first piece of
+    phase 2 (embeddings) starts (retried, then done, still equal to the single pass); for a whole file, on
+    every attempt (failed after two deaths, and the job goes on)."""
+    dispatches: dict[str, int] = {}
     kills: dict[str, int] = {}
 
     def kill_worker(path: Path, pid: int) -> None:
-        if path.name == "a.flac" and kills.get(path.name, 0) == 0 or path.name == "text.wav":
+        dispatches[path.name] = dispatches.get(path.name, 0) + 1
+        # talk.flac: 3 segmentation pieces are dispatched first, so the 4th is the first embedding piece
+        if (path.name == "talk.flac" and dispatches[path.name] == 4) or path.name == "text.wav":
             kills[path.name] = kills.get(path.name, 0) + 1
             os.kill(pid, signal.SIGKILL)
 
     outdir = tmp_path / "out"
-    summary = run_batch([str(archive / "a.flac"), str(archive / "text.wav")], outdir, workers=2,
-                        on_dispatch=kill_worker)
-    assert kills == {"a.flac": 1, "text.wav": 2}
+    summary = run_batch([str(archive / LONG), str(archive / "text.wav")], outdir, workers=2,
+                        split_over=SPLIT_OVER, on_dispatch=kill_worker)
+    assert kills == {"talk.flac": 1, "text.wav": 2}
+    assert dispatches["talk.flac"] == 3 + 3 + 1 + 1  # segment x3, embed x3 (+1 retried), finish
     assert summary.worker_deaths == 3 and summary.done == 1
     assert [entry["path"] for entry in summary.failed] == [str(archive / "text.wav")]
     assert "worker died 2 times" in summary.failed[0]["error"]
     rows = {Path(row["path"]).name: row for row in read_rows(outdir)}
-    assert (rows["a.flac"]["status"], rows["a.flac"]["attempts"]) == ("done", 2)
+    assert (rows["talk.flac"]["status"], rows["talk.flac"]["attempts"]) == ("done", 2)
     assert (rows["text.wav"]["status"], rows["text.wav"]["attempts"]) == ("failed", 2)
-    assert (outdir / "a.rttm").read_text() == reference["a"][0]
+    assert (outdir / "talk.rttm").read_text() == reference["long/talk"][0]
 
 
 def test_identify_names_speakers_like_the_library(ray_runtime, archive, reference_results, tmp_path):
