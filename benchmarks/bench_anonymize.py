@@ -7,12 +7,13 @@ Conversations are simulated from the shared LibriSpeech test-other readers (eval
 speaker turn is known exactly. For each method, each conversation is anonymized the way
 `voicemap anonymize` does it (pseudo-voices assigned to the labels of the original's diarization), then:
 
-- ignorant attacker: enrollment = original recordings of every reader that the conversations do not use;
+- ignorant attacker: enrollment = 3 original recordings of every reader, kept out of the conversations;
   trials = every (reader, anonymized turn) pair, target when the reader spoke the turn;
 - lazy-informed attacker: the same, with each reader's enrollment anonymized by the same method but a
   pseudo-voice of its own drawn from another seed (the attacker knows the method, not the draw);
 - utility: DER of the anonymized recording's diarization against the original's diarization (pyannote
-  metrics, no collar), and whether the output length equals the input length in samples. DER against the
+  metrics, no collar); speech timing error: the detection error rate (missed + false alarm speech, speakers
+  ignored) between the same two; and whether the output length equals the input length in samples. DER against the
   exact reference is shown too: the `none` row is the original's, so the cost of anonymizing is the gap
   (the original's own diarization errors, e.g. a reader split in two and given two pseudo-voices, count
   against "DER vs original" without being the transform's fault).
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("-n", type=int, default=5, help="conversations")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per conversation")
     parser.add_argument("--speakers", type=int, default=3, help="readers per conversation")
-    parser.add_argument("--methods", default="mcadams,pitch,combined,strong")
+    parser.add_argument("--methods", default="mcadams,pitch,combined,strong,warp")
     parser.add_argument("--seed", type=int, default=0, help="seed of the conversations and of the pseudo-voices")
     args = parser.parse_args(argv)
 
@@ -83,31 +84,33 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     from diarize.audio import load_audio
     from diarize.pipeline import Diarizer
+    from pyannote.metrics.detection import DetectionErrorRate
+
     from eval.metrics import DiarizationScores
     from eval.simulate import SimulationConfig, SourceCache, _children, plan_conversation, render, speakers_from_folder
     from synth.anonymize import anonymize_samples, draw_pseudo_voices
     from synth.voice_transforms import median_f0, transform
 
     methods = [m for m in args.methods.split(",") if m]
-    pool = speakers_from_folder(SPEAKERS)
+    readers = speakers_from_folder(SPEAKERS)
+    # the first 3 recordings of every reader are its enrollment, kept out of the conversations
+    enrollment_paths = {reader: sorted(paths)[:3] for reader, paths in readers.items()}
+    pool = {reader: sorted(paths)[3:] for reader, paths in readers.items()}
     config = SimulationConfig(target_duration=args.duration)
     cache = SourceCache(config)
     diarizer = Diarizer()
     encoder = diarizer.encoder  # CAM++: the attacker is the encoder the diarization uses
 
     conversations = []
-    used = set()
     for index, child in enumerate(_children(args.seed, args.n)):
         plan_seed, noise_seed = _children(child, 2)
         turns = plan_conversation(pool, args.speakers, seed=plan_seed, config=config, cache=cache)
         samples, reference = render(turns, config=config, cache=cache, uri=f"anon{index}", seed=noise_seed)
-        used.update(t.path for t in turns)
         conversations.append((samples, reference, clean_turns(turns, reference)))
 
     enrollment_audio = {}
-    for reader, paths in pool.items():
-        spare = [p for p in sorted(paths) if p not in used][:3]
-        enrollment_audio[reader] = [load_audio(p).samples[: 8 * RATE] for p in spare]
+    for reader, paths in enrollment_paths.items():
+        enrollment_audio[reader] = [load_audio(p).samples[: 8 * RATE] for p in paths]
 
     def enroll(transform_reader=None) -> dict[str, np.ndarray]:
         out = {}
@@ -126,14 +129,15 @@ def main(argv=None) -> int:
           f"each; {len(base_turns)} scored turns x {len(enrolled)} enrolled readers; attacker CAM++; "
           f"{platform.machine()}, torch threads 1", flush=True)
     print(f"{'method':<10} {'ignorant EER':>13} {'lazy-informed EER':>18} {'DER vs original':>16} "
-          f"{'DER vs reference':>17} {'same length':>12} {'anonymize+diarize RTF':>22}", flush=True)
+          f"{'speech timing err':>18} {'DER vs reference':>17} {'same length':>12} {'anonymize+diarize RTF':>22}",
+          flush=True)
     original_scores = DiarizationScores()
     for (_, reference, _), original in zip(conversations, originals):
         original_scores.add(reference.uri, reference, original.annotation)
-    show("none", eer(enrolled, base_turns), float("nan"), 0.0, original_scores.total()["der"], True, 0.0)
+    show("none", eer(enrolled, base_turns), float("nan"), 0.0, 0.0, original_scores.total()["der"], True, 0.0)
     for method in methods:
         clock = time.perf_counter()
-        scores, against_reference = DiarizationScores(), DiarizationScores()
+        scores, against_reference, timing = DiarizationScores(), DiarizationScores(), DetectionErrorRate()
         turn_embeddings, same_length, audio_seconds = [], True, 0.0
         for index, ((samples, reference, turns), original) in enumerate(zip(conversations, originals)):
             result = anonymize_samples(samples, RATE, original.annotation, seed=args.seed + index, method=method)
@@ -142,6 +146,7 @@ def main(argv=None) -> int:
             again = diarizer(load_waveform(result.samples, f"anon{index}"))
             scores.add(f"anon{index}", original.annotation, again.annotation)
             against_reference.add(f"anon{index}", reference, again.annotation)
+            timing(original.annotation, again.annotation)
             for speaker, spans in turns:
                 piece = np.concatenate([result.samples[s:e] for s, e in spans])
                 turn_embeddings.append((speaker, encoder.embed(piece.astype(np.float32))))
@@ -155,16 +160,16 @@ def main(argv=None) -> int:
 
         ignorant = eer(enrolled, turn_embeddings)
         informed = eer(enroll(lazy), turn_embeddings)
-        show(method, ignorant, informed, scores.total()["der"], against_reference.total()["der"], same_length,
-             elapsed / audio_seconds)
+        show(method, ignorant, informed, scores.total()["der"], abs(timing), against_reference.total()["der"],
+             same_length, elapsed / audio_seconds)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
 
     return 0
 
 
-def show(method, ignorant, informed, der, der_reference, same, rtf) -> None:
+def show(method, ignorant, informed, der, timing, der_reference, same, rtf) -> None:
     informed_text = "-" if np.isnan(informed) else f"{100 * informed:.1f} %"
-    print(f"{method:<10} {100 * ignorant:>11.1f} % {informed_text:>18} {100 * der:>14.1f} % "
+    print(f"{method:<10} {100 * ignorant:>11.1f} % {informed_text:>18} {100 * der:>14.1f} % {100 * timing:>16.1f} % "
           f"{100 * der_reference:>15.1f} % {str(same):>12} {rtf:>22.2f}", flush=True)
 
 

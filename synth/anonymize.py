@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .voice_transforms import METHODS, PseudoVoice, lpc_warp, median_f0, transform
+from .voice_transforms import DEFAULT_METHOD, METHODS, PseudoVoice, lpc_warp, median_f0, transform
 
 #: McAdams alpha range of the VoicePrivacy baseline's random variant, and the lower one of method "strong"
 ALPHA_RANGES = {"strong": (0.6, 0.75)}
@@ -36,6 +36,8 @@ ALPHA_RANGE = (0.75, 0.9)
 F0_RANGE = (90.0, 240.0)
 #: envelope warp around the value that matches the target pitch (see draw_pseudo_voices)
 FORMANT_JITTER = (0.94, 1.06)
+#: method "warp": formant scales spread over this range in slots of their own, independent of the pitch
+WIDE_FORMANT_RANGE = (0.8, 1.25)
 #: pitch slots of different speakers in one recording are at least this many semitones apart
 MIN_F0_GAP_SEMITONES = 2.0
 BACKGROUND_ALPHA = 0.85
@@ -49,7 +51,8 @@ def draw_pseudo_voices(labels, seed: int, method: str = "combined") -> dict[str,
     Target pitches are spread over F0_RANGE on a log scale: the range is cut into one slot per speaker,
     slots are dealt to the (sorted) labels in a seeded random order and a pitch is drawn inside each, so two
     speakers of one recording never get pitches closer than the slot width allows (distinguishable), while
-    the assignment itself is random. The formant scale follows the target pitch on average
+    the assignment itself is random. Method "warp" spreads formant scales over WIDE_FORMANT_RANGE the same
+    way, independently of the pitch. Otherwise the formant scale follows the target pitch on average
     ((f0 / 150) ** 0.3, roughly how formants and pitch co-vary between men and women) with a random jitter,
     so pseudo-voices sound like plausible vocal tracts rather than chipmunks.
     """
@@ -59,11 +62,18 @@ def draw_pseudo_voices(labels, seed: int, method: str = "combined") -> dict[str,
     width = (high - low) / max(len(ordered), 1)
     margin = min(MIN_F0_GAP_SEMITONES / 12.0 / 2.0, width / 4.0)
     slots = rng.permutation(len(ordered))
+    # a stream of its own, so that adding this method left every other method's draws unchanged
+    wide = np.random.default_rng([int(seed) & 0xFFFFFFFF, len(ordered), 1])
+    wide_low, wide_high = np.log2(WIDE_FORMANT_RANGE[0]), np.log2(WIDE_FORMANT_RANGE[1])
+    wide_width = (wide_high - wide_low) / max(len(ordered), 1)
+    wide_slots = wide.permutation(len(ordered))
     voices = {}
-    for label, slot in zip(ordered, slots):
+    for label, slot, wide_slot in zip(ordered, slots, wide_slots):
         f0 = 2.0 ** rng.uniform(low + slot * width + margin, low + (slot + 1) * width - margin)
         alpha = rng.uniform(*ALPHA_RANGES.get(method, ALPHA_RANGE))
         scale = (f0 / 150.0) ** 0.3 * rng.uniform(*FORMANT_JITTER)
+        if method == "warp":
+            scale = 2.0 ** wide.uniform(wide_low + wide_slot * wide_width, wide_low + (wide_slot + 1) * wide_width)
         voices[label] = PseudoVoice(float(alpha), float(f0), float(scale))
     return voices
 
@@ -105,12 +115,13 @@ class AnonymizationResult:
         """What is safe to keep beside the output: drawn parameters per label, never anything measured."""
         return {"input": source, "method": self.method, "seed": self.seed, "sample_rate": self.sample_rate,
                 "num_samples": int(len(self.samples)),
-                "speakers": {label: {**voice.as_dict(), "speech_seconds": round(self.speech_seconds[label], 2)}
+                "speakers": {label: {**voice.as_dict(self.method),
+                                     "speech_seconds": round(self.speech_seconds[label], 2)}
                              for label, voice in self.voices.items()}}
 
 
 def anonymize_samples(samples: np.ndarray, sample_rate: int, annotation, *, seed: int,
-                      method: str = "combined") -> AnonymizationResult:
+                      method: str = DEFAULT_METHOD) -> AnonymizationResult:
     """Anonymize mono `samples` at `sample_rate` given its diarization `annotation` (pyannote, overlapping)."""
     if method not in METHODS:
         raise ValueError(f"unknown anonymization method {method!r} (choose from {', '.join(METHODS)})")
@@ -206,7 +217,7 @@ def random_seed() -> int:
 
 
 def anonymize_file(path: str | os.PathLike, out_path: str | os.PathLike, *, seed: int | None = None,
-                   method: str = "combined", diarizer=None) -> AnonymizationResult:
+                   method: str = DEFAULT_METHOD, diarizer=None) -> AnonymizationResult:
     """Diarize `path`, anonymize it at its own rate and write OUT plus its OUT.json sidecar."""
     from diarize.audio import SAMPLE_RATE, Waveform
     from diarize.pipeline import Diarizer

@@ -43,7 +43,7 @@ def anonymized(conversation):
     sf.write(path, soxr.resample(conversation["samples"], RATE, native), native, subtype="PCM_16")
     out = conversation["dir"] / "anonymized.wav"
     diarizer = Diarizer()
-    result = anonymize_file(path, out, seed=5, method="combined", diarizer=diarizer)
+    result = anonymize_file(path, out, seed=5, diarizer=diarizer)  # the default method
     return {"input": path, "output": out, "result": result, "diarizer": diarizer}
 
 
@@ -62,32 +62,38 @@ def test_sidecar_holds_drawn_parameters_only(anonymized):
     labels = sorted(sidecar["speakers"])
     assert labels == sorted(anonymized["result"].annotation.labels()) and len(labels) >= 2
     assert sidecar["seed"] == 5 and sidecar["sample_rate"] == 22050
-    drawn = draw_pseudo_voices(labels, 5)
+    method = sidecar["method"]
+    drawn = draw_pseudo_voices(labels, 5, method)
     for label, entry in sidecar["speakers"].items():
-        # exactly the drawn parameters and the speech time; no vector, no measured pitch
-        assert set(entry) == {"alpha", "target_f0_hz", "formant_scale", "speech_seconds"}
-        assert entry == {**drawn[label].as_dict(), "speech_seconds": entry["speech_seconds"]}
+        # exactly the drawn parameters the method uses and the speech time; no vector, no measured pitch
+        assert set(entry) <= {"alpha", "target_f0_hz", "formant_scale", "speech_seconds"} and len(entry) >= 2
+        assert entry == {**drawn[label].as_dict(method), "speech_seconds": entry["speech_seconds"]}
     text = json.dumps(sidecar)
     assert "embedding" not in text and "centroid" not in text and "[" not in text  # no list of numbers at all
 
 
 @pytest.fixture(scope="module")
 def rediarized(anonymized):
+    from pyannote.metrics.detection import DetectionErrorRate
+
     from diarize.audio import load_audio
     from eval.metrics import DiarizationScores
 
     again = anonymized["diarizer"](load_audio(anonymized["output"]))
-    return DiarizationScores().add("anon", anonymized["result"].annotation, again.annotation)
+    original = anonymized["result"].annotation
+    row = DiarizationScores().add("anon", original, again.annotation)
+    row["speech_timing_error"] = DetectionErrorRate()(original, again.annotation)
+    return row
 
 
 def test_turn_taking_survives_diarization_of_the_anonymized_recording(rediarized):
-    """Who-spoke-when timing: speech the original's diarization found is found again, and no more
-    (missed detection + false alarm, against the original's diarization, at most 10 % of its speech)."""
-    assert (rediarized["missed"] + rediarized["false_alarm"]) / rediarized["total"] <= 0.10, rediarized
+    """Who-spoke-when timing: the speech the original's diarization found is found again, and no more
+    (detection error rate of the speech timelines, missed + false alarm, at most 10 %)."""
+    assert rediarized["speech_timing_error"] <= 0.10, rediarized
 
 
-@pytest.mark.xfail(strict=True, reason="measured DER 16-25 % on this conversation: the diarizer splits one "
-                   "pseudo-voice's last turn into a third speaker (README, Anonymization)")
+@pytest.mark.xfail(strict=True, reason="measured DER 21 % on this conversation with the default method (2.5 s "
+                   "speaker confusion, 2.0 s of one voice heard as two); the target is not met (README, Anonymization)")
 def test_full_der_against_the_original_diarization(rediarized):
     assert rediarized["der"] <= 0.10, rediarized
 

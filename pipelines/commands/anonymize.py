@@ -9,7 +9,7 @@ from .common import add_diarization_options, config_from_args, fail_line
 
 
 def register(subparsers) -> None:
-    from synth.voice_transforms import METHODS
+    from synth.voice_transforms import DEFAULT_METHOD, METHODS
 
     parser = subparsers.add_parser(
         "anonymize",
@@ -24,8 +24,10 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="anonymized audio (WAV or FLAC)")
     parser.add_argument("--seed", type=int, help="draws the pseudo-voices; default: a fresh random seed, "
                         "written to the sidecar")
-    parser.add_argument("--method", default="combined", choices=METHODS,
-                        help="mcadams: the VoicePrivacy baseline alone; pitch: pitch + formant warp; combined: both")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+                        help="mcadams: the VoicePrivacy baseline alone (alpha 0.75-0.9); pitch: pitch moved to a drawn "
+                        "target + formant warp; combined: both; strong: both with alpha 0.6-0.75; warp: pitch target "
+                        "+ a wide formant warp (0.8-1.25), no McAdams. Privacy/utility figures: README, Anonymization")
     add_diarization_options(parser)
     parser.set_defaults(func=run)
 
