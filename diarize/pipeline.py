@@ -33,7 +33,7 @@ class DiarizationConfig:
     segmentation: str | None = None
     embedding: str = DEFAULT_ENCODER
     step: float | None = None  # None: chosen from the duration (segmentation.default_step)
-    clustering: str = "ahc"
+    clustering: str = "auto"  # AHC on short recordings, spectral on longer ones (cluster.clustering)
     threshold: float | None = None
     num_speakers: int | None = None
     min_speakers: int = 1

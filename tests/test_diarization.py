@@ -105,7 +105,7 @@ def test_local_speakers_of_one_chunk_never_share_a_speaker():
     assert (labels[:, 0] != labels[:, 1]).all()
 
 
-@pytest.mark.parametrize("method", ["ahc", "spectral", "hdbscan"])
+@pytest.mark.parametrize("method", ["auto", "ahc", "spectral", "hdbscan"])
 def test_clustering_finds_separated_groups_and_honours_bounds(method):
     rng = np.random.default_rng(1)
     centres = np.eye(8)[:3]
@@ -116,6 +116,23 @@ def test_clustering_finds_separated_groups_and_honours_bounds(method):
     assert len(np.unique(labels[:20])) == 1
     assert len(np.unique(cluster_embeddings(points, method, 0.75, SpeakerBounds(num_speakers=2)))) == 2
     assert len(np.unique(cluster_embeddings(points, method, 0.75, SpeakerBounds(max_speakers=1)))) == 1
+
+
+def test_auto_clustering_counts_speakers_from_the_spectrum_on_many_embeddings():
+    """Past AUTO_SPECTRAL_FROM embeddings the count comes from the eigengap, so a threshold set too loose
+    for the recording's channel (here: speakers only 0.45 apart) does not merge them."""
+    from cluster.clustering import AUTO_SPECTRAL_FROM
+
+    rng = np.random.default_rng(2)
+    shared = np.ones(16) / 4.0  # a strong common component, as a narrow channel adds
+    centres = np.stack([shared + 0.35 * np.eye(16)[k] for k in range(4)])
+    points = np.concatenate([centre + 0.03 * rng.normal(size=(40, 16)) for centre in centres])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    assert len(points) >= AUTO_SPECTRAL_FROM
+    assert len(np.unique(cluster_embeddings(points, "ahc", 1.0))) < 4
+    labels = cluster_embeddings(points, "auto", 1.0)
+    assert len(np.unique(labels)) == 4
+    assert all(len(np.unique(labels[k * 40 : (k + 1) * 40])) == 1 for k in range(4))
 
 
 def test_binarize_by_count_keeps_the_top_speakers_per_frame():

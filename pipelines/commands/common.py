@@ -16,7 +16,9 @@ def add_diarization_options(parser) -> None:
     group.add_argument("--segmentation", help="segmentation weights (folder, file or hub id); default: bundled segmentation-3.0")
     group.add_argument("--step", type=float, default=None,
                        help="step between 10 s segmentation windows, in seconds (default: chosen from the duration)")
-    group.add_argument("--clustering", default="ahc", choices=["ahc", "spectral", "hdbscan"], help="clustering method")
+    group.add_argument("--clustering", default="auto", choices=["auto", "ahc", "spectral", "hdbscan"],
+                       help="clustering method; auto: AHC below 100 local-speaker embeddings, spectral (eigengap "
+                       "speaker count) from there on")
     group.add_argument("--threshold", type=float, help="AHC distance threshold (default: tuned per encoder)")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file summary")
