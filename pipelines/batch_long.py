@@ -19,7 +19,6 @@ Three phases, each spread over the workers, with only per-window results travell
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from pathlib import Path
 
@@ -161,9 +160,6 @@ def piece_local_embeddings(encoder, path: str, num_samples: int, segmentation, s
     them over the whole recording (same spans, same encoder blocks), decoding only the audio they need.
 
     segmentation: the whole recording's. Other chunks are silenced in a copy, so they are not pooled.
-    Works with both shapes of diarize.speaker_embeddings: features computed first (recording_features,
-    then local_speaker_embeddings(encoder, features, segmentation)) or streamed inside
-    local_speaker_embeddings(encoder, samples, segmentation, spans).
     """
     from diarize import speaker_embeddings
 
@@ -174,12 +170,7 @@ def piece_local_embeddings(encoder, path: str, num_samples: int, segmentation, s
     stop = int(round(((stop_chunk - 1) * segmentation.step + segmentation.duration) * SAMPLE_RATE))
     recording = LazyRecording(path, num_samples, start, stop)
     proxy = PieceEncoder(encoder)
-    parameters = inspect.signature(speaker_embeddings.local_speaker_embeddings).parameters
-    if "features" in parameters:
-        features = speaker_embeddings.recording_features(proxy, recording, spans)
-        local = speaker_embeddings.local_speaker_embeddings(encoder, features, masked)
-    else:
-        local = speaker_embeddings.local_speaker_embeddings(proxy, recording, masked, spans)
+    local = speaker_embeddings.local_speaker_embeddings(proxy, recording, masked, spans)
     return dataclasses.replace(local, **{
         field.name: getattr(local, field.name)[first_chunk:stop_chunk] for field in dataclasses.fields(local)})
 
