@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_diarization_options, config_from_args
+from .common import add_diarization_options, add_naming_options, config_from_args
 
 
 def register(subparsers) -> None:
@@ -33,15 +33,9 @@ def register(subparsers) -> None:
         "renamed when the registry changes later: use a new OUTDIR. " + outputs,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_job_options(identify)
-    identify.add_argument("--registry", metavar="PATH",
-                          help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
-    add_diarization_options(identify)
-    # as in `voicemap identify`: --threshold names, --cluster-threshold cuts the clustering (same dest)
-    clustering_threshold = identify._option_string_actions.pop("--threshold")
-    clustering_threshold.option_strings = ["--cluster-threshold"]
-    identify._option_string_actions["--cluster-threshold"] = clustering_threshold
-    identify.add_argument("--threshold", dest="match_threshold", type=float, default=None, metavar="T",
-                          help="open-set cosine threshold for naming (default: the measured one of the encoder)")
+    add_naming_options(identify)
+    # as in `voicemap identify`: --threshold names, --cluster-threshold cuts the clustering
+    add_diarization_options(identify, threshold_flag="--cluster-threshold")
     for job in (diarize, identify):
         job.set_defaults(func=run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)

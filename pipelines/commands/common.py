@@ -6,7 +6,9 @@ import sys
 from contextlib import contextmanager
 
 
-def add_diarization_options(parser) -> None:
+def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None:
+    """The diarization options; commands where --threshold means something else (naming) pass
+    `threshold_flag="--cluster-threshold"` for the clustering cut, which keeps `args.threshold`."""
     group = parser.add_argument_group("diarization")
     group.add_argument("--num-speakers", type=int, help="exact number of speakers, when known")
     group.add_argument("--min-speakers", type=int, default=1, help="at least this many speakers")
@@ -19,9 +21,19 @@ def add_diarization_options(parser) -> None:
     group.add_argument("--clustering", default="auto", choices=["auto", "ahc", "spectral", "hdbscan"],
                        help="clustering method; auto: AHC below 100 local-speaker embeddings, spectral (eigengap "
                        "speaker count) from there on")
-    group.add_argument("--threshold", type=float, help="AHC distance threshold (default: tuned per encoder)")
+    group.add_argument(threshold_flag, dest="threshold", type=float,
+                       help="AHC distance threshold (default: tuned per encoder)")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file summary")
+
+
+def add_naming_options(parser) -> None:
+    """--registry and the open-set naming --threshold of the commands that name speakers."""
+    parser.add_argument("--registry", metavar="PATH", default=None,
+                        help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
+    parser.add_argument("--threshold", dest="match_threshold", type=float, default=None, metavar="T",
+                        help="open-set cosine threshold for naming (default: the measured one of the encoder, "
+                        "see cluster/match.py)")
 
 
 def config_from_args(args):

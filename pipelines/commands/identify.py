@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_diarization_options, config_from_args, fail_line, progress
+from .common import add_diarization_options, add_naming_options, config_from_args, fail_line, progress
 
 
 def register(subparsers) -> None:
@@ -21,18 +21,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
     parser.add_argument("-o", "--outdir", required=True, help="folder for <name>.rttm and <name>.json")
-    parser.add_argument("--registry", metavar="PATH", default=None,
-                        help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
-    add_diarization_options(parser)
-    # Here --threshold is the naming threshold, as users of `identify` mean it; the clustering cut that the
-    # shared diarization options call --threshold is offered as --cluster-threshold (same dest, so
-    # config_from_args still reads it).
-    clustering_threshold = parser._option_string_actions.pop("--threshold")
-    clustering_threshold.option_strings = ["--cluster-threshold"]
-    parser._option_string_actions["--cluster-threshold"] = clustering_threshold
-    parser.add_argument("--threshold", dest="match_threshold", type=float, default=None, metavar="T",
-                        help="open-set cosine threshold for naming (default: the measured one of the encoder, "
-                        "see cluster/match.py)")
+    # Here --threshold is the naming threshold, as users of `identify` mean it; the clustering cut is
+    # offered as --cluster-threshold.
+    add_naming_options(parser)
+    add_diarization_options(parser, threshold_flag="--cluster-threshold")
     parser.set_defaults(func=run)
 
 
