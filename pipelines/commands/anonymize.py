@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .anonymize_tts import METHOD as TTS_METHOD, add_tts_options, run_tts
 from .common import add_diarization_options, config_from_args, fail_line
 
 
@@ -24,10 +25,13 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="anonymized audio (WAV or FLAC)")
     parser.add_argument("--seed", type=int, help="draws the pseudo-voices; default: a fresh random seed, "
                         "written to the sidecar")
-    parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=[*METHODS, TTS_METHOD],
                         help="mcadams: the VoicePrivacy baseline alone (alpha 0.75-0.9); pitch: pitch moved to a drawn "
                         "target + formant warp; combined: both; strong: both with alpha 0.6-0.75; warp: pitch target "
-                        "+ a wide formant warp (0.8-1.25), no McAdams. Privacy/utility figures: README, Anonymization")
+                        "+ a wide formant warp (0.8-1.25), no McAdams; tts: re-voice the transcript with Qwen3-TTS, "
+                        "a pseudo-voice per speaker (needs --transcript and --tts). Privacy/utility figures: README, "
+                        "Anonymization")
+    add_tts_options(parser)
     add_diarization_options(parser)
     parser.set_defaults(func=run)
 
@@ -37,6 +41,8 @@ def run(args) -> int:
     from diarize.pipeline import Diarizer
     from synth.anonymize import anonymize_file
 
+    if args.method == TTS_METHOD or args.transcript:
+        return run_tts(args)
     try:
         diarizer = Diarizer(config_from_args(args))
     except ValueError as error:
