@@ -1,14 +1,19 @@
 """Reading sex by projection on an attribute direction, leave one speaker out, on LibriSpeech test-other.
 
     python benchmarks/bench_directions.py [--data ../shared/data/speakers/librispeech-test-other]
-                                          [--embedding campplus] [--crop 4]
+                                          [--meetings ../shared/data/diarization] [--embedding campplus]
 
-10 speakers (5 F, 5 M per SPEAKERS.TXT) x 10 utterances. Each utterance is embedded once, whole and cut to
-its first --crop seconds. For each held-out speaker the direction and its threshold are fitted on the other
-9 speakers' 90 utterances only; the held-out speaker's utterances are classified one by one ("utt") and
-from the mean of their unit vectors ("spk"). Prints one table row per (input, method, k), and a last row
-where the direction is the training readers' own speed-perturbation move (no labels) and the labels only
-set its sign, length and threshold.
+10 speakers (5 F, 5 M per SPEAKERS.TXT) x 10 utterances. Each utterance is embedded whole and cut to its
+first 2 s and 4 s. For each held-out speaker the direction and its threshold are fitted on the other 9
+speakers' 90 utterances only; the held-out speaker's utterances are classified one by one ("utterance") and
+from the mean of their unit vectors ("speaker"). Prints one table row per (input, method, k), then rows
+where the line comes from the training readers' own speed-perturbation move of their 4 s crops (no labels)
+and the labels only set its sign, length and threshold ("mean along") or it is first whitened ("fisher
+along").
+
+Second split, other people and another domain: directions fitted on all 10 readers, read on the speakers of
+the AMI meeting excerpts in --meetings (each speaker's speech where nobody else talks, per excerpt; sex from
+the AMI speaker id's first letter, F or M; speakers with under 2 s are left out).
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-METHODS = [("mean", None), ("topk", 5), ("topk", 10), ("topk", 20), ("topk", 50), ("topk", 192)]
+METHODS = [("mean", None), ("topk", 5), ("topk", 10), ("topk", 20), ("topk", 50), ("topk", 192), ("fisher", None)]
+CROPS_S = (2.0, 4.0)
+PRIOR_CROP_S = 4.0  # the speed prior is always measured on the 4 s crops (as when its factor was fixed)
+MEETING_MIN_S = 2.0
 
 
 def speaker_sex(folder: Path) -> dict[str, str]:
@@ -49,62 +57,125 @@ def speed(samples: np.ndarray, factor: float, rate: int) -> np.ndarray:
     return soxr.resample(samples, rate, int(round(rate / factor))).astype(np.float32)
 
 
-def embed_corpus(folder: Path, encoder, crop_s: float):
-    """(n, dim) whole-utterance and cropped raw embeddings, (n, dim) x 2 of the crop sped up / slowed down,
-    speaker ids, sexes."""
+def embed_corpus(folder: Path, encoder) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[str], list[str]]:
+    """{input name: (n, dim)} raw embeddings of whole utterances and of their first CROPS_S seconds, (n, dim) x 2
+    of the PRIOR_CROP_S crop sped up / slowed down by SPEED, speaker ids, sexes."""
     from diarize.audio import load_audio
 
     sexes = speaker_sex(folder)
-    whole, cropped, faster, slower, speakers, labels = [], [], [], [], [], []
+    inputs: dict[str, list[np.ndarray]] = {"whole": [], **{f"first {c:g} s": [] for c in CROPS_S}}
+    faster, slower, speakers, labels = [], [], [], []
+    rate = encoder.sample_rate
     for path in sorted(folder.glob("*/*.flac")):
         samples = load_audio(path).samples
-        if encoder.sample_rate != 16000:  # resample at the encoder's door (Qwen3 wants 24 kHz)
+        if rate != 16000:  # resample at the encoder's door (Qwen3 wants 24 kHz)
             import soxr
 
-            samples = soxr.resample(samples, 16000, encoder.sample_rate).astype(np.float32)
-        whole.append(encoder.embed(samples))
-        crop = samples[: int(crop_s * encoder.sample_rate)]
-        cropped.append(encoder.embed(crop))
-        faster.append(encoder.embed(speed(crop, SPEED, encoder.sample_rate)))
-        slower.append(encoder.embed(speed(crop, 1 / SPEED, encoder.sample_rate)))
+            samples = soxr.resample(samples, 16000, rate).astype(np.float32)
+        inputs["whole"].append(encoder.embed(samples))
+        for crop_s in CROPS_S:
+            inputs[f"first {crop_s:g} s"].append(encoder.embed(samples[: int(crop_s * rate)]))
+        crop = samples[: int(PRIOR_CROP_S * rate)]
+        faster.append(encoder.embed(speed(crop, SPEED, rate)))
+        slower.append(encoder.embed(speed(crop, 1 / SPEED, rate)))
         speakers.append(path.parent.name)
         labels.append(sexes[path.parent.name])
-    return np.stack(whole), np.stack(cropped), np.stack(faster), np.stack(slower), speakers, labels
+    return {name: np.stack(v) for name, v in inputs.items()}, np.stack(faster), np.stack(slower), speakers, labels
+
+
+def embed_meeting_speakers(folder: Path, encoder) -> tuple[np.ndarray, list[str], list[str]]:
+    """AMI excerpts (manifest.tsv, audio/, rttm/) -> (m, dim) one embedding per (excerpt, speaker) of the speech
+    where only that speaker talks, speaker ids, sexes (first letter of an AMI id; other ids are skipped)."""
+    from diarize.audio import load_audio
+
+    vectors, speakers, labels = [], [], []
+    for line in (folder / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        uri, audio, rttm = line.split("\t")[:3]
+        samples = load_audio(folder / audio).samples
+        rate = 16000
+        talking: dict[str, np.ndarray] = {}
+        for row in (folder / rttm).read_text(encoding="utf-8").split("\n"):
+            fields = row.split()
+            if len(fields) < 8:
+                continue
+            start, length = float(fields[3]), float(fields[4])
+            mask = talking.setdefault(fields[7], np.zeros(len(samples), bool))
+            mask[int(start * rate): int((start + length) * rate)] = True
+        count = sum(mask.astype(int) for mask in talking.values())
+        for speaker, mask in sorted(talking.items()):
+            alone = mask & (count == 1)
+            if speaker[0] not in "FM" or alone.sum() < MEETING_MIN_S * rate:
+                continue
+            vectors.append(encoder.embed(samples[alone]))
+            speakers.append(speaker)
+            labels.append(speaker[0])
+    return np.stack(vectors), speakers, labels
+
+
+def meeting_reading(train: np.ndarray, train_labels: list[str], meeting: np.ndarray, meeting_speakers: list[str],
+                    meeting_labels: list[str], *, method: str, k: int | None, along: np.ndarray | None):
+    """Fit on every reader, read each meeting item and each meeting speaker (mean of their unit vectors) ->
+    (item accuracy, speaker accuracy, speakers misread)."""
+    from synth.algebra import classify, fit_direction, unit
+
+    fitted = fit_direction(train, train_labels, method=method, k=k, positive="M", along=along)
+    truth = np.array([label == "M" for label in meeting_labels])
+    items = float((classify(meeting, fitted) == truth).mean())
+    ids = np.array(meeting_speakers)
+    unit_meeting = unit(meeting)
+    wrong = [speaker for speaker in sorted(set(meeting_speakers))
+             if classify(unit_meeting[ids == speaker].mean(axis=0), fitted)[0] != (speaker[0] == "M")]
+    return items, 1 - len(wrong) / len(set(meeting_speakers)), wrong
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/speakers/librispeech-test-other")
+    parser.add_argument("--meetings", type=Path, default=ROOT.parent / "shared/data/diarization",
+                        help="AMI excerpts for the second split (skipped if the folder is absent)")
     parser.add_argument("--embedding", default="campplus")
-    parser.add_argument("--crop", type=float, default=4.0, help="seconds kept for the cropped rows (default 4)")
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(1)  # the machine's cores are shared
     from diarize.embedding import load_encoder
-    from synth.algebra import leave_one_group_out
+    from synth.algebra import leave_one_group_out, pair_direction
 
     encoder = load_encoder(args.embedding)
     started = time.perf_counter()
-    whole, cropped, faster, slower, speakers, labels = embed_corpus(args.data, encoder, args.crop)
+    inputs, faster, slower, speakers, labels = embed_corpus(args.data, encoder)
     seconds = time.perf_counter() - started
     counts = {sex: len({s for s, l in zip(speakers, labels) if l == sex}) for sex in sorted(set(labels))}
-    print(f"{encoder.encoder_id}: {len(speakers)} utterances of {len(set(speakers))} speakers {counts}, "
-          f"embedded whole, cut to {args.crop:g} s, and the cut at speed x{SPEED:g} and x1/{SPEED:g} in {seconds:.0f} s")
-    print("\n| input | method | k | utterance accuracy | speaker accuracy | speakers misread |")
+    print(f"{encoder.encoder_id}: {len(speakers)} utterances of {len(set(speakers))} speakers {counts}, embedded "
+          f"{', '.join(inputs)}, and the {PRIOR_CROP_S:g} s crop at speed x{SPEED:g} and x1/{SPEED:g} in {seconds:.0f} s")
+    rows = [(name, method, k, None) for name in inputs for method, k in METHODS]
+    rows += [(name, method, None, "prior") for name in inputs for method in ("mean", "fisher")]
+    print("\nLeave one reader out (LibriSpeech test-other)\n")
+    print("| input | method | k | utterance accuracy | speaker accuracy | speakers misread |")
     print("|---|---|---|---|---|---|")
-    for name, vectors in (("whole", whole), (f"first {args.crop:g} s", cropped)):
-        for method, k in METHODS:
-            result = leave_one_group_out(vectors, labels, speakers, method=method, k=k)
-            wrong = [g for g, ok in zip(result.groups, result.group_correct) if not ok]
-            print(f"| {name} | {method} | {k if k else encoder.dimension} | {result.item_accuracy:.0%} | "
-                  f"{result.group_accuracy:.0%} | {', '.join(wrong) or '-'} |")
-    # the labels only set the sign and length along the training readers' mean faster -> slower move
-    result = leave_one_group_out(cropped, labels, speakers, method="mean", pairs=(faster, slower))
-    wrong = [g for g, ok in zip(result.groups, result.group_correct) if not ok]
-    print(f"| first {args.crop:g} s | mean along the x{SPEED:g} speed prior | 1 line | {result.item_accuracy:.0%} | "
-          f"{result.group_accuracy:.0%} | {', '.join(wrong) or '-'} |")
+    for name, method, k, prior in rows:
+        pairs = (faster, slower) if prior else None
+        result = leave_one_group_out(inputs[name], labels, speakers, method=method, k=k, pairs=pairs)
+        wrong = [g for g, ok in zip(result.groups, result.group_correct) if not ok]
+        shown = f"{method} along the x{SPEED:g} speed prior" if prior else method
+        print(f"| {name} | {shown} | {k or encoder.dimension} | {result.item_accuracy:.0%} | "
+              f"{result.group_accuracy:.0%} | {', '.join(wrong) or '-'} |")
+    if not args.meetings.is_dir():
+        print(f"\n{args.meetings}: absent, no second split")
+        return 0
+    meeting, meeting_speakers, meeting_labels = embed_meeting_speakers(args.meetings, encoder)
+    counts = {sex: len({s for s, l in zip(meeting_speakers, meeting_labels) if l == sex}) for sex in "FM"}
+    print(f"\nFitted on all {len(set(speakers))} readers, read on {len(meeting)} AMI meeting items of "
+          f"{len(set(meeting_speakers))} speakers {counts}\n")
+    print("| fitted on | method | k | item accuracy | speaker accuracy | speakers misread |")
+    print("|---|---|---|---|---|---|")
+    prior = pair_direction(faster, slower)
+    for name, method, k, use_prior in rows:
+        items, group, wrong = meeting_reading(inputs[name], labels, meeting, meeting_speakers, meeting_labels,
+                                              method=method, k=k, along=prior if use_prior else None)
+        shown = f"{method} along the x{SPEED:g} speed prior" if use_prior else method
+        print(f"| {name} | {shown} | {k or encoder.dimension} | {items:.0%} | {group:.0%} | {', '.join(wrong) or '-'} |")
     return 0
 
 

@@ -9,7 +9,11 @@ A direction is fitted from a small labelled set (binary or numeric label) as a s
 `b = cov(x, y) / var(y)` (dim,): how far the mean unit embedding moves per unit of label. For a 0/1 label
 this is exactly the difference of class means. The "k most correlated dimensions" method keeps only the k
 coordinates whose Pearson correlation with the label is largest in magnitude and zeroes the others, so an
-edit moves only those coordinates.
+edit moves only those coordinates. The "fisher" method turns the line so that it avoids the directions in
+which items vary most for reasons other than the label (a few speakers' identities, recording conditions):
+w = Σ⁻¹ d, with Σ the covariance of the items around their fitted label mean, shrunk towards a multiple of
+the identity (Ledoit-Wolf, no tuning), and d the class-mean difference or a prior move such as the
+speed-perturbation direction of `pair_direction`; the labels then only set its sign, length and threshold.
 
 Units. `alpha` in `edit` is in label units: alpha = 1 moves a voice by `b`, i.e. by the class-mean
 difference for a binary label (a typical negative lands on a typical positive), or by one label unit for
@@ -25,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-METHODS = ("mean", "topk")
+METHODS = ("mean", "topk", "fisher")
 
 
 class AlgebraError(ValueError):
@@ -43,6 +47,7 @@ class AttributeDirection:
                the training set (midpoint of the two class means of `read`); None for a numeric label
     labels:    (negative, positive) class names for a binary label, else None
     method, k: how it was fitted
+    metadata:  extra facts stored with it (n, label_mean; "shrinkage" for fisher)
     """
 
     vector: np.ndarray
@@ -169,6 +174,34 @@ def correlations(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.divide(xc.T @ yc, denominator, out=np.zeros(x.shape[1]), where=denominator > 0)
 
 
+def label_residuals(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, dim), (n,) -> (n, dim) what the label does not explain: x - mean(x) - (y - mean(y)) slope.
+
+    For a 0/1 label this is each item minus its class mean (the within-class scatter of LDA); for a numeric
+    label, the residuals of the per-coordinate regression on the label.
+    """
+    xc = x - x.mean(axis=0)
+    yc = y - y.mean()
+    return xc - np.outer(yc, xc.T @ yc / (yc @ yc))
+
+
+def ledoit_wolf(residuals: np.ndarray) -> tuple[np.ndarray, float]:
+    """(n, dim) centred rows -> ((dim, dim) shrunk covariance, shrinkage in [0, 1]).
+
+    (1 - s) S + s (tr S / dim) I with the intensity s of Ledoit & Wolf (2004), estimated from the rows
+    themselves: with 90 items in 192 dimensions the sample covariance S is singular, and s says how far to
+    trust it without a search over held-out data.
+    """
+    n, dimension = residuals.shape
+    sample = residuals.T @ residuals / n
+    target = np.trace(sample) / dimension
+    # squared distance of S from the target, and the sampling variance of S (both per dimension)
+    distance = np.sum((sample - target * np.eye(dimension)) ** 2) / dimension
+    variance = (np.sum(np.sum(residuals**2, axis=1) ** 2) / n - np.sum(sample**2)) / (n * dimension)
+    shrinkage = 1.0 if distance == 0 else float(min(variance, distance) / distance)
+    return (1 - shrinkage) * sample + shrinkage * target * np.eye(dimension), shrinkage
+
+
 def fit_direction(vectors: Any, labels: Sequence[Any], *, method: str = "mean", k: int | None = None,
                   positive: str | None = None, along: Any = None) -> AttributeDirection:
     """Fit an attribute direction.
@@ -176,9 +209,11 @@ def fit_direction(vectors: Any, labels: Sequence[Any], *, method: str = "mean", 
     vectors: (n, dim) embeddings (raw or unit; normalized here) of n labelled items
     labels:  (n,) labels: two distinct values (binary) or numbers (numeric), see `encode_labels`
     method:  "mean": slope over all coordinates (difference of class means for a binary label);
-             "topk": the same slope on the `k` coordinates most correlated (|Pearson r|) with the label only
+             "topk": the same slope on the `k` coordinates most correlated (|Pearson r|) with the label only;
+             "fisher": the line Σ⁻¹ d (Σ: Ledoit-Wolf shrunk covariance of `label_residuals`; d: the slope,
+             or `along` when given), on which the labels fix the length and sign of b
     along:   optional (dim,) prior direction (e.g. from `pair_direction`): the labels then only fix the
-             length and sign of b on that line, b = (slope·â) â; with "mean" only
+             length and sign of b on that line, b = (slope·â) â ("mean"), or on its whitened line ("fisher")
     Returns an AttributeDirection whose `read` gives the label's value (binary: 0 = negative class mean,
     1 = positive class mean) and, for a binary label, a threshold fitted on these same items.
     """
@@ -189,7 +224,7 @@ def fit_direction(vectors: Any, labels: Sequence[Any], *, method: str = "mean", 
     y, names = encode_labels(labels, positive)
     if method not in METHODS:
         raise AlgebraError(f"method {method!r}: use one of {', '.join(METHODS)}")
-    if method == "mean":
+    if method != "topk":  # mean and fisher use every coordinate
         dims = np.arange(dimension)
     else:
         if k is None or not 1 <= int(k) <= dimension:
@@ -201,17 +236,23 @@ def fit_direction(vectors: Any, labels: Sequence[Any], *, method: str = "mean", 
     slope = (x - x.mean(axis=0)).T @ yc / (yc @ yc)
     b = np.zeros(dimension)
     b[dims] = slope[dims]
-    if along is not None:
-        if method != "mean":
-            raise AlgebraError("along: a prior direction is used with the mean method only")
-        prior = unit(as_matrix(along, "prior direction", dimension)[0], "prior direction")
+    if along is not None and method == "topk":
+        raise AlgebraError("along: a prior direction is used with the mean or fisher method only")
+    prior = None if along is None else unit(as_matrix(along, "prior direction", dimension)[0], "prior direction")
+    extra: dict[str, Any] = {}
+    if method == "fisher":
+        # Σ⁻¹ d: a direction where the items scatter a lot for other reasons (identities) reads mostly that
+        # scatter, so it is down-weighted by its variance; shrinkage keeps the singular Σ invertible
+        covariance, extra["shrinkage"] = ledoit_wolf(label_residuals(x, y))
+        prior = unit(np.linalg.solve(covariance, b if prior is None else prior), "fisher direction")
+    if prior is not None:
         b = (b @ prior) * prior
     if not np.any(b):
         raise AlgebraError("labels: the labelled vectors do not vary with the label (zero direction)")
     # Read so that the label mean sits at the mean projection: read(x) = y_mean + (x̂ - x_mean)·b / |b|^2.
     offset = float(y.mean() - x.mean(axis=0) @ b / (b @ b))
     direction = AttributeDirection(b, dims, offset, None, names, method, len(dims),
-                                   {"n": int(n), "label_mean": float(y.mean())})
+                                   {"n": int(n), "label_mean": float(y.mean()), **extra})
     threshold = None
     if names is not None:
         values = read(x, direction)
