@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from cluster.anchoring import EnrolledVoices, anchored_centroids
 from cluster.clustering import (SpeakerBounds, assign_local_speakers, centroids_of, cluster_embeddings,
                                 fold_unsupported_clusters)
 
@@ -113,8 +114,12 @@ class Diarizer:
             return self.config.threshold
         return DEFAULT_THRESHOLDS.get(self.encoder.encoder_id, FALLBACK_THRESHOLD)
 
-    def cluster(self, evidence: ChunkEvidence) -> tuple[np.ndarray, np.ndarray]:
-        """-> (num_chunks, num_local) global speaker per local speaker (-1 if none), (num_speakers, d) raw centroids."""
+    def cluster(self, evidence: ChunkEvidence, voices: EnrolledVoices | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """-> (num_chunks, num_local) global speaker per local speaker (-1 if none), (num_speakers, d) raw centroids.
+
+        voices: enrolled voices of this encoder, when a registry names the result; they steer the
+        assignment of local speakers (cluster/anchoring.py) and may split a cluster that holds two of them.
+        """
         config = self.config
         raw = evidence.embeddings
         active = ~np.isnan(raw[..., 0])
@@ -133,12 +138,38 @@ class Diarizer:
             labels = fold_unsupported_clusters(unit[reliable], labels, seconds >= config.min_speaker_seconds,
                                                keep_at_least=config.min_speakers)
         centroids = l2_normalize(centroids_of(unit[reliable], labels))
-        local_labels = assign_local_speakers(unit, active, centroids)
+        if voices is not None and len(voices):
+            bound = config.num_speakers or config.max_speakers
+            centroids = anchored_centroids(centroids, unit[reliable], voices, min_members=config.min_cluster_size,
+                                           max_speakers=None if bound is None else max(bound, len(centroids)))
+            local_labels, centroids = self._settle(evidence, unit, active, centroids)
+        else:
+            local_labels = assign_local_speakers(unit, active, centroids)
         raw_centroids = np.stack([
             raw[local_labels == k].mean(axis=0) if (local_labels == k).any() else np.zeros(raw.shape[-1])
             for k in range(len(centroids))
         ]).astype(np.float32)
         return local_labels, raw_centroids
+
+    def _settle(self, evidence: ChunkEvidence, unit: np.ndarray, active: np.ndarray, centroids: np.ndarray,
+                rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Assign local speakers to `centroids`, dropping candidates left with under min_speaker_seconds of
+        single-voice speech and assigning again, until none is dropped (or `rounds` passes).
+        -> (num_chunks, num_local) labels, (num_kept, d) the centroids they index."""
+        keep_at_least = max(self.config.min_speakers, 1)
+        for _ in range(rounds):
+            local_labels = assign_local_speakers(unit, active, centroids)
+            chunk_index, local_index = np.nonzero(local_labels >= 0)
+            members = local_labels[chunk_index, local_index]
+            seconds = np.zeros(len(centroids))
+            if len(members):
+                found = single_voice_seconds(evidence.segmentation, chunk_index, local_index, members)
+                seconds[: len(found)] = found
+            supported = seconds >= self.config.min_speaker_seconds
+            if supported.all() or supported.sum() < keep_at_least or self.config.num_speakers is not None:
+                return local_labels, centroids
+            centroids = centroids[supported]
+        return assign_local_speakers(unit, active, centroids), centroids
 
     def reconstruct(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray,
                     duration: float, uri: str) -> DiarizationResult:
@@ -159,7 +190,9 @@ class Diarizer:
         exclusive = to_annotation(exclusive_of(active, scores), labels, segmentation, duration, uri)
         return DiarizationResult(uri, duration, annotation, exclusive, labels, centroids, self.encoder.encoder_id)
 
-    def __call__(self, source: AudioInput | Waveform, hook: Hook | None = None) -> DiarizationResult:
+    def __call__(self, source: AudioInput | Waveform, hook: Hook | None = None,
+                 voices: EnrolledVoices | None = None) -> DiarizationResult:
+        """Diarize one input; `voices` (enrolled voices of this encoder) steer the clustering, see `cluster`."""
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         waveform = source if isinstance(source, Waveform) else load_audio(source)
@@ -168,7 +201,7 @@ class Diarizer:
         evidence = self.evidence(waveform, hook)
         timings["segmentation+embeddings"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        local_labels, centroids = self.cluster(evidence)
+        local_labels, centroids = self.cluster(evidence, voices)
         result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri)
         timings["clustering+reconstruction"] = time.perf_counter() - clock
         result.timings = timings

@@ -89,6 +89,10 @@ class DiarizeOutput:
     def check(self, encoder_id: str) -> None:
         pass
 
+    def voices(self, encoder_id: str):
+        """Enrolled voices that steer the workers' clustering (cluster/anchoring.py); none for diarize."""
+        return None
+
     def texts(self, result) -> tuple[str, str]:
         from diarize.output import to_json_dict, to_rttm
 
@@ -124,6 +128,11 @@ class IdentifyOutput(DiarizeOutput):
                 default_threshold(encoder_id)  # fail once, not once per file
             except MatchError as error:
                 raise BatchError(str(error)) from None
+
+    def voices(self, encoder_id: str):
+        from pipelines.identify import enrolled_voices
+
+        return enrolled_voices(self.registry, encoder_id, self.threshold)
 
     def texts(self, result) -> tuple[str, str]:
         from diarize.output import to_rttm
@@ -379,7 +388,7 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
     def submit(slot: _Slot, work: _Work):
         path, uri = str(work.item.path), work.item.uri
         if work.kind == "file":
-            return slot.actor.process.remote(path, uri)
+            return slot.actor.process.remote(path, uri, models.get("voices"))
         job = long_jobs[path]
         if work.kind == "segment":
             start, end = job.plan[work.piece]
@@ -387,7 +396,8 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
         if work.kind == "embed":
             first, stop = job.chunks[work.piece]
             return slot.actor.embed_piece.remote(path, job.num_samples, job.segmentation, job.spans, first, stop)
-        return slot.actor.finish.remote(uri, job.duration, job.segmentation, job.locals, job.seconds, job.peak_mb)
+        return slot.actor.finish.remote(uri, job.duration, job.segmentation, job.locals, job.seconds, job.peak_mb,
+                                        models.get("voices"))
     bar = tqdm(total=len(todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None, file=sys.stderr)
 
     def record(item: Input, outcome: dict, attempts: int) -> None:
@@ -437,6 +447,8 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
                         info = ray.get(ref)
                         output.check(info["encoder"])
                         slot.pid, slot.start_failures = info["pid"], 0
+                        if "voices" not in models:  # the registry is read on the driver, once; workers get a copy
+                            models["voices"] = ray.put(output.voices(info["encoder"]))
                         models.update(info)
                     except RayTaskError as error:
                         # the models cannot load: every file would fail the same way

@@ -51,7 +51,8 @@ class DiarizeWorker:
                 "window": self.diarizer.segmenter.duration, "encoder_rate": self.diarizer.encoder.sample_rate,
                 "frame_rate": self.diarizer.encoder.frame_rate}
 
-    def process(self, path: str, uri: str) -> dict:
+    def process(self, path: str, uri: str, voices=None) -> dict:
+        """Diarize one whole file; `voices` (cluster.anchoring.EnrolledVoices) steer it for `batch identify`."""
         from diarize.audio import Waveform, load_audio
 
         start = time.perf_counter()
@@ -60,7 +61,7 @@ class DiarizeWorker:
             if waveform.uri != uri:
                 waveform = Waveform(waveform.samples, waveform.sample_rate, uri)
             decoded = time.perf_counter()
-            result = self.diarizer(waveform)
+            result = self.diarizer(waveform, voices=voices)
             del waveform  # results travel back, never audio
         except Exception as error:  # any failure is this file's, recorded, and the worker goes on
             return {"ok": False, "error": error_line(path, error)}
@@ -104,14 +105,14 @@ class DiarizeWorker:
         return {"ok": True, "local": local, "seconds": time.perf_counter() - clock, "peak_mb": peak_memory_mb()}
 
     def finish(self, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float,
-               piece_peak_mb: float = 0.0) -> dict:
+               piece_peak_mb: float = 0.0, voices=None) -> dict:
         """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step."""
         from .batch_long import evidence_of
 
         clock = time.perf_counter()
         try:
             evidence = evidence_of(segmentation, local_pieces)
-            local_labels, centroids = self.diarizer.cluster(evidence)
+            local_labels, centroids = self.diarizer.cluster(evidence, voices)
             result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri)
         except Exception as error:
             return {"ok": False, "error": error_line(uri, error)}

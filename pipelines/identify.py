@@ -69,6 +69,19 @@ class Identification:
         return payload
 
 
+def enrolled_voices(registry, encoder_id: str, threshold: float | None = None):
+    """The registry's voices of `encoder_id` as cluster.anchoring.EnrolledVoices, to steer a diarization that
+    will be named from them (Diarizer(..., voices=)); None when it holds none. threshold: as identify_result."""
+    from cluster.anchoring import EnrolledVoices
+    from cluster.match import default_threshold
+
+    names, vectors = registry.centroids(encoder_id)
+    if not names:
+        return None
+    threshold = default_threshold(encoder_id) if threshold is None else float(threshold)
+    return EnrolledVoices(tuple(names), np.asarray(vectors), threshold)
+
+
 def identify_result(result, registry, threshold: float | None = None) -> Identification:
     """Name the speakers of `result` (diarize.pipeline.DiarizationResult) from `registry` (cluster.registry.Registry).
 
@@ -113,4 +126,4 @@ def write_identification(identification: Identification, outdir: str | Path, ste
     return rttm_path, json_path
 
 
-__all__ = ["Identification", "NamedSpeaker", "identify_result", "write_identification"]
+__all__ = ["Identification", "NamedSpeaker", "enrolled_voices", "identify_result", "write_identification"]

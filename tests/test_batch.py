@@ -283,16 +283,21 @@ def test_killed_worker_is_replaced_and_its_work_retried_once(ray_runtime, archiv
 
 
 def test_identify_names_speakers_like_the_library(ray_runtime, archive, reference_results, tmp_path):
-    """batch identify writes what pipelines.identify gives for the same diarization and registry: a voice
-    enrolled from one clip's speaker is named, the others stay unknown."""
+    """batch identify writes what `voicemap identify` gives for the same registry (the enrolled voices steer
+    the diarization, then name it): a voice enrolled from one clip's speaker is named, the others stay unknown."""
     pytest.importorskip("pipelines.identify")
-    from cluster.registry import Registry
-    from pipelines.identify import identify_result, write_identification
+    import torch
 
-    result = reference_results["a"]
+    from cluster.registry import Registry
+    from diarize.pipeline import Diarizer
+    from pipelines.identify import enrolled_voices, identify_result, write_identification
+
+    plain = reference_results["a"]
     registry_path = tmp_path / "voices.sqlite"
     with Registry(registry_path) as registry:
-        registry.enroll("alice", result.encoder_id, result.speaker_centroids[0])
+        registry.enroll("alice", plain.encoder_id, plain.speaker_centroids[0])
+        torch.set_num_threads(1)  # as inside a 1-CPU worker
+        result = Diarizer()(archive / "a.flac", voices=enrolled_voices(registry, plain.encoder_id))
         identification = identify_result(result, registry)
         expected_rttm, expected_json = write_identification(identification, tmp_path / "expected", "a",
                                                             extra={"registry": str(registry.path)})

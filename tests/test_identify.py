@@ -31,8 +31,10 @@ def simulate(uri: str, speakers: list[str], files: dict[str, list], seed: int):
     the previous one, +-4 dB), references relabelled with the enrolled names. -> (samples, Annotation)."""
     from eval.simulate import SimulationConfig, simulate_conversation
 
-    audio, reference = simulate_conversation({s: files[s] for s in speakers}, len(speakers), seed,
-                                             SimulationConfig(target_duration=CONVERSATION_S), uri=uri)
+    # energy-only references: the conversations the figures in this file were measured on (the simulator's
+    # default since then also asks silero-vad, which changes the draw)
+    config = SimulationConfig(target_duration=CONVERSATION_S, vad_confirmed=False)
+    audio, reference = simulate_conversation({s: files[s] for s in speakers}, len(speakers), seed, config, uri=uri)
     assert set(reference.labels()) == set(speakers)
     return audio, reference.rename_labels({s: name_of(s) for s in speakers if s not in NOT_ENROLLED})
 
@@ -58,7 +60,7 @@ def identified(readers, tmp_path_factory):
     from cluster.registry import Registry, file_sha256
     from diarize.pipeline import Diarizer
     from pipelines.commands.enroll import EnrollError, MIN_SPEECH_S, embed_file
-    from pipelines.identify import identify_result
+    from pipelines.identify import enrolled_voices, identify_result
 
     enroll_files, talk_files = readers
     threads = torch.get_num_threads()
@@ -80,12 +82,13 @@ def identified(readers, tmp_path_factory):
                     hashes.append(file_sha256(path))
                 assert len(vectors) >= 3, speaker
                 registry.enroll(name_of(speaker), diarizer.encoder.encoder_id, np.stack(vectors), hashes)
+            voices = enrolled_voices(registry, diarizer.encoder.encoder_id)  # as `voicemap identify` steers
             for seed, (uri, speakers) in enumerate(CONVERSATIONS.items()):
                 audio, reference = simulate(uri, speakers, talk_files, seed)
                 path = folder / f"{uri}.flac"
                 sf.write(path, audio, SAMPLE_RATE)
                 out["audio"][uri], out["reference"][uri] = path, reference
-                out["identification"][uri] = identify_result(diarizer(path), registry)
+                out["identification"][uri] = identify_result(diarizer(path, voices=voices), registry)
     finally:
         torch.set_num_threads(threads)
     return out

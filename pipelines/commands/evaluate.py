@@ -29,7 +29,8 @@ def register(subparsers) -> None:
                         help="also score identification (IER, names compared as they are) against references "
                         "labelled with enrolled names: diarized speakers are named from this registry (with "
                         "--hyp, the RTTMs' labels are taken as names); reference speakers not enrolled there "
-                        "count as right when called unknown_*")
+                        "count as right when called unknown_*; the enrolled voices also steer the diarization, "
+                        "as in `voicemap identify`, so DER is that of the named diarization")
     parser.add_argument("--match-threshold", type=float, metavar="T",
                         help="with --registry: naming threshold (default: the measured one of the encoder)")
     add_diarization_options(parser)
@@ -68,7 +69,7 @@ def run(args) -> int:
 
         diarizer = Diarizer(config_from_args(args))
     scores = DiarizationScores(collar=args.collar, skip_overlap=args.skip_overlap)
-    registry = identification = None
+    registry = identification = voices = None
     if args.registry:
         from cluster.registry import Registry, RegistryError
 
@@ -79,6 +80,10 @@ def run(args) -> int:
             return 2
         enrolled = set(registry.centroids(diarizer.encoder.encoder_id)[0]) if diarizer else {v.name for v in registry.list()}
         identification = IdentificationScores(enrolled, collar=args.collar, skip_overlap=args.skip_overlap)
+        if diarizer:  # the voices steer the diarization that will be named from them, as `voicemap identify` does
+            from pipelines.identify import enrolled_voices
+
+            voices = enrolled_voices(registry, diarizer.encoder.encoder_id, args.match_threshold)
     failed = 0
     with progress(items, args.quiet, unit="file", desc="eval") as bar:
         for item in bar:
@@ -91,7 +96,7 @@ def run(args) -> int:
                 if diarizer is None:
                     hypothesis = named = load_rttm(Path(args.hyp) / f"{item.uri}.rttm", item.uri)
                 else:
-                    result = diarizer(item.audio)
+                    result = diarizer(item.audio, voices=voices)
                     if registry is not None:
                         from pipelines.identify import identify_result
 

@@ -33,7 +33,7 @@ def run(args) -> int:
     from cluster.registry import Registry, RegistryError
     from diarize.audio import AudioError
     from diarize.pipeline import Diarizer
-    from pipelines.identify import identify_result, write_identification
+    from pipelines.identify import enrolled_voices, identify_result, write_identification
     from pipelines.inputs import expand_inputs, output_stem
 
     try:
@@ -52,13 +52,14 @@ def run(args) -> int:
         if not registry.centroids(diarizer.encoder.encoder_id)[0]:
             print(f"voicemap identify: note: {registry.path} holds no {diarizer.encoder.encoder_id} voices; "
                   "every speaker will be unknown", file=sys.stderr)
+        voices = enrolled_voices(registry, diarizer.encoder.encoder_id, args.match_threshold)
         inputs = expand_inputs(args.inputs)
         failed = 0
         with progress(inputs, args.quiet, unit="file", desc="identify") as bar:
             for path, root in bar:
                 bar.set_postfix_str(path.name)
                 try:
-                    identification = identify_result(diarizer(path), registry, args.match_threshold)
+                    identification = identify_result(diarizer(path, voices=voices), registry, args.match_threshold)
                 except (AudioError, OSError, ValueError, RuntimeError) as error:  # MatchError is a ValueError
                     failed += 1
                     bar.write(fail_line(path, error), file=sys.stderr)
