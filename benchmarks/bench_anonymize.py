@@ -26,6 +26,7 @@ each at most). The `none` row is the attacker on unprocessed turns: how strong t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import platform
 import sys
 import time
@@ -75,8 +76,13 @@ def main(argv=None) -> int:
     parser.add_argument("-n", type=int, default=5, help="conversations")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per conversation")
     parser.add_argument("--speakers", type=int, default=3, help="readers per conversation")
-    parser.add_argument("--methods", default="mcadams,pitch,combined,strong,warp")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the conversations and of the pseudo-voices")
+    parser.add_argument("--methods", default="mcadams,pitch,combined,strong,warp,spread")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the conversations and of the pseudo-voices; "
+                        "tune on another seed (a dev set) than the one reported")
+    parser.add_argument("--cache", type=Path, help="folder keeping the originals' diarizations and the original "
+                        "enrollment and turn embeddings between runs (they do not depend on the method)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="one line per conversation: speakers found "
+                        "in the original and the anonymized recording, DER, and DER with the original's count forced")
     args = parser.parse_args(argv)
 
     import torch
@@ -121,10 +127,18 @@ def main(argv=None) -> int:
         return out
 
     started = time.perf_counter()
-    originals = [diarizer(load_waveform(samples, f"anon{i}")) for i, (samples, _, _) in enumerate(conversations)]
-    enrolled = enroll()
-    base_turns = [(speaker, encoder.embed(np.concatenate([samples[s:e] for s, e in spans]).astype(np.float32)))
-                  for samples, _, turns in conversations for speaker, spans in turns]
+
+    def method_independent():
+        originals = [diarizer(load_waveform(samples, f"anon{i}")).annotation
+                     for i, (samples, _, _) in enumerate(conversations)]
+        base_turns = [(speaker, encoder.embed(np.concatenate([samples[s:e] for s, e in spans]).astype(np.float32)))
+                      for samples, _, turns in conversations for speaker, spans in turns]
+        return originals, enroll(), base_turns
+
+    # keyed by the audio itself too: a change to the simulation must not reuse another set's diarizations
+    digest = hashlib.sha1(b"".join(np.asarray(samples, np.float32).tobytes() for samples, _, _ in conversations))
+    key = f"n{args.n}-d{args.duration:g}-k{args.speakers}-seed{args.seed}-{digest.hexdigest()[:12]}"
+    originals, enrolled, base_turns = cached(args.cache, key, method_independent)
     print(f"{args.n} simulated conversations x {args.duration:.0f} s, {args.speakers} LibriSpeech test-other readers "
           f"each; {len(base_turns)} scored turns x {len(enrolled)} enrolled readers; attacker CAM++; "
           f"{platform.machine()}, torch threads 1", flush=True)
@@ -133,20 +147,27 @@ def main(argv=None) -> int:
           flush=True)
     original_scores = DiarizationScores()
     for (_, reference, _), original in zip(conversations, originals):
-        original_scores.add(reference.uri, reference, original.annotation)
+        original_scores.add(reference.uri, reference, original)
     show("none", eer(enrolled, base_turns), float("nan"), 0.0, 0.0, original_scores.total()["der"], True, 0.0)
     for method in methods:
         clock = time.perf_counter()
         scores, against_reference, timing = DiarizationScores(), DiarizationScores(), DetectionErrorRate()
         turn_embeddings, same_length, audio_seconds = [], True, 0.0
         for index, ((samples, reference, turns), original) in enumerate(zip(conversations, originals)):
-            result = anonymize_samples(samples, RATE, original.annotation, seed=args.seed + index, method=method)
+            result = anonymize_samples(samples, RATE, original, seed=args.seed + index, method=method)
             same_length &= len(result.samples) == len(samples)
             audio_seconds += len(samples) / RATE
-            again = diarizer(load_waveform(result.samples, f"anon{index}"))
-            scores.add(f"anon{index}", original.annotation, again.annotation)
+            evidence = diarizer.evidence(load_waveform(result.samples, f"anon{index}"))
+            again = diarizer.reconstruct(evidence, *diarizer.cluster(evidence), len(samples) / RATE, f"anon{index}")
+            row = scores.add(f"anon{index}", original, again.annotation)
             against_reference.add(f"anon{index}", reference, again.annotation)
-            timing(original.annotation, again.annotation)
+            timing(original, again.annotation)
+            if args.verbose:
+                forced = forced_count(diarizer, evidence, len(original.labels()), len(samples) / RATE, f"anon{index}")
+                print(f"  {method} anon{index}: speakers {len(original.labels())} -> {len(again.labels)}, "
+                      f"DER {100 * row['der']:.1f} % (confusion {100 * row['confusion'] / row['total']:.1f} %), "
+                      f"with the original's count forced {100 * DiarizationScores().add('', original, forced)['der']:.1f} %",
+                      flush=True)
             for speaker, spans in turns:
                 piece = np.concatenate([result.samples[s:e] for s, e in spans])
                 turn_embeddings.append((speaker, encoder.embed(piece.astype(np.float32))))
@@ -165,6 +186,33 @@ def main(argv=None) -> int:
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
 
     return 0
+
+
+def cached(folder: Path | None, key: str, compute):
+    """compute(), or what it returned on the last run with the same key (a pickle under `folder`)."""
+    import pickle
+
+    if folder is None:
+        return compute()
+    path = folder / f"bench_anonymize-{key}.pkl"
+    if path.is_file():
+        return pickle.loads(path.read_bytes())
+    value = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(value))
+    return value
+
+
+def forced_count(diarizer, evidence, num_speakers: int, duration: float, uri: str):
+    """The anonymized recording's diarization from the same evidence, clustered into `num_speakers`: if the
+    DER falls to near the timing error, the count (merge or split) was the problem, not the segmentation."""
+    from dataclasses import replace
+
+    from diarize.pipeline import Diarizer
+
+    forced = Diarizer(replace(diarizer.config, num_speakers=num_speakers))
+    forced.segmenter, forced._encoder = diarizer.segmenter, diarizer.encoder
+    return forced.reconstruct(evidence, *forced.cluster(evidence), duration, uri).annotation
 
 
 def show(method, ignorant, informed, der, timing, der_reference, same, rtf) -> None:

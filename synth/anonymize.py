@@ -40,6 +40,8 @@ FORMANT_JITTER = (0.94, 1.06)
 WIDE_FORMANT_RANGE = (0.8, 1.25)
 #: pitch slots of different speakers in one recording are at least this many semitones apart
 MIN_F0_GAP_SEMITONES = 2.0
+#: method "spread": |log2 formant_scale| in [margin, max], so no speaker keeps its own vocal tract
+SPREAD_FORMANT_LOG2 = (np.log2(1.12), np.log2(1.28))
 BACKGROUND_ALPHA = 0.85
 CONTEXT_SECONDS = 0.25
 RAMP_SECONDS = 0.02
@@ -57,6 +59,8 @@ def draw_pseudo_voices(labels, seed: int, method: str = "combined") -> dict[str,
     so pseudo-voices sound like plausible vocal tracts rather than chipmunks.
     """
     ordered = sorted(str(label) for label in labels)
+    if method == "spread":
+        return _spread(ordered, seed)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, len(ordered)])
     low, high = np.log2(F0_RANGE[0]), np.log2(F0_RANGE[1])
     width = (high - low) / max(len(ordered), 1)
@@ -75,6 +79,30 @@ def draw_pseudo_voices(labels, seed: int, method: str = "combined") -> dict[str,
         if method == "warp":
             scale = 2.0 ** wide.uniform(wide_low + wide_slot * wide_width, wide_low + (wide_slot + 1) * wide_width)
         voices[label] = PseudoVoice(float(alpha), float(f0), float(scale))
+    return voices
+
+
+def _spread(ordered: list[str], seed: int) -> dict[str, PseudoVoice]:
+    """Method "spread": the k sorted labels are dealt, in a seeded random order, to positions u evenly
+    spaced over [-1, 1]; u sets both the pitch slot (low to high) and the direction of the formant warp
+    (down for u < 0, up for u > 0, a random direction at u = 0), whose size is drawn in SPREAD_FORMANT_LOG2.
+    So the pseudo-voices of one recording sit at opposite corners of (pitch, vocal tract) space rather than
+    wherever independent draws put them, and no speaker keeps its own vocal tract (|log2 scale| >= margin).
+    Dealing by the speakers' own pitch (low voice to the low corner) was tried: 15.7 % ignorant EER on the
+    dev set against 25.5 % for a random deal, at the same DER; it keeps the speakers' order, which is a cue.
+    """
+    k = len(ordered)
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, k, 2])
+    low, high = np.log2(F0_RANGE[0]), np.log2(F0_RANGE[1])
+    width = (high - low) / max(k, 1)
+    margin = min(MIN_F0_GAP_SEMITONES / 12.0 / 2.0, width / 4.0)
+    voices = {}
+    for label, slot in zip(ordered, rng.permutation(k)):
+        f0 = 2.0 ** rng.uniform(low + slot * width + margin, low + (slot + 1) * width - margin)
+        u = 2.0 * slot / (k - 1) - 1.0 if k > 1 else 0.0
+        sign = np.sign(u) if abs(u) > 1e-9 else rng.choice([-1.0, 1.0])
+        scale = 2.0 ** (sign * rng.uniform(*SPREAD_FORMANT_LOG2))
+        voices[label] = PseudoVoice(1.0, float(f0), float(scale))
     return voices
 
 
@@ -128,7 +156,6 @@ def anonymize_samples(samples: np.ndarray, sample_rate: int, annotation, *, seed
     x = np.asarray(samples, dtype=np.float64)
     n = len(x)
     labels = sorted(str(label) for label in annotation.labels())
-    voices = draw_pseudo_voices(labels, seed, method)
     ramp = int(RAMP_SECONDS * sample_rate)
     masks, regions = {}, {}
     for label in labels:
@@ -137,6 +164,12 @@ def anonymize_samples(samples: np.ndarray, sample_rate: int, annotation, *, seed
             active[int(round(segment.start * sample_rate)) : int(round(segment.end * sample_rate))] = True
         masks[label] = _smooth_mask(active, ramp)
         regions[label] = _regions(active, int(CONTEXT_SECONDS * sample_rate))
+    source_f0 = {}
+    for label in labels:
+        pieces = [x[s:e] for s, e in regions[label]]
+        # the speaker's own pitch, over all its regions, sets how far to move it to the drawn target
+        source_f0[label] = median_f0(np.concatenate(pieces), sample_rate) if pieces and method != "mcadams" else None
+    voices = draw_pseudo_voices(labels, seed, method)
     total = sum(masks.values()) if masks else np.zeros(n)
     share = 1.0 / np.maximum(total, 1.0)  # in double talk each active speaker's transform gets an equal share
     out = np.zeros(n)
@@ -145,12 +178,9 @@ def anonymize_samples(samples: np.ndarray, sample_rate: int, annotation, *, seed
     for label in labels:
         weight = masks[label] * share
         speech_seconds[label] = float(annotation.label_duration(label))
-        pieces = [x[s:e] for s, e in regions[label]]
-        # the speaker's own pitch, over all its regions, sets how far to move it to the drawn target
-        source_f0 = median_f0(np.concatenate(pieces), sample_rate) if pieces and method != "mcadams" else None
-        for (start, end), piece in zip(regions[label], pieces):
-            out[start:end] += weight[start:end] * transform(piece, sample_rate, voices[label], method,
-                                                            source_f0=source_f0)
+        for start, end in regions[label]:
+            out[start:end] += weight[start:end] * transform(x[start:end], sample_rate, voices[label], method,
+                                                            source_f0=source_f0[label])
         covered += weight
     background = np.clip(1.0 - covered, 0.0, 1.0)
     for start, end in _regions(background > 1e-6, int(CONTEXT_SECONDS * sample_rate)):

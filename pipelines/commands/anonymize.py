@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=[*METHODS, TTS_METHOD],
                         help="mcadams: the VoicePrivacy baseline alone (alpha 0.75-0.9); pitch: pitch moved to a drawn "
                         "target + formant warp; combined: both; strong: both with alpha 0.6-0.75; warp: pitch target "
-                        "+ a wide formant warp (0.8-1.25), no McAdams; tts: re-voice the transcript with Qwen3-TTS, "
+                        "+ a wide formant warp (0.8-1.25), no McAdams; spread: pitch slots and formant warps (>= 12 %% up or "
+                        "down) dealt so the speakers of a recording sit far apart; tts: re-voice the transcript with Qwen3-TTS, "
                         "a pseudo-voice per speaker (needs --transcript and --tts). Privacy/utility figures: README, "
                         "Anonymization")
     add_tts_options(parser)
