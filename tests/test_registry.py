@@ -470,13 +470,13 @@ def test_enroll_refuses_silence_empty_files_and_too_little_speech(librispeech, t
     sf.write(short, speech[: 2 * rate], rate)
 
     cases = [
-        (["Ada", str(silence)], "only 0.0 s of speech found in 10.0 s"),
-        (["Ada", str(noise)], "only 0.0 s of speech"),
+        (["Ada", str(silence)], "only 0.00 s of speech found in 10.0 s"),
+        (["Ada", str(noise)], "only 0.00 s of speech"),
         (["Bob", good[0].replace("1688-", "9999-")], "no such file"),
         (["Bob", str(empty)], "empty"),
         (["Bob", str(short)], "s of speech found in 2.0 s of audio (at least 3 s needed)"),
         # one bad file among good ones: nothing of the good ones is stored either
-        (["Bob", str(utterances(librispeech, "2609")[1]), str(silence)], "silence.wav: only 0.0 s"),
+        (["Bob", str(utterances(librispeech, "2609")[1]), str(silence)], "silence.wav: only 0.00 s"),
         (["Ada", good[0]], "already enrolled for Ada"),
         (["Ada Lovelace", str(utterances(librispeech, "2609")[1])], "whitespace"),
         (["Bob", str(utterances(librispeech, "2609")[1]), "--embedding", "no-such-encoder"], "unknown embedding"),

@@ -9,6 +9,7 @@ the registry as it was.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,9 @@ def embed_speech(samples: np.ndarray, sample_rate: int, encoder, *, label: str, 
     speech = keep_speech(samples, sample_rate)
     total = len(samples) / sample_rate
     if speech.seconds < min_speech:
-        raise EnrollError(f"{label}: only {speech.seconds:.1f} s of speech found in {total:.1f} s of audio "
+        # rounded down, so 2.99 s never reads as enough ("only 3.0 s ... at least 3 s needed")
+        found = math.floor(speech.seconds * 100) / 100
+        raise EnrollError(f"{label}: only {found:.2f} s of speech found in {total:.1f} s of audio "
                           f"(at least {min_speech:g} s needed)")
     audio = speech.samples
     if encoder.sample_rate != sample_rate:  # resample at the encoder's door (Qwen3 wants 24 kHz)
