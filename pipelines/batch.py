@@ -396,8 +396,8 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
         if work.kind == "embed":
             first, stop = job.chunks[work.piece]
             return slot.actor.embed_piece.remote(path, job.num_samples, job.segmentation, job.spans, first, stop)
-        return slot.actor.finish.remote(uri, job.duration, job.segmentation, job.locals, job.seconds, job.peak_mb,
-                                        models.get("voices"))
+        return slot.actor.finish.remote(path, uri, job.duration, job.segmentation, job.locals, job.seconds,
+                                        job.peak_mb, models.get("voices"))
     bar = tqdm(total=len(todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None, file=sys.stderr)
 
     def record(item: Input, outcome: dict, attempts: int) -> None:

@@ -107,8 +107,8 @@ class JobState:
         else:
             # Only options both runs know are compared: an option added by a newer voicemap (absent from the
             # stored settings) must not lock users out of the job folders they already have.
-            old = json.loads(found[0])
-            changed = sorted(name for name in set(old) & set(settings) if old[name] != settings[name])
+            old, new = json.loads(found[0]), json.loads(wanted)  # both through JSON: a tuple reads back a list
+            changed = sorted(name for name in set(old) & set(new) if old[name] != new[name])
             if not changed:
                 return
             raise BatchError(f"{self.outdir}: holds a {self.task} job made with other settings "

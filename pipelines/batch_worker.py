@@ -104,16 +104,21 @@ class DiarizeWorker:
             return {"ok": False, "error": error_line(path, error)}
         return {"ok": True, "local": local, "seconds": time.perf_counter() - clock, "peak_mb": peak_memory_mb()}
 
-    def finish(self, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float,
+    def finish(self, path: str, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float,
                piece_peak_mb: float = 0.0, voices=None) -> dict:
-        """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step."""
+        """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step; the audio
+        is read again for the second look at short turns (diarize/resegment.py)."""
+        from diarize.audio import load_audio
+
         from .batch_long import evidence_of
 
         clock = time.perf_counter()
         try:
             evidence = evidence_of(segmentation, local_pieces)
             local_labels, centroids = self.diarizer.cluster(evidence, voices)
-            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri)
+            samples = self.diarizer.encoder_samples(load_audio(path)) if self.diarizer.config.resegment_seconds else None
+            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri, samples)
+            del samples
         except Exception as error:
             return {"ok": False, "error": error_line(uri, error)}
         cluster = time.perf_counter() - clock
