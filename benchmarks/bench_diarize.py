@@ -115,6 +115,15 @@ def main() -> None:
         print(f"RTF, {args.minutes:g} min, models loaded: median {median / waveform.duration:.4f} "
               f"({median:.1f} s over {args.repeats} runs; {len(result.labels)} speakers found of 4)")
         print(f"  stages of the last run: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+        # what the second look at short turns (diarize/resegment.py) costs: off, and on every run
+        import dataclasses
+
+        for name, change in (("off", {"resegment_seconds": None}), ("every short run", {"resegment_margin": None})):
+            other = Diarizer(dataclasses.replace(diarizer.config, **change))
+            other.segmenter, other._encoder = diarizer.segmenter, diarizer.encoder
+            clock = time.perf_counter()
+            other(waveform)
+            print(f"  second look {name}: {time.perf_counter() - clock:.1f} s (one run)")
         wall, peak = cli_run(path)
         print(f"RTF, {args.minutes:g} min, whole `voicemap diarize` process: {wall / waveform.duration:.4f} "
               f"({wall:.1f} s, peak RSS {peak:.0f} MiB)")
