@@ -169,16 +169,15 @@ def test_identification_error_rate_on_the_conversations(identified):
     der, ier = diarization.total()["der"], identification.total()["ier"]
     rows = {row["uri"]: round(100 * row["ier"], 1) for row in identification.rows}
     print(f"\nIER {100 * ier:.1f}% (per conversation {rows}), DER {100 * der:.1f}%")
-    # Measured on a 2-core CPU: IER 28.3 % (conv_a 45.3, conv_b 11.9, conv_c 26.8), DER 28.3 % (collar 0,
-    # overlap scored). Naming got every cluster right that diarization made of one reader; the IER is
-    # diarization error that naming cannot repair: conv_a's clustering merged readers 3080 and 1998 into one
-    # 40 s cluster (named 3080, so 1998's speech counts as confusion), and speech edges and double talk
-    # give ~10 s of missed/false speech of 155 s. The issue's 10 % target is therefore not met by the
-    # pipeline as a whole (simconv-dev, all participants enrolled: IER 18.5 %, equal to its DER). The
-    # bounds hold today's quality with a little room: naming adds at most 2 points over the best labelling
-    # of the same clusters, and IER stays <= 32 %.
+    # Measured on a 2-core CPU, with the enrolled voices steering the diarization and the second look at
+    # short turns: IER 16.2 % (conv_a 19.7, conv_b 11.9, conv_c 16.8), DER 18.0 % (collar 0, overlap
+    # scored); before both it was IER 28.3 %, conv_a's clustering having merged readers 3080 and 1998. IER can
+    # sit below DER because two unenrolled readers sharing one unknown label is no identification error.
+    # The issue's 10 % target is not met (README, Voice registry): what is left is mostly speech edges and
+    # bridged pauses. The bounds hold today's quality with a little room: naming adds at most 2 points over
+    # the best labelling of the same clusters, and IER stays <= 22 %.
     assert ier - der <= 0.02
-    assert ier <= 0.32
+    assert ier <= 0.22
 
 
 # -- command line ------------------------------------------------------------------------------------------
