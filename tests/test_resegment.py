@@ -51,3 +51,14 @@ def test_a_run_whose_own_voice_is_another_speakers_moves_to_that_speaker():
     np.testing.assert_array_equal(resegment(active, active, centroids, lambda a, b: (a, b), embed, min_frames=5), active)
     np.testing.assert_array_equal(
         resegment(active[:, :1], active[:, :1], centroids[:1], lambda a, b: (a, b), embed, min_frames=2), active[:, :1])
+
+
+def test_the_command_line_can_turn_the_second_look_off():
+    import argparse
+
+    from pipelines.commands.common import add_diarization_options, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_diarization_options(parser)
+    assert config_from_args(parser.parse_args([])).resegment_seconds == (0.5, 4.0)
+    assert config_from_args(parser.parse_args(["--no-second-look"])).resegment_seconds is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from contextlib import contextmanager
 
@@ -23,6 +24,9 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
                        "speaker count) from there on")
     group.add_argument(threshold_flag, dest="threshold", type=float,
                        help="AHC distance threshold (default: tuned per encoder)")
+    group.add_argument("--no-second-look", dest="second_look", action="store_false", default=argparse.SUPPRESS,
+                       help="skip re-deciding short turns (0.5-4 s, won by a thin vote margin) by their own "
+                            "embedding; about 12 %% faster, more short turns given to a neighbour")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file summary")
 
@@ -49,6 +53,7 @@ def config_from_args(args):
         min_speakers=args.min_speakers,
         max_speakers=args.max_speakers,
         device=args.device,
+        **({} if getattr(args, "second_look", True) else {"resegment_seconds": None}),
     )
     config.bounds  # validates the speaker-count options early, before any model loads
     return config
