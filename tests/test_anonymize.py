@@ -92,10 +92,11 @@ def test_turn_taking_survives_diarization_of_the_anonymized_recording(rediarized
     assert rediarized["speech_timing_error"] <= 0.10, rediarized
 
 
-@pytest.mark.xfail(strict=True, reason="measured DER 10.6 % on this conversation with the default method "
-                   "(spread): 1.2 s missed and 0.5 s false alarm speech, 0.7 s speaker confusion; the target is not "
-                   "met (README, Anonymization)")
 def test_full_der_against_the_original_diarization(rediarized):
+    """On this two-speaker call the diarization of the anonymized recording matches the original's within the
+    issue's 10 %. (Measured 8.1 %; 10.6 % before the diarizer's second look at short turns; on the benchmark's
+    simulated three-reader conversations the target is still not met, see README, Anonymization.)"""
+    print(f"\nDER against the original's diarization: {100 * rediarized['der']:.1f} %")
     assert rediarized["der"] <= 0.10, rediarized
 
 
