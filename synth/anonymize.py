@@ -216,29 +216,34 @@ def native_waveform(path: str | os.PathLike):
     return waveform
 
 
-def write_outputs(result: AnonymizationResult, out_path: str | os.PathLike, source: str | None = None) -> Path:
-    """Write OUT (16-bit PCM, the input's rate) and OUT.json, each to a temporary file renamed into place;
-    on any failure neither is left behind."""
+def write_audio_and_sidecar(out_path: str | os.PathLike, samples: np.ndarray, sample_rate: int, sidecar: dict) -> Path:
+    """Write OUT (16-bit PCM at `sample_rate`) and OUT.json (`sidecar`), each to a temporary file renamed
+    into place; on any failure neither is left behind."""
     import soundfile as sf
 
     from diarize.output import atomic_write_text
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    sidecar = out_path.with_suffix(".json")
+    sidecar_path = out_path.with_suffix(".json")
     handle, temporary = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=out_path.suffix or ".wav",
                                          dir=out_path.parent)
     os.close(handle)
     try:
-        sf.write(temporary, np.clip(result.samples, -1.0, 1.0), result.sample_rate, subtype="PCM_16",
+        sf.write(temporary, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16",
                  format=(out_path.suffix.lstrip(".") or "wav").upper())
-        atomic_write_text(sidecar, json.dumps(result.sidecar(source), indent=2) + "\n")
+        atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
         os.replace(temporary, out_path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
+        sidecar_path.unlink(missing_ok=True)
         raise
     return out_path
+
+
+def write_outputs(result: AnonymizationResult, out_path: str | os.PathLike, source: str | None = None) -> Path:
+    """OUT and OUT.json of an anonymization (`write_audio_and_sidecar`)."""
+    return write_audio_and_sidecar(out_path, result.samples, result.sample_rate, result.sidecar(source))
 
 
 def random_seed() -> int:

@@ -95,7 +95,7 @@ def test_steering_keeps_close_enrolled_readers_apart(shared_data):
         pytest.skip(f"{speakers} is absent")
     import torch
 
-    from diarize.audio import Waveform, load_audio
+    from diarize.audio import Waveform
     from diarize.pipeline import Diarizer
     from eval.metrics import DiarizationScores
     from eval.simulate import simulate_conversation

@@ -28,10 +28,8 @@ single calibration norm (see pseudo_voices).
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,28 +189,10 @@ def revoice_samples(num_samples: int, sample_rate: int, segments: list[Transcrip
 
 
 def write_revoiced(result: RevoiceResult, out_path: str | os.PathLike, source: str | None = None) -> Path:
-    """OUT (16-bit PCM at the input's rate) and OUT.json, each via a temporary file renamed into place;
-    on failure neither is left behind."""
-    import soundfile as sf
+    """OUT (16-bit PCM at the input's rate) and OUT.json, as the signal-processing methods write them."""
+    from synth.anonymize import write_audio_and_sidecar
 
-    from diarize.output import atomic_write_text
-
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    sidecar = out_path.with_suffix(".json")
-    handle, temporary = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=out_path.suffix or ".wav",
-                                         dir=out_path.parent)
-    os.close(handle)
-    try:
-        sf.write(temporary, np.clip(result.samples, -1.0, 1.0), result.sample_rate, subtype="PCM_16",
-                 format=(out_path.suffix.lstrip(".") or "wav").upper())
-        atomic_write_text(sidecar, json.dumps(result.sidecar(source), indent=2, ensure_ascii=False) + "\n")
-        os.replace(temporary, out_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
-        raise
-    return out_path
+    return write_audio_and_sidecar(out_path, result.samples, result.sample_rate, result.sidecar(source))
 
 
 def _at_16k(waveform):
