@@ -102,12 +102,14 @@ class Diarizer:
             self._encoder = load_encoder(self.config.embedding, device=self.config.device)
         return self._encoder
 
-    def evidence(self, waveform: Waveform, hook: Hook | None = None) -> ChunkEvidence:
-        """Segmentation and local-speaker embeddings of a 16 kHz waveform."""
+    def evidence(self, waveform: Waveform, hook: Hook | None = None,
+                 encoder_samples: np.ndarray | None = None) -> ChunkEvidence:
+        """Segmentation and local-speaker embeddings of a 16 kHz waveform; `encoder_samples`, the same
+        recording at the encoder's rate when the caller already has it."""
         segmentation = self.segmenter(waveform.samples, waveform.sample_rate, step=self.config.step,
                                       hook=None if hook is None else (lambda done: hook("segmentation", done)))
         encoder = self.encoder
-        samples = self.encoder_samples(waveform)
+        samples = self.encoder_samples(waveform) if encoder_samples is None else encoder_samples
         spans = speech_spans(segmentation, waveform.duration)
         local = local_speaker_embeddings(encoder, samples, segmentation, spans,
                                          hook=None if hook is None else (lambda done: hook("embeddings", done)))
@@ -233,12 +235,12 @@ class Diarizer:
         waveform = source if isinstance(source, Waveform) else load_audio(source)
         timings["decode"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        evidence = self.evidence(waveform, hook)
+        encoder_samples = self.encoder_samples(waveform)  # once: the embeddings and the second look share it
+        evidence = self.evidence(waveform, hook, encoder_samples)
         timings["segmentation+embeddings"] = time.perf_counter() - clock
         clock = time.perf_counter()
         local_labels, centroids = self.cluster(evidence, voices)
-        result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri,
-                                  self.encoder_samples(waveform))
+        result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri, encoder_samples)
         timings["clustering+reconstruction"] = time.perf_counter() - clock
         result.timings = timings
         return result
