@@ -8,6 +8,7 @@ All methods take L2-normalized embeddings (num_embeddings, dimension) and return
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,7 +167,11 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, pruning: float = 0.2
     if count == 1:
         return np.zeros(n, dtype=np.int64)
     model = SpectralClustering(n_clusters=count, affinity="precomputed", random_state=0, assign_labels="cluster_qr")
-    return _relabel(model.fit_predict(affinity))
+    with warnings.catch_warnings():
+        # pruning leaves well-separated speakers as disconnected blocks of the graph: that is the expected
+        # case here, not a problem to print to the user on every recording
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        return _relabel(model.fit_predict(affinity))
 
 
 def hdbscan_clusters(embeddings: np.ndarray, bounds: SpeakerBounds, min_cluster_size: int = 3) -> np.ndarray:
