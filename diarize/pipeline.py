@@ -47,9 +47,9 @@ class DiarizationConfig:
     min_speaker_seconds: float = 1.0
     #: single-voice runs of this many seconds (min, max) whose speaker won its frames by a mean vote margin
     #: under `resegment_margin` are re-decided by their own embedding (diarize/resegment.py); None: off.
-    #: Measured (DER, confusion): simconv-dev 18.1 -> 15.8 %, 12 registry-protocol conversations 21.5 ->
-    #: 18.6 %, the AMI clips 27.7 -> 27.7 %; every run instead of the doubtful ones: 0.3 points better,
-    #: at 3-4x the encoder time
+    #: Measured DER: simconv-dev 18.1 -> 15.8 %, 12 registry-protocol conversations 21.5 -> 18.6 %,
+    #: telephone set 26.5 -> 17.3 %, the AMI clips 27.7 -> 27.7 %; every run instead of the doubtful ones:
+    #: 0.2-1.4 points better, at 2.5x the time of the whole diarization (README, Figures)
     resegment_seconds: tuple[float, float] | None = (0.5, 4.0)
     resegment_margin: float | None = 0.7
     device: str = "cpu"
