@@ -27,6 +27,9 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
     group.add_argument("--no-second-look", dest="second_look", action="store_false", default=argparse.SUPPRESS,
                        help="skip re-deciding short turns (0.5-4 s, won by a thin vote margin) by their own "
                             "embedding; about 12 %% faster, more short turns given to a neighbour")
+    group.add_argument("--keep-edges", dest="trim_edges", action="store_false", default=argparse.SUPPRESS,
+                       help="keep the near-silent frames (up to 0.1 s) the segmentation puts at the start and "
+                            "end of turns; by default they are dropped, which matches energy-marked references")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file summary")
 
@@ -54,6 +57,7 @@ def config_from_args(args):
         max_speakers=args.max_speakers,
         device=args.device,
         **({} if getattr(args, "second_look", True) else {"resegment_seconds": None}),
+        **({} if getattr(args, "trim_edges", True) else {"edge_trim_seconds": None}),
     )
     config.bounds  # validates the speaker-count options early, before any model loads
     return config

@@ -1,0 +1,98 @@
+"""Near-silent turn edges (diarize/edges.py)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import pytest
+
+from diarize.edges import frame_levels, trim_silent_edges
+
+
+def activity(*columns: str) -> np.ndarray:
+    """One string of 0/1 per speaker -> (num_frames, num_speakers) int8."""
+    return np.array([[int(c) for c in column] for column in columns], dtype=np.int8).T
+
+
+def test_frame_levels_follow_the_frame_grid():
+    rate = 1000
+    samples = np.zeros(1000, dtype=np.float32)
+    samples[200:400] = 0.1  # frames 2 and 3 of a 0.1 s grid starting at 0
+    levels = frame_levels(samples, rate, origin=0.0, step=0.1, num_frames=12)
+    np.testing.assert_allclose(levels[2:4], 20 * np.log10(0.1), atol=1e-4)
+    assert levels[0] < -150 and levels[5] < -150
+    assert (levels[10:] < -150).all()  # past the end of the recording
+    shifted = frame_levels(samples, rate, origin=-0.05, step=0.1, num_frames=12)  # half a frame earlier
+    np.testing.assert_allclose(shifted[2], 20 * np.log10(0.1) + 10 * np.log10(0.5), atol=1e-4)
+
+
+def test_only_near_silent_frames_at_the_ends_of_a_run_go():
+    loud, quiet = -20.0, -80.0
+    levels = np.array([quiet] * 3 + [loud] * 2 + [quiet] * 2 + [loud] * 3 + [quiet] * 3 + [quiet] * 7)
+    active = activity("01111111111100000000")
+    trimmed = trim_silent_edges(active, levels, max_frames=5)
+    # the 2 quiet frames before the voice and the 2 after it go; the quiet pause inside the run stays
+    np.testing.assert_array_equal(trimmed, activity("00011111110000000000"))
+    # at most max_frames from each end
+    np.testing.assert_array_equal(trim_silent_edges(active, levels, max_frames=1),
+                                  activity("00111111111000000000"))
+    np.testing.assert_array_equal(trim_silent_edges(active, levels, max_frames=0), active)
+
+
+def test_each_speaker_is_judged_against_its_own_loudness():
+    # speaker 0 is loud (-10 dB), speaker 1 is a distant voice (-50 dB) over a -90 dB floor; the frame at
+    # -60 dB is quiet for speaker 0 but clearly voiced for speaker 1
+    levels = np.array([-90.0] * 10 + [-10.0] * 40 + [-90.0] * 10 + [-60.0] + [-50.0] * 39 + [-90.0] * 10)
+    active = np.zeros((110, 2), dtype=np.int8)
+    active[10:51, 0] = 1  # speaker 0's run ends on the -90 dB frame 50
+    active[59:100, 1] = 1  # speaker 1's run starts one frame early (59 is at the floor), 60 is -60 dB
+    trimmed = trim_silent_edges(active, levels, max_frames=5, share=0.3)
+    assert np.flatnonzero(trimmed[:, 0]).tolist() == list(range(10, 50))
+    assert np.flatnonzero(trimmed[:, 1]).tolist() == list(range(60, 100))
+
+
+def test_a_run_that_is_all_near_silence_is_removed_and_a_short_voiced_one_is_kept():
+    levels = np.array([-20.0] * 40 + [-80.0] * 10 + [-20.0] * 2 + [-80.0] * 8)
+    active = activity("1" * 40 + "0" + "1111" + "00000" + "11" + "0" * 8)
+    trimmed = trim_silent_edges(active, levels, max_frames=5)
+    assert trimmed[41:45, 0].sum() == 0  # 4 frames of floor: gone
+    assert trimmed[50:52, 0].sum() == 2  # a 2-frame voiced run is untouched (nothing was trimmed from it)
+
+
+@pytest.mark.parametrize("flags, expected", [([], 0.1), (["--keep-edges"], None)])
+def test_the_command_line_can_keep_the_edges(flags, expected):
+    from pipelines.commands.common import add_diarization_options, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_diarization_options(parser)
+    assert config_from_args(parser.parse_args(flags)).edge_trim_seconds == expected
+
+
+def test_trimming_removes_false_alarm_on_a_simulated_conversation(shared_data):
+    """simconv-dev's references mark speech from the voice's energy: the trimmed edges were false alarm."""
+    from diarize.audio import load_audio
+    from diarize.pipeline import Diarizer
+    from eval.corpora import load_rttm, read_manifest
+    from eval.metrics import DiarizationScores
+
+    item = read_manifest(shared_data / "simconv-dev" / "manifest.tsv")[0]
+    waveform = load_audio(item.audio, name=item.uri)
+    reference = load_rttm(item.rttm, item.uri)
+    diarizer = Diarizer()
+    samples = diarizer.encoder_samples(waveform)
+    evidence = diarizer.evidence(waveform, encoder_samples=samples)
+    local_labels, centroids = diarizer.cluster(evidence)
+    scores = {}
+    for seconds in (None, 0.1):
+        variant = Diarizer(dataclasses.replace(diarizer.config, edge_trim_seconds=seconds))
+        variant._encoder = diarizer.encoder
+        result = variant.reconstruct(evidence, local_labels, centroids, waveform.duration, item.uri, samples)
+        board = DiarizationScores()
+        board.add(item.uri, reference, result.annotation)
+        scores[seconds] = board.total()
+    kept, trimmed = scores[None], scores[0.1]
+    assert trimmed["false_alarm"] < kept["false_alarm"]
+    assert trimmed["missed"] - kept["missed"] < kept["false_alarm"] - trimmed["false_alarm"]
+    assert trimmed["confusion"] <= kept["confusion"] + 0.01 * kept["total"]
