@@ -138,6 +138,27 @@ def test_auto_clustering_counts_speakers_from_the_spectrum_on_many_embeddings():
     assert all(len(np.unique(labels[k * 40 : (k + 1) * 40])) == 1 for k in range(4))
 
 
+def test_spectral_counts_small_speakers_next_to_large_ones():
+    """Two speakers with 60 embeddings and five with 15: keeping each row's strongest quarter of links (one
+    fixed pruning) ties every small speaker to others and merges them; the pruning with the clearest
+    eigengap keeps all seven apart."""
+    from cluster.clustering import spectral
+
+    rng = np.random.default_rng(1)
+    sizes = [60, 60, 15, 15, 15, 15, 15]
+    shared = np.ones(24) / np.sqrt(24)
+    points = np.concatenate([shared + 0.3 * np.eye(24)[k] + 0.02 * rng.normal(size=(size, 24))
+                             for k, size in enumerate(sizes)])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    assert len(np.unique(spectral(points, SpeakerBounds(), prunings=(0.25,)))) < len(sizes)
+    labels = spectral(points, SpeakerBounds())
+    assert len(np.unique(labels)) == len(sizes)
+    majority = [np.bincount(labels[truth == k]).argmax() for k in range(len(sizes))]
+    assert len(set(majority)) == len(sizes)
+    assert np.mean(labels == np.array(majority)[truth]) >= 0.95
+
+
 def test_binarize_by_count_keeps_the_top_speakers_per_frame():
     scores = np.array([[0.9, 0.5, 0.0], [0.2, 0.7, 0.6], [0.0, 0.0, 0.0]])
     active = binarize_by_count(scores, np.array([1, 2, 1]))
