@@ -49,10 +49,12 @@ class DiarizationConfig:
     #: single-voice runs of this many seconds (min, max) whose speaker won its frames by a mean vote margin
     #: under `resegment_margin` are re-decided by their own embedding (diarize/resegment.py); None: off.
     #: Measured DER: simconv-dev 18.1 -> 15.8 %, 12 registry-protocol conversations 21.5 -> 18.6 %,
-    #: telephone set 26.5 -> 17.3 %, the AMI clips 27.7 -> 27.7 %; every run instead of the doubtful ones:
-    #: 0.2-1.4 points better, at 2.5x the time of the whole diarization (README, Figures)
+    #: telephone set 26.5 -> 17.3 %, the AMI clips 27.7 -> 27.7 % (at margin 0.7). Margin 0.85 (once short
+    #: inputs ran in float32, which paid for it): telephone set 17.1 -> 16.7 %, simulated 2-4 speakers
+    #: 13.1 -> 12.3 %, 6-9 speakers 16.5 -> 16.1 %, simconv-dev and AMI unchanged. Every run: another
+    #: 0.3-1.3 points, at 1.8x the time of the whole diarization (README, Figures)
     resegment_seconds: tuple[float, float] | None = (0.5, 4.0)
-    resegment_margin: float | None = 0.7
+    resegment_margin: float | None = 0.85
     #: near-silent frames at the ends of each turn, up to this many seconds, are dropped (diarize/edges.py);
     #: near-silent: under `edge_trim_share` of the way from the recording's noise floor to the speaker's
     #: loudest. None: off. Measured DER (README, Figures): simconv-dev 15.8 -> 14.2 %, the AMI clips 27.7 ->
