@@ -16,14 +16,23 @@ import numpy as np
 MIN_ALONE_FRAMES = 30
 
 
-def frame_levels(samples: np.ndarray, rate: int, origin: float, step: float, num_frames: int) -> np.ndarray:
+def frame_levels(samples: np.ndarray, rate: int, origin: float, step: float, num_frames: int,
+                 block: int = 4096) -> np.ndarray:
     """Energy in dB of each recording frame f, which spans [origin + f * step, origin + (f + 1) * step)
-    seconds of `samples` (mono): (num_frames,). Frames outside the recording are at -200 dB."""
+    seconds of `samples` (mono): (num_frames,). Frames outside the recording are at -200 dB.
+
+    Frames are summed `block` at a time, so an hour of audio needs megabytes, not a float64 copy of it."""
     edges = np.round((origin + np.arange(num_frames + 1) * step) * rate).astype(np.int64)
     edges = np.clip(edges, 0, len(samples))
-    power = np.concatenate([[0.0], np.cumsum(np.square(samples, dtype=np.float64))])
-    lengths = np.diff(edges)
-    energy = (power[edges[1:]] - power[edges[:-1]]) / np.maximum(lengths, 1)
+    energy = np.zeros(num_frames, dtype=np.float64)
+    for first in range(0, num_frames, block):
+        stop = min(first + block, num_frames)
+        begin, end = edges[first], edges[stop]
+        if end <= begin:
+            continue
+        power = np.concatenate([[0.0], np.cumsum(np.square(samples[begin:end], dtype=np.float64))])
+        local = edges[first:stop + 1] - begin
+        energy[first:stop] = (power[local[1:]] - power[local[:-1]]) / np.maximum(np.diff(local), 1)
     return 10.0 * np.log10(np.maximum(energy, 1e-20))
 
 
