@@ -157,13 +157,19 @@ def main(argv=None) -> int:
             result = anonymize_samples(samples, RATE, original, seed=args.seed + index, method=method)
             same_length &= len(result.samples) == len(samples)
             audio_seconds += len(samples) / RATE
-            evidence = diarizer.evidence(load_waveform(result.samples, f"anon{index}"))
-            again = diarizer.reconstruct(evidence, *diarizer.cluster(evidence), len(samples) / RATE, f"anon{index}")
+            # diarized exactly as `voicemap diarize` would diarize the output file: the second look and the
+            # edge trimming need the audio, as they had it for the original
+            waveform = load_waveform(result.samples, f"anon{index}")
+            encoder_samples = diarizer.encoder_samples(waveform)
+            evidence = diarizer.evidence(waveform, encoder_samples=encoder_samples)
+            again = diarizer.reconstruct(evidence, *diarizer.cluster(evidence), len(samples) / RATE, f"anon{index}",
+                                         encoder_samples)
             row = scores.add(f"anon{index}", original, again.annotation)
             against_reference.add(f"anon{index}", reference, again.annotation)
             timing(original, again.annotation)
             if args.verbose:
-                forced = forced_count(diarizer, evidence, len(original.labels()), len(samples) / RATE, f"anon{index}")
+                forced = forced_count(diarizer, evidence, len(original.labels()), len(samples) / RATE, f"anon{index}",
+                                      encoder_samples)
                 print(f"  {method} anon{index}: speakers {len(original.labels())} -> {len(again.labels)}, "
                       f"DER {100 * row['der']:.1f} % (confusion {100 * row['confusion'] / row['total']:.1f} %), "
                       f"with the original's count forced {100 * DiarizationScores().add('', original, forced)['der']:.1f} %",
@@ -203,7 +209,7 @@ def cached(folder: Path | None, key: str, compute):
     return value
 
 
-def forced_count(diarizer, evidence, num_speakers: int, duration: float, uri: str):
+def forced_count(diarizer, evidence, num_speakers: int, duration: float, uri: str, samples=None):
     """The anonymized recording's diarization from the same evidence, clustered into `num_speakers`: if the
     DER falls to near the timing error, the count (merge or split) was the problem, not the segmentation."""
     from dataclasses import replace
@@ -212,7 +218,7 @@ def forced_count(diarizer, evidence, num_speakers: int, duration: float, uri: st
 
     forced = Diarizer(replace(diarizer.config, num_speakers=num_speakers))
     forced.segmenter, forced._encoder = diarizer.segmenter, diarizer.encoder
-    return forced.reconstruct(evidence, *forced.cluster(evidence), duration, uri).annotation
+    return forced.reconstruct(evidence, *forced.cluster(evidence), duration, uri, samples).annotation
 
 
 def show(method, ignorant, informed, der, timing, der_reference, same, rtf) -> None:
