@@ -224,10 +224,13 @@ def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp
 
 
 def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_path):
-    """SIGINT (Ctrl-C) after the first result: exit status 130, the summary says interrupted, the finished
-    file is done with its outputs, the one in flight is pending, and nothing half-written is left."""
+    """SIGINT (Ctrl-C) after the first result: exit status 130, the summary says interrupted, finished files
+    are done with their outputs, what was in flight or queued is pending, and nothing half-written is left.
+    The 90 s recording goes last, so something is still running when the signal lands (two 30 s clips alone
+    can both finish between the first result and the signal)."""
     outdir = tmp_path / "out"
-    command = [sys.executable, "-m", "pipelines.cli", "batch", "diarize", *(str(archive / name) for name in GOOD),
+    inputs = [*(str(archive / name) for name in GOOD), str(archive / LONG)]
+    command = [sys.executable, "-m", "pipelines.cli", "batch", "diarize", *inputs,
                "-o", str(outdir), "--workers", "1", "--address", ray_runtime, "-q"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -248,10 +251,12 @@ def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_p
     assert process.returncode == 130, output
     assert "interrupted" in output
     assert json.loads((outdir / SUMMARY_NAME).read_text())["interrupted"] is True
-    statuses = sorted(row["status"] for row in read_rows(outdir))
-    assert statuses == ["done", "pending"]
-    done = next(Path(row["path"]).stem for row in read_rows(outdir) if row["status"] == "done")
-    assert set(_outputs(outdir)) == {f"{done}.rttm", f"{done}.json"}
+    rows = read_rows(outdir)
+    statuses = [row["status"] for row in rows]
+    assert set(statuses) == {"done", "pending"} and len(statuses) == 3
+    assert next(row["status"] for row in rows if Path(row["path"]).name == Path(LONG).name) == "pending"
+    done = {Path(row["path"]).stem for row in rows if row["status"] == "done"}
+    assert set(_outputs(outdir)) == {f"{stem}.{ext}" for stem in done for ext in ("rttm", "json")}
 
 
 def test_killed_worker_is_replaced_and_its_work_retried_once(ray_runtime, archive, reference, tmp_path):
