@@ -226,10 +226,16 @@ def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp
 def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_path):
     """SIGINT (Ctrl-C) after the first result: exit status 130, the summary says interrupted, finished files
     are done with their outputs, what was in flight or queued is pending, and nothing half-written is left.
-    The 90 s recording goes last, so something is still running when the signal lands (two 30 s clips alone
-    can both finish between the first result and the signal)."""
+    A 9-minute recording goes last, so something is still running when the signal lands (the short files
+    can all finish between the first result and the signal)."""
+    import numpy as np
+    import soundfile as sf
+
     outdir = tmp_path / "out"
-    inputs = [*(str(archive / name) for name in GOOD), str(archive / LONG)]
+    talk, rate = sf.read(archive / LONG, dtype="float32")
+    last = tmp_path / "nine_minutes.flac"
+    sf.write(last, np.tile(talk, 6), rate)
+    inputs = [*(str(archive / name) for name in GOOD), str(last)]
     command = [sys.executable, "-m", "pipelines.cli", "batch", "diarize", *inputs,
                "-o", str(outdir), "--workers", "1", "--address", ray_runtime, "-q"]
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -254,7 +260,7 @@ def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_p
     rows = read_rows(outdir)
     statuses = [row["status"] for row in rows]
     assert set(statuses) == {"done", "pending"} and len(statuses) == 3
-    assert next(row["status"] for row in rows if Path(row["path"]).name == Path(LONG).name) == "pending"
+    assert next(row["status"] for row in rows if Path(row["path"]).name == last.name) == "pending"
     done = {Path(row["path"]).stem for row in rows if row["status"] == "done"}
     assert set(_outputs(outdir)) == {f"{stem}.{ext}" for stem in done for ext in ("rttm", "json")}
 
