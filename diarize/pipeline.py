@@ -52,7 +52,7 @@ class DiarizationConfig:
     #: telephone set 26.5 -> 17.3 %, the AMI clips 27.7 -> 27.7 % (at margin 0.7). Margin 0.85 (once short
     #: inputs ran in float32, which paid for it): telephone set 17.1 -> 16.7 %, simulated 2-4 speakers
     #: 13.1 -> 12.3 %, 6-9 speakers 16.5 -> 16.1 %, simconv-dev and AMI unchanged. Every run: another
-    #: 0.3-1.3 points, at 1.8x the time of the whole diarization (README, Figures)
+    #: 0.3-1.3 points, at about 1.5x the time of the whole diarization (README, Figures)
     resegment_seconds: tuple[float, float] | None = (0.5, 4.0)
     resegment_margin: float | None = 0.85
     #: near-silent frames at the ends of each turn, up to this many seconds, are dropped (diarize/edges.py);
