@@ -142,9 +142,10 @@ def ahc(embeddings: np.ndarray, threshold: float, bounds: SpeakerBounds, min_clu
 #: embeddings, or small speakers merge (6 readers in 130 s came out as 4 at 0.25), while a light pruning
 #: lets a large speaker's graph fall apart. The level whose spectrum shows the clearest eigengap wins.
 PRUNINGS = (0.25, 0.2, 0.15, 0.125, 0.1)
-#: a lighter pruning may not split one voice in two: two of its clusters whose mean directions are at this
-#: cosine or closer refuse it. Distinct readers' clusters reached 0.80 through the telephone band (CAM++);
-#: one reader split in two by a lighter pruning sat at 0.88.
+#: one voice split in two: two clusters whose mean directions are at this cosine or closer. A lighter
+#: pruning that does it is refused, and such a pair in the result is merged when it stands out from the
+#: recording's other pairs (`merge_split_voices`). Distinct readers' clusters reached 0.80 through the
+#: telephone band (CAM++); readers split in two sat at 0.88 and 0.93.
 SPLIT_VOICE_COSINE = 0.85
 
 
@@ -196,6 +197,28 @@ def _closest_centroids(embeddings: np.ndarray, labels: np.ndarray) -> float:
     return float(similarity.max())
 
 
+def merge_split_voices(embeddings: np.ndarray, labels: np.ndarray, cosine: float, margin: float = 0.25,
+                       keep_at_least: int = 1) -> np.ndarray:
+    """Merge the two clusters with the closest mean directions while they are one voice split in two: at
+    `cosine` or closer, and closer by `margin` than the median of the recording's other cluster pairs.
+    The margin keeps a narrow channel, where every pair of voices sounds alike, from being merged; with two
+    clusters there is nothing to compare with, so they stay. (n, d), (n,) -> (n,) labels 0..k-1."""
+    labels = labels.copy()
+    while len(np.unique(labels)) > max(keep_at_least, 2):
+        clusters = np.unique(labels)
+        centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in clusters])
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        similarity = centroids @ centroids.T
+        pairs = np.triu_indices(len(clusters), 1)
+        order = np.argsort(-similarity[pairs])
+        closest = similarity[pairs][order[0]]
+        if closest < cosine or closest - np.median(similarity[pairs][order[1:]]) < margin:
+            break
+        first, second = pairs[0][order[0]], pairs[1][order[0]]
+        labels[labels == clusters[second]] = clusters[first]
+    return _relabel(labels)
+
+
 def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[float, ...] = PRUNINGS,
              split_voice_cosine: float = SPLIT_VOICE_COSINE) -> np.ndarray:
     """Spectral clustering on a row-pruned cosine affinity. (n, d) -> (n,).
@@ -203,7 +226,8 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
     Each pruning level in `prunings` gives a count (its largest eigengap); the level with the largest gap
     is used, ties going to the earlier level, unless its clusters split one voice (two centroids at cosine
     `split_voice_cosine` or more; the first level is never refused). A count given or bounded by `bounds`
-    is clipped first.
+    is clipped first. Unless the count was given, a pair of the result's clusters that is one voice split
+    in two is merged (`merge_split_voices`).
     """
     n = len(embeddings)
     if n <= 2:
@@ -219,7 +243,9 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
         if labels is not None and _closest_centroids(embeddings, proposal) >= split_voice_cosine:
             continue
         best_gap, labels = gap, proposal
-    return labels
+    if bounds.num_speakers is not None:
+        return labels
+    return merge_split_voices(embeddings, labels, split_voice_cosine, keep_at_least=bounds.min_speakers)
 
 
 def hdbscan_clusters(embeddings: np.ndarray, bounds: SpeakerBounds, min_cluster_size: int = 3) -> np.ndarray:

@@ -163,6 +163,32 @@ def test_spectral_counts_small_speakers_next_to_large_ones():
                                   spectral(points, SpeakerBounds(), prunings=(0.25,)))
 
 
+def test_one_voice_split_in_two_is_merged_but_a_narrow_channel_is_not():
+    from cluster.clustering import merge_split_voices
+
+    rng = np.random.default_rng(3)
+
+    def blobs(directions, size=10):
+        points = np.concatenate([d + 0.005 * rng.normal(size=(size, len(d))) for d in directions])
+        return points, np.repeat(np.arange(len(directions)), size)
+
+    eye = np.eye(4)
+    split = np.array([0.95 * eye[0] + np.sqrt(1 - 0.95**2) * eye[1], eye[0], eye[2], eye[3]])  # cos 0.95, rest 0
+    points, labels = blobs(split)
+    merged = merge_split_voices(points, labels, cosine=0.85)
+    assert len(np.unique(merged)) == 3 and len(np.unique(merged[:20])) == 1
+    assert len(np.unique(merge_split_voices(points, labels, cosine=0.85, keep_at_least=4))) == 4
+    # a narrow channel: every pair of voices at cosine ~0.9, none stands out, so none is merged
+    common = np.ones(4) / 2.0
+    narrow = np.stack([common + 0.35 * eye[k] for k in range(4)])
+    narrow /= np.linalg.norm(narrow, axis=1, keepdims=True)
+    points, labels = blobs(narrow)
+    assert len(np.unique(merge_split_voices(points, labels, cosine=0.85))) == 4
+    # two clusters leave nothing to compare with: kept
+    points, labels = blobs(split[:2])
+    assert len(np.unique(merge_split_voices(points, labels, cosine=0.85))) == 2
+
+
 def test_binarize_by_count_keeps_the_top_speakers_per_frame():
     scores = np.array([[0.9, 0.5, 0.0], [0.2, 0.7, 0.6], [0.0, 0.0, 0.0]])
     active = binarize_by_count(scores, np.array([1, 2, 1]))
