@@ -185,14 +185,18 @@ def _spectral_labels(affinity: np.ndarray, count: int) -> np.ndarray:
         return _relabel(model.fit_predict(affinity))
 
 
-def _closest_centroids(embeddings: np.ndarray, labels: np.ndarray) -> float:
-    """Highest cosine between two clusters' mean directions (-1 for a single cluster)."""
-    clusters = np.unique(labels)
-    if len(clusters) < 2:
-        return -1.0
-    centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in clusters])
+def _centroid_cosines(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(n, d), (n,) labels 0..k-1 -> (k, k) cosines between the clusters' mean directions."""
+    centroids = centroids_of(embeddings, labels)
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    similarity = centroids @ centroids.T
+    return centroids @ centroids.T
+
+
+def _closest_centroids(embeddings: np.ndarray, labels: np.ndarray) -> float:
+    """Highest cosine between two clusters' mean directions (-1 for a single cluster); labels 0..k-1."""
+    if labels.max() < 1:
+        return -1.0
+    similarity = _centroid_cosines(embeddings, labels)
     np.fill_diagonal(similarity, -1.0)
     return float(similarity.max())
 
@@ -203,20 +207,16 @@ def merge_split_voices(embeddings: np.ndarray, labels: np.ndarray, cosine: float
     `cosine` or closer, and closer by `margin` than the median of the recording's other cluster pairs.
     The margin keeps a narrow channel, where every pair of voices sounds alike, from being merged; with two
     clusters there is nothing to compare with, so they stay. (n, d), (n,) -> (n,) labels 0..k-1."""
-    labels = labels.copy()
-    while len(np.unique(labels)) > max(keep_at_least, 2):
-        clusters = np.unique(labels)
-        centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in clusters])
-        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-        similarity = centroids @ centroids.T
-        pairs = np.triu_indices(len(clusters), 1)
+    labels = _relabel(labels)
+    while labels.max() + 1 > max(keep_at_least, 2):
+        similarity = _centroid_cosines(embeddings, labels)
+        pairs = np.triu_indices(len(similarity), 1)
         order = np.argsort(-similarity[pairs])
         closest = similarity[pairs][order[0]]
         if closest < cosine or closest - np.median(similarity[pairs][order[1:]]) < margin:
             break
-        first, second = pairs[0][order[0]], pairs[1][order[0]]
-        labels[labels == clusters[second]] = clusters[first]
-    return _relabel(labels)
+        labels = _relabel(np.where(labels == pairs[1][order[0]], pairs[0][order[0]], labels))
+    return labels
 
 
 def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[float, ...] = PRUNINGS,
