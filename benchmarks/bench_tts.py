@@ -2,7 +2,10 @@
 
 Both run the same random-weight Qwen3-TTS Base model (real vocabularies and special ids; "tiny" sizes or
 the published 0.6B sizes), the same text, speaker vector, sampling settings and seed, and the codec tokens
-are compared, so a speed-up never comes from doing different work. Codec-to-audio decoding is not timed
+are compared, so a speed-up never comes from doing different work. The random weights are rounded to
+bfloat16 values, as Qwen's published checkpoints hold them (--float32-values to keep them float32); on a CPU
+our loop then multiplies with bfloat16 copies of them (synth/tts/compact.py), and the row "ours-exact" times
+it without them. The largest logit difference between the two paths on one step is printed. Codec-to-audio decoding is not timed
 (the 0.6B model is built in memory without a codec; see synth/tts/random_model.build_in_memory).
 
     python benchmarks/bench_tts.py                         # tiny, CPU, 1 thread
@@ -69,6 +72,10 @@ def bench(args, preset: str) -> dict:
         synth = Synthesizer.load(args.checkpoint, device=args.device, dtype=dtype)
     else:
         tts = build_in_memory(preset, seed=0)
+        if not args.float32_values:
+            with torch.no_grad():
+                for parameter in tts.model.parameters():
+                    parameter.copy_(parameter.to(torch.bfloat16))
         tts.model.to(device=args.device, dtype=dtype)
         tts.device = torch.device(args.device)
         synth = Synthesizer(tts)
@@ -81,6 +88,8 @@ def bench(args, preset: str) -> dict:
         options.update(do_sample=False, subtalker_dosample=False)
 
     runners = {"reference": synth.reference_codes, "ours": synth.codes}
+    if synth.compact is not None:
+        runners["ours-exact"] = Synthesizer(synth.tts, compact_weights=False).codes
     if compiled is not None:
         runners["compiled"] = compiled.codes
 
@@ -102,7 +111,23 @@ def bench(args, preset: str) -> dict:
             equal[which] &= torch.equal(codes[which], codes["reference"])
     ms = {which: 1000 * statistics.median(times) for which, times in per_frame.items()}
     return dict(preset=args.checkpoint or preset, frames=len(codes["ours"]), ms=ms, equal=equal, build_s=built,
-                warm_s=warm, spread={w: (1000 * min(t), 1000 * max(t)) for w, t in per_frame.items()})
+                warm_s=warm, spread={w: (1000 * min(t), 1000 * max(t)) for w, t in per_frame.items()},
+                compact=synth.compact, logit_gap=logit_gap(synth) if synth.compact is not None else None)
+
+
+def logit_gap(synth) -> tuple[float, float]:
+    """Largest absolute and relative difference of the codec head's logits for one decoding step (the talker's
+    last prompt position fed again as a one-row step), float32 weights against the bfloat16 copies."""
+    import torch
+
+    talker = synth.model.talker
+    step = torch.randn(1, 1, talker.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = talker.codec_head(talker.model.layers[0].mlp(step))
+        with synth.compact.active():
+            compact = talker.codec_head(talker.model.layers[0].mlp(step))
+    gap = (compact - plain).abs().max().item()
+    return gap, gap / plain.abs().max().item()
 
 
 def main() -> int:
@@ -116,6 +141,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                         help="weights and activations of both loops")
+    parser.add_argument("--float32-values", action="store_true",
+                        help="keep the random weights float32 values (then no weight qualifies for bfloat16 copies)")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding (default: the reference's sampling)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--compile", action="store_true",
@@ -139,6 +166,10 @@ def main() -> int:
                   f"{row['ms']['reference'] / ms:>7.2f}x  {'identical' if row['equal'][which] else 'DIFFERENT'}",
                   flush=True)
         print(f"{'':>10} (model built in {row['build_s']:.0f} s; warm-up incl. compilation {row['warm_s']:.0f} s)")
+        if row["compact"] is not None:
+            absolute, relative = row["logit_gap"]
+            print(f"{'':>10} (ours: {row['compact'].bytes_held / 2**20:.0f} MiB of bfloat16 weight copies; one step's "
+                  f"logits differ from the float32 path by at most {absolute:.2e}, {relative:.1e} of the largest)")
     return 0
 
 

@@ -33,6 +33,10 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="torch device")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                         help="weight precision (bfloat16/float16 are for GPUs: on our CPU bfloat16 was slower than float32)")
+    parser.add_argument("--float32-weights", action="store_true",
+                        help="multiply with the float32 weights only: bit-exact with qwen-tts's generate(), and slower on "
+                             "a CPU (by default weights that are bfloat16 values are read as bfloat16, with float32 "
+                             "arithmetic; see synth/tts/compact.py)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(func=run)
 
@@ -63,7 +67,8 @@ def run(args) -> int:
 
     output = Path(args.output)
     try:
-        synthesizer = Synthesizer.load(args.model, device=args.device, dtype=getattr(torch, args.dtype))
+        synthesizer = Synthesizer.load(args.model, device=args.device, dtype=getattr(torch, args.dtype),
+                                       compact_weights=not args.float32_weights)
         vector, label = _voice_vector(args, synthesizer)
         sampling = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
                     "subtalker_temperature": args.temperature}

@@ -9,7 +9,8 @@ the text and everything spoken so far; the code predictor (a small 5-layer decod
 - allocates each model's key/value buffers once per utterance (`StaticKV`) and writes in place;
 - precomputes the rotary tables once;
 - calls qwen-tts's own decoder layers directly (same weights, same kernels), with attention over exactly
-  the filled part of the cache, so every step computes what the reference computes, bit for bit;
+  the filled part of the cache, so every step computes what the reference computes, bit for bit (unless
+  `compact` weights are given: then the same float32 products are summed in another order, see compact.py);
 - yields each frame as soon as its 16 tokens exist, which is what streaming needs.
 
 Shapes follow the reference on purpose (the prompt in one pass, the code predictor's two-position start,
@@ -19,11 +20,13 @@ number of rows may round differently and flip a near-tie in greedy decoding.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
+from .compact import CompactLinears
 from .prompt import Prompt
 from .sampling import SamplingParams, TalkerSampler, pick_residual
 
@@ -150,10 +153,12 @@ class FrameDecoder:
     """Generates codec frames for a prompt with our cached loop; reusable across utterances.
 
     `frames(prompt, params)` yields one (16,) long tensor per frame as soon as it is complete.
+    `compact`: bfloat16 copies of the talker's weights to multiply with (synth/tts/compact.py), or None.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, compact: CompactLinears | None = None):
         self.model = model  # Qwen3TTSForConditionalGeneration
+        self.compact = compact
         self.talker = model.talker
         self.predictor = model.talker.code_predictor
         self.groups = int(model.config.talker_config.num_code_groups)
@@ -169,6 +174,11 @@ class FrameDecoder:
     def compile(self) -> None:
         self.talker_stack.compile()
         self.predictor_stack.compile()
+
+    def _weights(self):
+        """Where the compact weights apply: around each computation, never across a `yield`, so code the
+        consumer runs between frames (qwen-tts's generate() on the same model, say) sees the plain layers."""
+        return self.compact.active() if self.compact is not None else contextlib.nullcontext()
 
     @torch.no_grad()
     def _residuals(self, past_hidden: torch.Tensor, first_embed: torch.Tensor, codes: torch.Tensor,
@@ -201,8 +211,9 @@ class FrameDecoder:
         self.stats = DecodeStats()
         trailing_length = prompt.trailing.shape[1]
 
-        hidden = self.talker_stack.forward(prompt.prefill, 0)
-        logits = talker.codec_head(hidden)  # every prompt position, as the reference computes it
+        with self._weights():
+            hidden = self.talker_stack.forward(prompt.prefill, 0)
+            logits = talker.codec_head(hidden)  # every prompt position, as the reference computes it
         position = prompt_length
         for step in range(params.max_new_tokens):
             token = sampler(logits[:, -1, :].float(), generator)
@@ -216,7 +227,8 @@ class FrameDecoder:
             codes[0] = token[0]
             first_embed = talker.get_input_embeddings()(token.view(1, 1))
             self._frame_embeds[:, 0] = first_embed[:, 0]
-            self._residuals(hidden[:, -1:, :], first_embed, codes, params, generator)
+            with self._weights():
+                self._residuals(hidden[:, -1:, :], first_embed, codes, params, generator)
             self.stats.frames += 1
             yield codes
 
@@ -225,6 +237,7 @@ class FrameDecoder:
                 step_input = step_input + prompt.trailing[:, step].unsqueeze(1)
             else:
                 step_input = step_input + prompt.pad
-            hidden = self.talker_stack.forward(step_input, position)
-            logits = talker.codec_head(hidden)
+            with self._weights():
+                hidden = self.talker_stack.forward(step_input, position)
+                logits = talker.codec_head(hidden)
             position += 1

@@ -188,8 +188,12 @@ def _randomize(model: torch.nn.Module, seed: int, *, fan_in_scaled: bool = False
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
 
 
-def write_checkpoint(folder: str | Path, preset: str = "tiny", *, seed: int = 0, tts_model_type: str = "base") -> Path:
-    """Write a complete random-weight checkpoint folder loadable by `qwen_tts.Qwen3TTSModel.from_pretrained`."""
+def write_checkpoint(folder: str | Path, preset: str = "tiny", *, seed: int = 0, tts_model_type: str = "base",
+                     weights_dtype: torch.dtype = torch.float32) -> Path:
+    """Write a complete random-weight checkpoint folder loadable by `qwen_tts.Qwen3TTSModel.from_pretrained`.
+
+    weights_dtype=torch.bfloat16 stores the model's weights as bfloat16, as Qwen's published checkpoints do
+    (the codec's are left as they are)."""
     import_qwen_tts()
     from qwen_tts.core.models import Qwen3TTSForConditionalGeneration
     from qwen_tts.core.tokenizer_12hz.modeling_qwen3_tts_tokenizer_v2 import Qwen3TTSTokenizerV2Model
@@ -199,6 +203,7 @@ def write_checkpoint(folder: str | Path, preset: str = "tiny", *, seed: int = 0,
     torch.manual_seed(seed)
     model = Qwen3TTSForConditionalGeneration(tts_config(preset, tts_model_type=tts_model_type)).eval()
     _randomize(model, seed)
+    model.to(weights_dtype)
     model.save_pretrained(folder, safe_serialization=True)
     # Qwen3TTSSpeakerEncoderConfig takes only its own fields; save_pretrained adds PretrainedConfig's generic
     # keys to the nested dict, which the published config.json does not carry and loading would reject.

@@ -8,6 +8,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .compact import CompactLinears
 from .decode import FrameDecoder
 from .loading import load_tts
 from .prompt import Prompt, build_prompt, check_vector, speaker_dim, tokenize
@@ -27,19 +28,31 @@ class Synthesizer:
     gained about 5% per frame on the tiny model (27.0 vs 28.6 ms, within run-to-run noise; same tokens) for
     about 4 minutes of compilation on a cold cache (benchmarks/bench_tts.py --compile), and compiled kernels
     may round differently, so bit-exact parity with the reference is promised only without it.
+
+    `compact_weights=True` (the default) keeps a bfloat16 copy of every talker weight that is a bfloat16 value
+    held in float32 (a Qwen checkpoint loaded as float32 on a CPU) and multiplies decoding steps with it:
+    the same float32 products at half the bytes read, summed in another order (synth/tts/compact.py). It
+    changes nothing where no weight qualifies. `False` keeps the loop bit-exact with the reference everywhere.
+    With `compile=True` the compiled layers keep the float32 weights (the kernel is opaque to the compiler).
     """
 
-    def __init__(self, tts, *, compile: bool = False):
+    def __init__(self, tts, *, compile: bool = False, compact_weights: bool = True):
         self.tts = tts  # qwen_tts.Qwen3TTSModel: model, processor, generate_defaults
         self.model = tts.model
-        self.decoder = FrameDecoder(self.model)
+        compact = CompactLinears.of(self.model.talker) if compact_weights and not compile else None
+        self.decoder = FrameDecoder(self.model, compact)
         if compile:
             self.decoder.compile()
 
     @classmethod
     def load(cls, spec: str | os.PathLike, *, device: str = "cpu", dtype: torch.dtype | None = None,
-             compile: bool = False) -> "Synthesizer":
-        return cls(load_tts(spec, device=device, dtype=dtype), compile=compile)
+             compile: bool = False, compact_weights: bool = True) -> "Synthesizer":
+        return cls(load_tts(spec, device=device, dtype=dtype), compile=compile, compact_weights=compact_weights)
+
+    @property
+    def compact(self) -> CompactLinears | None:
+        """The bfloat16 weight copies the loop multiplies with, or None where it reads the float32 weights."""
+        return self.decoder.compact
 
     # -- facts about the checkpoint ---------------------------------------------------------------------------
 
