@@ -33,6 +33,7 @@ MAX_KERNEL_ROWS = 8
 K_MULTIPLE = 32
 
 _SOURCE = Path(__file__).with_name("linear_bf16.cpp")
+_NAME = "voicemap_linear_bf16"
 _kernel_module = None
 _kernel_error: str | None = None
 _kernel_lock = threading.Lock()
@@ -40,8 +41,8 @@ _state = threading.local()  # per thread: whether the layers of a built CompactL
 
 
 def kernel():
-    """The compiled `linear_bf16` extension, built on first use (about half a minute, then cached by torch),
-    or None with the reason logged once: a CPU without AVX-512, no C++ compiler, or a failed build."""
+    """The compiled `linear_bf16` extension, built on first use (about 40 s, then cached by torch), or None
+    with the reason logged once: a CPU without AVX-512, no C++ compiler, or a failed build."""
     global _kernel_module, _kernel_error
     with _kernel_lock:
         if _kernel_module is not None or _kernel_error is not None:
@@ -51,9 +52,17 @@ def kernel():
             _kernel_error = f"this CPU's vector capability is {capability}, the kernel needs AVX-512"
         else:
             try:
-                from torch.utils.cpp_extension import load
-
-                _kernel_module = load(name="voicemap_linear_bf16", sources=[str(_SOURCE)],
+                # importing it warns that no CUDA runtime was found, which says nothing about a CPU kernel
+                quiet = logging.getLogger("torch.utils.cpp_extension")
+                level = quiet.level
+                quiet.setLevel(logging.ERROR)
+                try:
+                    from torch.utils.cpp_extension import load
+                finally:
+                    quiet.setLevel(level)
+                if not _built_before(_NAME):
+                    log.warning("building the bfloat16-weight kernel of the speech synthesizer (once, about 40 s)")
+                _kernel_module = load(name=_NAME, sources=[str(_SOURCE)],
                                       extra_cflags=["-O3", "-mavx512f", "-mavx512bw", "-mavx512dq", "-fopenmp"],
                                       extra_ldflags=["-fopenmp"], verbose=False)
             except Exception as error:  # a missing compiler or ninja shows up here, as many exception types
@@ -61,6 +70,16 @@ def kernel():
         if _kernel_error:
             log.warning("%s; the decoding loop reads float32 weights", _kernel_error)
         return _kernel_module
+
+
+def _built_before(name: str) -> bool:
+    """Whether torch's extension cache already holds a build of `name` (then loading takes a moment)."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        return (Path(_get_build_directory(name, verbose=False)) / f"{name}.so").exists()
+    except Exception:  # a private helper of torch's: if it moves, the only loss is the notice
+        return True
 
 
 def kernel_problem() -> str | None:
