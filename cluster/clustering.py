@@ -147,6 +147,11 @@ PRUNINGS = (0.25, 0.2, 0.15, 0.125, 0.1)
 #: recording's other pairs (`merge_split_voices`). Distinct readers' clusters reached 0.80 through the
 #: telephone band (CAM++); readers split in two sat at 0.88 and 0.93.
 SPLIT_VOICE_COSINE = 0.85
+#: a count one above the chosen one whose eigengap is at least this share of the chosen gap is a near tie.
+#: Two close voices (readers at cosine 0.68) sit right there, and the smallest change to the audio (a 1 ms
+#: delay) flipped their count between 3 and 2; a near tie goes to the larger count when the extra cluster is
+#: a voice of its own (no pair at SPLIT_VOICE_COSINE), so the decision no longer hangs on the noise.
+NEAR_TIE_GAP = 0.9
 
 
 def _pruned_affinity(similarity: np.ndarray, pruning: float) -> np.ndarray:
@@ -158,16 +163,22 @@ def _pruned_affinity(similarity: np.ndarray, pruning: float) -> np.ndarray:
     return 0.5 * (affinity + affinity.T)
 
 
-def _eigengap(affinity: np.ndarray, bounds: SpeakerBounds) -> tuple[int, float]:
-    """(number of clusters, size of the gap) from the largest gap in the normalized Laplacian's spectrum."""
+def _eigengaps(affinity: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
+    """Gaps between consecutive eigenvalues of the normalized Laplacian, smallest first: entry i is the gap
+    that supports i + 1 clusters (up to the speaker bound). (n, n) -> (num_counts,), empty if none."""
     degree = affinity.sum(axis=1)
     inv_sqrt = 1.0 / np.sqrt(np.maximum(degree, 1e-12))
     laplacian = np.eye(len(affinity)) - inv_sqrt[:, None] * affinity * inv_sqrt[None]
     eigenvalues = np.sort(np.linalg.eigvalsh(laplacian))
     upper = len(affinity) - 1 if bounds.max_speakers is None else min(bounds.max_speakers, len(affinity) - 1)
-    if upper < 1:
+    return np.diff(eigenvalues[: max(upper, 0) + 1])
+
+
+def _eigengap(affinity: np.ndarray, bounds: SpeakerBounds) -> tuple[int, float]:
+    """(number of clusters, size of the gap) from the largest gap in the normalized Laplacian's spectrum."""
+    gaps = _eigengaps(affinity, bounds)
+    if len(gaps) == 0:
         return 1, 0.0
-    gaps = np.diff(eigenvalues[: upper + 1])
     return int(np.argmax(gaps)) + 1, float(gaps.max())
 
 
@@ -226,14 +237,15 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
     Each pruning level in `prunings` gives a count (its largest eigengap); the level with the largest gap
     is used, ties going to the earlier level, unless its clusters split one voice (two centroids at cosine
     `split_voice_cosine` or more; the first level is never refused). A count given or bounded by `bounds`
-    is clipped first. Unless the count was given, a pair of the result's clusters that is one voice split
-    in two is merged (`merge_split_voices`).
+    is clipped first. Unless the count was given, a near tie with one cluster more goes to the larger count
+    when that splits no voice (`_near_tie_split`), and a pair of the result's clusters that is one voice
+    split in two is merged (`merge_split_voices`).
     """
     n = len(embeddings)
     if n <= 2:
         return ahc(embeddings, 1.0, bounds)
     similarity = np.clip(embeddings @ embeddings.T, 0.0, 1.0)
-    best_gap, labels = -1.0, None
+    best_gap, labels, chosen = -1.0, None, None
     for pruning in prunings:
         affinity = _pruned_affinity(similarity, pruning)
         count, gap = _eigengap(affinity, bounds)
@@ -242,10 +254,25 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
         proposal = _spectral_labels(affinity, bounds.clip(count, n))
         if labels is not None and _closest_centroids(embeddings, proposal) >= split_voice_cosine:
             continue
-        best_gap, labels = gap, proposal
+        best_gap, labels, chosen = gap, proposal, affinity
     if bounds.num_speakers is not None:
         return labels
+    labels = _near_tie_split(embeddings, labels, chosen, bounds, split_voice_cosine)
     return merge_split_voices(embeddings, labels, split_voice_cosine, keep_at_least=bounds.min_speakers)
+
+
+def _near_tie_split(embeddings: np.ndarray, labels: np.ndarray, affinity: np.ndarray, bounds: SpeakerBounds,
+                    split_voice_cosine: float, near_tie: float = NEAR_TIE_GAP) -> np.ndarray:
+    """One cluster more than `labels` (labels 0..k-1, from `affinity`), when the eigengap for k + 1 is a near
+    tie with the one for k and the k + 1 clusters are all distinct voices; else `labels` unchanged."""
+    count = int(labels.max()) + 1
+    gaps = _eigengaps(affinity, bounds)
+    if count >= len(gaps) or bounds.clip(count + 1, len(embeddings)) != count + 1:
+        return labels
+    if gaps[count] < near_tie * gaps[count - 1]:
+        return labels
+    more = _spectral_labels(affinity, count + 1)
+    return more if _closest_centroids(embeddings, more) < split_voice_cosine else labels
 
 
 def hdbscan_clusters(embeddings: np.ndarray, bounds: SpeakerBounds, min_cluster_size: int = 3) -> np.ndarray:
