@@ -174,9 +174,8 @@ def _eigengaps(affinity: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
     return np.diff(eigenvalues[: max(upper, 0) + 1])
 
 
-def _eigengap(affinity: np.ndarray, bounds: SpeakerBounds) -> tuple[int, float]:
-    """(number of clusters, size of the gap) from the largest gap in the normalized Laplacian's spectrum."""
-    gaps = _eigengaps(affinity, bounds)
+def _largest_gap(gaps: np.ndarray) -> tuple[int, float]:
+    """(number of clusters, size of the gap) for the largest of `_eigengaps`; (1, 0.0) when there are none."""
     if len(gaps) == 0:
         return 1, 0.0
     return int(np.argmax(gaps)) + 1, float(gaps.max())
@@ -248,25 +247,26 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
     best_gap, labels, chosen = -1.0, None, None
     for pruning in prunings:
         affinity = _pruned_affinity(similarity, pruning)
-        count, gap = _eigengap(affinity, bounds)
+        gaps = _eigengaps(affinity, bounds)
+        count, gap = _largest_gap(gaps)
         if gap <= best_gap:
             continue
         proposal = _spectral_labels(affinity, bounds.clip(count, n))
         if labels is not None and _closest_centroids(embeddings, proposal) >= split_voice_cosine:
             continue
-        best_gap, labels, chosen = gap, proposal, affinity
+        best_gap, labels, chosen = gap, proposal, (affinity, gaps)
     if bounds.num_speakers is not None:
         return labels
-    labels = _near_tie_split(embeddings, labels, chosen, bounds, split_voice_cosine)
+    labels = _near_tie_split(embeddings, labels, *chosen, bounds, split_voice_cosine)
     return merge_split_voices(embeddings, labels, split_voice_cosine, keep_at_least=bounds.min_speakers)
 
 
-def _near_tie_split(embeddings: np.ndarray, labels: np.ndarray, affinity: np.ndarray, bounds: SpeakerBounds,
-                    split_voice_cosine: float, near_tie: float = NEAR_TIE_GAP) -> np.ndarray:
-    """One cluster more than `labels` (labels 0..k-1, from `affinity`), when the eigengap for k + 1 is a near
-    tie with the one for k and the k + 1 clusters are all distinct voices; else `labels` unchanged."""
+def _near_tie_split(embeddings: np.ndarray, labels: np.ndarray, affinity: np.ndarray, gaps: np.ndarray,
+                    bounds: SpeakerBounds, split_voice_cosine: float, near_tie: float = NEAR_TIE_GAP) -> np.ndarray:
+    """One cluster more than `labels` (labels 0..k-1, from `affinity`, whose `_eigengaps` are `gaps`), when
+    the eigengap for k + 1 is a near tie with the one for k and the k + 1 clusters are all distinct voices;
+    else `labels` unchanged."""
     count = int(labels.max()) + 1
-    gaps = _eigengaps(affinity, bounds)
     if count >= len(gaps) or bounds.clip(count + 1, len(embeddings)) != count + 1:
         return labels
     if gaps[count] < near_tie * gaps[count - 1]:
