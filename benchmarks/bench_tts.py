@@ -5,8 +5,8 @@ the published 0.6B sizes), the same text, speaker vector, sampling settings and 
 are compared, so a speed-up never comes from doing different work. The random weights are rounded to
 bfloat16 values, as Qwen's published checkpoints hold them (--float32-values to keep them float32); on a CPU
 our loop then multiplies with bfloat16 copies of them (synth/tts/compact.py), and the row "ours-exact" times
-it without them. The largest logit difference between the two paths on one step is printed. Codec-to-audio decoding is not timed
-(the 0.6B model is built in memory without a codec; see synth/tts/random_model.build_in_memory).
+it without them; a probe of how far the two paths' numbers differ is printed. Codec-to-audio decoding is not
+timed (the 0.6B model is built in memory without a codec; see synth/tts/random_model.build_in_memory).
 
     python benchmarks/bench_tts.py                         # tiny, CPU, 1 thread
     python benchmarks/bench_tts.py --preset 0.6b --frames 16 --repeats 3
@@ -116,8 +116,8 @@ def bench(args, preset: str) -> dict:
 
 
 def logit_gap(synth) -> tuple[float, float]:
-    """Largest absolute and relative difference of the codec head's logits for one decoding step (the talker's
-    last prompt position fed again as a one-row step), float32 weights against the bfloat16 copies."""
+    """Probe: a random one-row input through the talker's first MLP and the codec head, float32 weights
+    against the bfloat16 copies; the largest absolute difference of the logits, and that over the largest."""
     import torch
 
     talker = synth.model.talker
@@ -168,8 +168,8 @@ def main() -> int:
         print(f"{'':>10} (model built in {row['build_s']:.0f} s; warm-up incl. compilation {row['warm_s']:.0f} s)")
         if row["compact"] is not None:
             absolute, relative = row["logit_gap"]
-            print(f"{'':>10} (ours: {row['compact'].bytes_held / 2**20:.0f} MiB of bfloat16 weight copies; one step's "
-                  f"logits differ from the float32 path by at most {absolute:.2e}, {relative:.1e} of the largest)")
+            print(f"{'':>10} (ours: {row['compact'].bytes_held / 2**20:.0f} MiB of bfloat16 weight copies; probe "
+                  f"(first MLP + codec head): logits differ by at most {absolute:.2e}, {relative:.1e} of the largest)")
     return 0
 
 
