@@ -91,7 +91,7 @@ def test_copies_apply_only_inside_active_and_only_to_short_inputs(linear_bf16):
     assert torch.equal(layer(step), plain_step)  # outside the block: the float32 layer, bit for bit
     with compact.active():
         fast_step, fast_prompt = layer(step), layer(prompt)
-    assert torch.equal(fast_prompt, plain_prompt)  # a long input widens the copy back: bit for bit
+    assert torch.equal(fast_prompt, plain_prompt)  # a long input (a prompt) keeps the float32 path: bit for bit
     difference = (fast_step - plain_step).abs().max()
     assert 0 < difference <= 1e-5 * plain_step.abs().max()  # the kernel ran, and only the sum order differs
     assert torch.equal(layer(step), plain_step)

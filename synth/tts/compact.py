@@ -8,8 +8,8 @@ bfloat16 and, while our loop runs, `nn.Linear` layers multiply through `linear_b
 products of the same numbers, read at half the bytes. The one difference from the float32 BLAS is the order of
 the additions (results move in the last bits; `benchmarks/bench_tts.py` prints the tokens' agreement).
 
-Only step inputs of up to `MAX_KERNEL_ROWS` rows use the kernel. The prompt's pass widens the bfloat16 weight
-back to float32 for BLAS, which gives exactly what the float32 weight gives. Layers whose weights are not all
+Only step inputs of up to `MAX_KERNEL_ROWS` rows use the kernel; the prompt's pass, once per utterance, keeps
+BLAS on the float32 weight, bit for bit. Layers whose weights are not all
 bfloat16 values (a float32-trained or random model), other dtypes, other devices, a CPU without AVX-512 or a
 machine where the kernel cannot be compiled keep the plain float32 path, so the loop stays bit-exact there.
 """
@@ -147,8 +147,8 @@ class CompactLinears:
             if not getattr(_state, "on", False) or x.dtype != torch.float32:
                 return F.linear(x, module.weight, module.bias)
             rows = x.numel() // module.in_features
-            if rows > MAX_KERNEL_ROWS:
-                return F.linear(x, compact.to(torch.float32), module.bias)
+            if rows > MAX_KERNEL_ROWS:  # a prompt pass: BLAS on the float32 weight, once per utterance
+                return F.linear(x, module.weight, module.bias)
             y = linear_bf16(x.reshape(rows, module.in_features).contiguous(), compact)
             if module.bias is not None:
                 y = y + module.bias
