@@ -36,6 +36,42 @@ def frame_levels(samples: np.ndarray, rate: int, origin: float, step: float, num
     return 10.0 * np.log10(np.maximum(energy, 1e-20))
 
 
+def quiet_for(levels: np.ndarray, own: np.ndarray, floor: float, share: float) -> np.ndarray | None:
+    """(num_frames,) True where `levels` is under floor + share * (loudest - floor), loudest being the 99th
+    percentile of the frames `own` marks as the speaker's; None when the speaker has no frames above floor."""
+    if not own.any():
+        return None
+    loudest = float(np.percentile(levels[own], 99))
+    if loudest <= floor:
+        return None
+    return levels < floor + share * (loudest - floor)
+
+
+def split_at_pauses(exclusive: np.ndarray, levels: np.ndarray, min_pause: int, share: float = 0.1) -> np.ndarray:
+    """`exclusive` (num_frames, num_speakers) 0/1 with every near-silent stretch of at least `min_pause`
+    frames inside a speaker's runs set to 0, so a run that spans a pause becomes two runs.
+
+    Near-silent as in `trim_silent_edges`, against the loudest of the frames `exclusive` gives the speaker.
+    Returns a new array of exclusive's dtype."""
+    split = np.array(exclusive, copy=True)
+    if len(levels) == 0 or min_pause <= 0:
+        return split
+    floor = float(np.percentile(levels, 10))
+    for speaker in range(exclusive.shape[1]):
+        own = exclusive[:, speaker].astype(bool)
+        if own.sum() < MIN_ALONE_FRAMES:
+            continue
+        quiet = quiet_for(levels, own, floor, share)
+        if quiet is None:
+            continue
+        column = np.concatenate([[0], (own & quiet).astype(np.int8), [0]])
+        changes = np.flatnonzero(np.diff(column))
+        for first, stop in zip(changes[0::2], changes[1::2]):
+            if stop - first >= min_pause:
+                split[first:stop, speaker] = 0
+    return split
+
+
 def trim_silent_edges(active: np.ndarray, levels: np.ndarray, max_frames: int, share: float = 0.1,
                       min_frames: int = 3) -> np.ndarray:
     """Drop near-silent frames at the edges of each speaker's runs.
@@ -55,12 +91,9 @@ def trim_silent_edges(active: np.ndarray, levels: np.ndarray, max_frames: int, s
     alone = talking & (talking.sum(axis=1, keepdims=True) == 1)
     for speaker in range(active.shape[1]):
         own = alone[:, speaker] if alone[:, speaker].sum() >= MIN_ALONE_FRAMES else talking[:, speaker]
-        if not own.any():
+        quiet = quiet_for(levels, own, floor, share)
+        if quiet is None:
             continue
-        loudest = float(np.percentile(levels[own], 99))
-        if loudest <= floor:
-            continue
-        quiet = levels < floor + share * (loudest - floor)
         column = np.concatenate([[0], talking[:, speaker].astype(np.int8), [0]])
         changes = np.flatnonzero(np.diff(column))
         for first, stop in zip(changes[0::2], changes[1::2]):

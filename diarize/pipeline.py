@@ -13,14 +13,14 @@ from cluster.clustering import (SpeakerBounds, assign_local_speakers, centroids_
                                 fold_unsupported_clusters)
 
 from .audio import AudioInput, Waveform, load_audio
-from .edges import frame_levels, trim_silent_edges
+from .edges import frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import DEFAULT_ENCODER, load_encoder
 from .embedding.base import l2_normalize
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .resegment import resegment
 from .segmentation import Segmentation, Segmenter
-from .speaker_embeddings import local_speaker_embeddings, speech_spans
+from .speaker_embeddings import FrameStore, local_speaker_embeddings, recording_frames, speech_spans
 
 #: AHC cut (Euclidean distance between unit vectors, i.e. sqrt(2 - 2 cos)) per encoder. For CAM++ it was
 #: swept over 0.5-1.1 on the 13 shared AMI/call clips and the 8 simulated LibriSpeech conversations
@@ -46,15 +46,17 @@ class DiarizationConfig:
     #: a cluster must hold this much single-voice speech to stand as a speaker (else it joins the nearest);
     #: 1 s lowered DER on both shared sets (29.6 -> 28.7 %, 18.5 -> 18.1 %) and halved miscounted speakers
     min_speaker_seconds: float = 1.0
-    #: single-voice runs of this many seconds (min, max) whose speaker won its frames by a mean vote margin
-    #: under `resegment_margin` are re-decided by their own embedding (diarize/resegment.py); None: off.
-    #: Measured DER: simconv-dev 18.1 -> 15.8 %, 12 registry-protocol conversations 21.5 -> 18.6 %,
-    #: telephone set 26.5 -> 17.3 %, the AMI clips 27.7 -> 27.7 % (at margin 0.7). Margin 0.85 (once short
-    #: inputs ran in float32, which paid for it): telephone set 17.1 -> 16.7 %, simulated 2-4 speakers
-    #: 13.1 -> 12.3 %, 6-9 speakers 16.5 -> 16.1 %, simconv-dev and AMI unchanged. Every run: another
-    #: 0.3-1.3 points, at about 1.5x the time of the whole diarization (README, Figures)
-    resegment_seconds: tuple[float, float] | None = (0.5, 4.0)
-    resegment_margin: float | None = 0.85
+    #: single-voice runs of this many seconds (min, max) are re-decided by their own embedding
+    #: (diarize/resegment.py); None: off. Runs are first cut at near-silent pauses of at least
+    #: `resegment_pause_seconds` (None: not cut), so two voices that the votes joined across a pause are
+    #: looked at apart; only runs whose speaker won its frames by a mean vote margin under `resegment_margin`
+    #: are looked at (None: every run). History (README, Figures): short runs (0.5-4 s) under margin 0.7,
+    #: then 0.85, brought simconv-dev 18.1 -> 15.8 %, the telephone set 26.5 -> 16.7 %; cutting at 0.2 s
+    #: pauses and looking at every run up to 8 s: simconv-dev 14.2 -> 13.2 %, telephone set 16.7 -> 15.0 %,
+    #: held-out 6-9 speakers 15.0 -> 14.3 %, 2-4 speakers 12.3 -> 11.0 %, the AMI clips unchanged (27.8 %)
+    resegment_seconds: tuple[float, float] | None = (0.5, 8.0)
+    resegment_margin: float | None = None
+    resegment_pause_seconds: float | None = 0.2
     #: near-silent frames at the ends of each turn, up to this many seconds, are dropped (diarize/edges.py);
     #: near-silent: under `edge_trim_share` of the way from the recording's noise floor to the speaker's
     #: loudest. None: off. Measured DER (README, Figures): simconv-dev 15.8 -> 14.2 %, the AMI clips 27.7 ->
@@ -91,6 +93,9 @@ class ChunkEvidence:
     segmentation: Segmentation
     embeddings: np.ndarray  # (num_chunks, num_local, dimension) raw, NaN where silent
     seconds: np.ndarray  # (num_chunks, num_local)
+    #: (num_encoder_frames, channels) float16 encoder frame features of the whole recording, kept from the
+    #: embedding pass for the second look; None where the evidence was computed in pieces (recomputed there)
+    frames: np.ndarray | None = None
 
 
 #: progress callback: (stage name, fraction of that stage done)
@@ -120,9 +125,10 @@ class Diarizer:
         encoder = self.encoder
         samples = self.encoder_samples(waveform) if encoder_samples is None else encoder_samples
         spans = speech_spans(segmentation, waveform.duration)
-        local = local_speaker_embeddings(encoder, samples, segmentation, spans,
+        keep = FrameStore(encoder, len(samples)) if self.config.resegment_seconds is not None else None
+        local = local_speaker_embeddings(encoder, samples, segmentation, spans, keep=keep,
                                          hook=None if hook is None else (lambda done: hook("embeddings", done)))
-        return ChunkEvidence(segmentation, local.embeddings, local.seconds)
+        return ChunkEvidence(segmentation, local.embeddings, local.seconds, None if keep is None else keep.array)
 
     def threshold(self) -> float:
         if self.config.threshold is not None:
@@ -197,12 +203,17 @@ class Diarizer:
         scores = overlap_add(chunks, chunk_frame_offsets(segmentation), num_frames)
         count = speaker_count(segmentation, num_frames)
         active = binarize_by_count(scores, count)
-        if samples is not None and self.config.resegment_seconds is not None:
-            active = self._resegment(active, scores, centroids, samples, segmentation)
-        if samples is not None and self.config.edge_trim_seconds:
-            step = segmentation.frame_step
+        step = segmentation.frame_step
+        levels = None
+        if samples is not None and (self.config.resegment_seconds is not None or self.config.edge_trim_seconds):
             levels = frame_levels(samples, self.encoder.sample_rate, segmentation.frame_start - step / 2, step,
                                   num_frames)
+        if samples is not None and self.config.resegment_seconds is not None:
+            frames = evidence.frames
+            if frames is None:
+                frames = recording_frames(self.encoder, samples, speech_spans(segmentation, duration))
+            active = self._resegment(active, scores, centroids, frames, segmentation, levels)
+        if samples is not None and self.config.edge_trim_seconds:
             active = trim_silent_edges(active, levels, int(round(self.config.edge_trim_seconds / step)),
                                        self.config.edge_trim_share)
         # speakers that never win a frame are dropped, and the rest renamed in order of first speech
@@ -215,28 +226,32 @@ class Diarizer:
         exclusive = to_annotation(exclusive_of(active, scores), labels, segmentation, duration, uri)
         return DiarizationResult(uri, duration, annotation, exclusive, labels, centroids, self.encoder.encoder_id)
 
-    def _resegment(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, samples: np.ndarray,
-                   segmentation: Segmentation) -> np.ndarray:
+    def _resegment(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray,
+                   segmentation: Segmentation, levels: np.ndarray) -> np.ndarray:
+        """frames: the recording's encoder frame features (ChunkEvidence.frames)."""
         encoder = self.encoder
-        rate, step = encoder.sample_rate, segmentation.frame_step
+        step = segmentation.frame_step
         origin = segmentation.frame_start - step / 2
         shortest, longest = self.config.resegment_seconds
 
         def frame_span(first: int, stop: int) -> tuple[int, int]:
-            return max(0, int(round((origin + first * step) * rate))), int(round((origin + stop * step) * rate))
-
-        grid = int(rate * 0.1)
+            # recording frames -> encoder frames
+            start = max(0, int(round((origin + first * step) * encoder.frame_rate)))
+            return start, max(start + 1, int(round((origin + stop * step) * encoder.frame_rate)))
 
         def embed(start: int, end: int) -> np.ndarray:
-            # The run's own audio, its length cut down to a multiple of 0.1 s (centred): few input shapes, so
-            # a long-lived worker does not collect a kernel plan for every length. Tried: its real
-            # surroundings as context (the neighbour's voice leaks in) and the run repeated to a 0.5 s-rounded
-            # length: both 0.4 points of DER worse on simconv-dev.
-            length = max(grid, (end - start) // grid * grid)
-            start += max(0, (end - start - length) // 2)
-            return np.asarray(encoder.embed(samples[start:start + length]), dtype=np.float64)
+            # Pooled from the frames the embedding pass computed, whose receptive field reaches into the
+            # neighbours' audio: on simconv-dev this gave 13.26 % DER against 13.23 % for encoding each run's
+            # audio alone, without a second encoder pass (which doubled the time of a diarization)
+            features = np.asarray(frames[start:end], dtype=np.float32)
+            return np.asarray(encoder.pool(features, np.ones((1, len(features)), dtype=np.float32))[0],
+                              dtype=np.float64)
 
-        return resegment(active, exclusive_of(active, scores), centroids, frame_span, embed,
+        exclusive = exclusive_of(active, scores)
+        if self.config.resegment_pause_seconds:
+            exclusive = split_at_pauses(exclusive, levels, int(round(self.config.resegment_pause_seconds / step)),
+                                        self.config.edge_trim_share)
+        return resegment(active, exclusive, centroids, frame_span, embed,
                          min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step), scores=scores,
                          max_margin=self.config.resegment_margin)
 

@@ -5,6 +5,10 @@ Why: a local speaker's embedding is pooled over its 10 s window, and every frame
 of the ~10 windows that cover it. A turn of 1-3 s shares all of its windows with its neighbours' speech,
 so its votes scatter and it often lands on a neighbour (most of the confusion on simulated conversations
 is such 1-3 s slivers). Its own audio, embedded alone, says whose voice it is.
+
+The pipeline first cuts runs at near-silent pauses (diarize.edges.split_at_pauses): when two voices take
+turns across short pauses, the votes often give all of it to one of them, as one long run; cut at its
+pauses, each piece is looked at on its own.
 """
 
 from __future__ import annotations

@@ -112,16 +112,42 @@ class _RollingFrames:
             self.start = frame
 
 
+def recording_frames(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[float, float]],
+                     block: float = 30.0) -> np.ndarray:
+    """(num_encoder_frames, channels) float16 frame features of the recording, computed as
+    `local_speaker_embeddings` computes them (zeros in blocks without speech); float16 halves the memory
+    (an hour of CAM++ frames: ~180 MB) and changed no measured DER."""
+    frames = FrameStore(encoder, len(samples))
+    for first, features in feature_blocks(encoder, samples, spans, block=block):
+        frames.put(first, features)
+    return frames.array
+
+
+class FrameStore:
+    """Collects frame-feature blocks into one float16 array over the whole recording."""
+
+    def __init__(self, encoder: SpeakerEncoder, num_samples: int):
+        self.num_frames = int(num_samples * encoder.frame_rate // encoder.sample_rate)
+        self.array = np.zeros((self.num_frames, 0), dtype=np.float16)
+
+    def put(self, first: int, features: np.ndarray) -> None:
+        if self.array.shape[1] != features.shape[1]:
+            self.array = np.zeros((max(self.num_frames, first + len(features)), features.shape[1]), dtype=np.float16)
+        self.array[first:first + len(features)] = features
+
+
 def local_speaker_embeddings(encoder: SpeakerEncoder, samples: np.ndarray, segmentation: Segmentation,
                              spans: list[tuple[float, float]], min_exclusive_seconds: float = 1.0,
-                             block: float = 30.0, hook: Callable[[float], None] | None = None) -> LocalEmbeddings:
+                             block: float = 30.0, hook: Callable[[float], None] | None = None,
+                             keep: "FrameStore | None" = None) -> LocalEmbeddings:
     """One embedding per chunk and local speaker, from a single streaming encoder pass over the speech.
 
     samples: (num_samples,) at the encoder's rate. A chunk is pooled as soon as the frames it covers
     are computed, and frames no pending chunk needs are dropped, so memory holds about one block plus
     one window of features whatever the recording's length. A local speaker is pooled from the frames
     where it speaks alone when those add up to at least `min_exclusive_seconds`; otherwise from every
-    frame where it is active. `hook(fraction)` is called after each block.
+    frame where it is active. `hook(fraction)` is called after each block. `keep`, when given, also
+    receives every block of frame features (for the second look, which pools turns from them).
     """
     num_chunks, per_chunk, num_local = segmentation.activity.shape
     rate = encoder.frame_rate
@@ -147,6 +173,8 @@ def local_speaker_embeddings(encoder: SpeakerEncoder, samples: np.ndarray, segme
     for first, block_features in feature_blocks(encoder, samples, spans, block=block):
         channels = block_features.shape[1]
         frames.put(first, block_features)
+        if keep is not None:
+            keep.put(first, block_features)
         pool_ready(first + len(block_features))
         if hook:
             hook(min(1.0, (first + len(block_features)) / max(total_frames, 1)))

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from diarize.edges import frame_levels, trim_silent_edges
+from diarize.edges import frame_levels, split_at_pauses, trim_silent_edges
 
 
 def activity(*columns: str) -> np.ndarray:
@@ -26,6 +26,29 @@ def test_frame_levels_follow_the_frame_grid():
     assert (levels[10:] < -150).all()  # past the end of the recording
     shifted = frame_levels(samples, rate, origin=-0.05, step=0.1, num_frames=12)  # half a frame earlier
     np.testing.assert_allclose(shifted[2], 20 * np.log10(0.1) + 10 * np.log10(0.5), atol=1e-4)
+
+
+def test_a_run_is_cut_at_pauses_of_at_least_the_given_length_and_only_there():
+    from diarize.edges import MIN_ALONE_FRAMES
+    from diarize.resegment import single_voice_runs
+
+    loud, quiet = -20.0, -80.0
+    voice = [loud] * MIN_ALONE_FRAMES
+    # one run of speaker 0: voice, a 3-frame pause, voice, a 1-frame dip, voice; then silence nobody holds
+    levels = np.array(voice + [quiet] * 3 + voice + [quiet] + voice + [quiet] * 40)
+    talking = len(levels) - 40
+    exclusive = np.zeros((len(levels), 2), dtype=np.int8)
+    exclusive[:talking, 0] = 1
+    split = split_at_pauses(exclusive, levels, min_pause=3)
+    assert single_voice_runs(split, min_frames=1) == [(0, 0, 30), (0, 33, talking)]
+    assert split.dtype == exclusive.dtype and exclusive[:talking, 0].all()  # the input is left as it was
+    # a pause shorter than min_pause does not cut; neither does a speaker with too few frames of its own
+    assert single_voice_runs(split_at_pauses(exclusive, levels, min_pause=4), min_frames=1) == [(0, 0, talking)]
+    few = np.zeros_like(exclusive)
+    few[20:20 + MIN_ALONE_FRAMES - 1, 1] = 1  # across the 3-frame pause
+    np.testing.assert_array_equal(split_at_pauses(few, levels, min_pause=3), few)
+    few[20:20 + MIN_ALONE_FRAMES, 1] = 1
+    assert single_voice_runs(split_at_pauses(few, levels, min_pause=3), min_frames=1) == [(1, 20, 30), (1, 33, 50)]
 
 
 def test_only_near_silent_frames_at_the_ends_of_a_run_go():

@@ -60,5 +60,5 @@ def test_the_command_line_can_turn_the_second_look_off():
 
     parser = argparse.ArgumentParser()
     add_diarization_options(parser)
-    assert config_from_args(parser.parse_args([])).resegment_seconds == (0.5, 4.0)
+    assert config_from_args(parser.parse_args([])).resegment_seconds == (0.5, 8.0)
     assert config_from_args(parser.parse_args(["--no-second-look"])).resegment_seconds is None
