@@ -265,6 +265,29 @@ def test_speaker_count_bounds_are_respected(shared_data):
     assert len(Diarizer(DiarizationConfig(min_speakers=4))(audio).labels) >= 3
 
 
+def test_the_second_look_reads_the_kept_frames_or_the_same_frames_recomputed(diarizer, shared_data):
+    """Evidence computed in one pass keeps the encoder's frames; evidence joined from pieces (batch) has none
+    and the second look recomputes them: both must give the same frames and the same diarization."""
+    import dataclasses
+
+    from diarize.audio import load_audio
+    from diarize.speaker_embeddings import recording_frames, speech_spans
+
+    waveform = load_audio(shared_data / "diarization" / "audio" / "sample.flac")
+    samples = diarizer.encoder_samples(waveform)
+    evidence = diarizer.evidence(waveform, encoder_samples=samples)
+    assert evidence.frames is not None and evidence.frames.dtype == np.float16
+    assert len(evidence.frames) == len(samples) * diarizer.encoder.frame_rate // diarizer.encoder.sample_rate
+    assert np.abs(evidence.frames).max() > 0
+    recomputed = recording_frames(diarizer.encoder, samples, speech_spans(evidence.segmentation, waveform.duration))
+    np.testing.assert_array_equal(evidence.frames, recomputed)
+    local_labels, centroids = diarizer.cluster(evidence)
+    kept = diarizer.reconstruct(evidence, local_labels, centroids, waveform.duration, "sample", samples)
+    again = diarizer.reconstruct(dataclasses.replace(evidence, frames=None), local_labels, centroids,
+                                 waveform.duration, "sample", samples)
+    assert kept.annotation.to_rttm() == again.annotation.to_rttm()
+
+
 def test_diarization_is_deterministic(diarizer, sample_result, shared_data):
     again = diarizer(shared_data / "diarization" / "audio" / "sample.flac")
     assert list(again.annotation.itertracks(yield_label=True)) == list(sample_result.annotation.itertracks(yield_label=True))

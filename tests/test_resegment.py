@@ -62,3 +62,28 @@ def test_the_command_line_can_turn_the_second_look_off():
     add_diarization_options(parser)
     assert config_from_args(parser.parse_args([])).resegment_seconds == (0.5, 8.0)
     assert config_from_args(parser.parse_args(["--no-second-look"])).resegment_seconds is None
+
+
+def test_a_run_cut_at_a_pause_gives_the_second_voice_back():
+    """One long run that the votes gave to speaker 0 holds speaker 1's voice after a pause: whole, its
+    embedding is mostly speaker 0's and nothing moves; cut at the pause, the piece after it moves."""
+    from diarize.edges import MIN_ALONE_FRAMES, split_at_pauses
+
+    centroids = np.array([[1.0, 0.0], [0.0, 1.0]])
+    first, pause, second = 2 * MIN_ALONE_FRAMES, 5, MIN_ALONE_FRAMES
+    tail = 40  # silence nobody holds, as recordings have: it sets the noise floor
+    voice = np.array([0] * first + [-1] * pause + [1] * second + [-1] * tail)  # -1: silence
+    levels = np.where(voice < 0, -80.0, -20.0)
+    active = np.zeros((len(voice), 2), dtype=np.int8)
+    active[: len(voice) - tail, 0] = 1
+
+    def embed(start, end):
+        spoken = voice[start:end][voice[start:end] >= 0]
+        return centroids[np.bincount(spoken, minlength=2).argmax()]
+
+    whole = resegment(active, active, centroids, lambda a, b: (a, b), embed, min_frames=10)
+    np.testing.assert_array_equal(whole, active)
+    cut = resegment(active, split_at_pauses(active, levels, min_pause=pause), centroids, lambda a, b: (a, b),
+                    embed, min_frames=10)
+    np.testing.assert_array_equal(cut[:, 1], (voice == 1).astype(np.int8))
+    np.testing.assert_array_equal(cut[:, 0], active[:, 0] * (voice != 1))  # the pause stays with speaker 0
