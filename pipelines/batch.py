@@ -183,6 +183,7 @@ class _LongJob:
     num_samples: int
     segments: list  # phase 1: Segmentation per piece
     locals: list  # phase 2: LocalEmbeddings per piece
+    frames: list  # phase 2: per piece, the encoder frame blocks it computed, for the second look
     chunks: list | None = None  # per piece, its range of window indices
     spans: list | None = None  # speech spans of the whole segmentation
     segmentation: object = None  # the whole recording's (a Ray object ref once phase 1 is done)
@@ -358,7 +359,8 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
                           num_pieces(duration, split_over, len(slots)))
         if len(plan) < 2:
             return False
-        long_jobs[str(item.path)] = _LongJob(plan, step, num_samples, [None] * len(plan), [None] * len(plan))
+        long_jobs[str(item.path)] = _LongJob(plan, step, num_samples, [None] * len(plan), [None] * len(plan),
+                                            [None] * len(plan))
         todo.extendleft(_Work("segment", item, index) for index in reversed(range(len(plan))))
         return True
 
@@ -383,7 +385,7 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
         todo.extend(kept)
         if path in long_jobs:
             long_jobs[path].failed = True  # kept, so that pieces still in flight are recognised and ignored
-            long_jobs[path].segments = long_jobs[path].locals = []
+            long_jobs[path].segments = long_jobs[path].locals = long_jobs[path].frames = []
 
     def submit(slot: _Slot, work: _Work):
         path, uri = str(work.item.path), work.item.uri
@@ -397,7 +399,7 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
             first, stop = job.chunks[work.piece]
             return slot.actor.embed_piece.remote(path, job.num_samples, job.segmentation, job.spans, first, stop)
         return slot.actor.finish.remote(path, uri, job.duration, job.segmentation, job.locals, job.seconds,
-                                        job.peak_mb, models.get("voices"))
+                                        job.peak_mb, models.get("voices"), job.frames)
     bar = tqdm(total=len(todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None, file=sys.stderr)
 
     def record(item: Input, outcome: dict, attempts: int) -> None:
@@ -494,6 +496,7 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
                             plan_embeddings(item, job)
                     else:
                         job.locals[work.piece] = outcome["local"]
+                        job.frames[work.piece] = outcome["frames"]
                         if all(piece is not None for piece in job.locals):
                             todo.appendleft(_Work("finish", item))
                     continue

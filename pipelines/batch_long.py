@@ -154,12 +154,37 @@ class PieceEncoder:
         return self._encoder.frame_features(samples)
 
 
+class PieceFrames:
+    """The encoder frame blocks a piece computed from its own audio, in float16 as Diarizer.evidence keeps
+    them; the placeholder blocks of other pieces' audio (all zeros, see PieceEncoder) are not kept."""
+
+    def __init__(self):
+        self.blocks: list[tuple[int, np.ndarray]] = []  # (first encoder frame, (n, channels) float16)
+
+    def put(self, first: int, features: np.ndarray) -> None:
+        if features.size and np.any(features):
+            self.blocks.append((first, features.astype(np.float16)))
+
+
+def joined_frames(frame_pieces: list, num_frames: int) -> np.ndarray:
+    """The pieces' blocks (PieceFrames.blocks each) -> (num_frames, channels) float16, the array a single
+    pass keeps: every block is the one the single pass computes, so where two pieces both computed a
+    block they agree."""
+    blocks = [block for piece in frame_pieces for block in piece]
+    channels = blocks[0][1].shape[1] if blocks else 0
+    frames = np.zeros((num_frames, channels), dtype=np.float16)
+    for first, block in blocks:
+        frames[first:first + len(block)] = block[: max(0, num_frames - first)]
+    return frames
+
+
 def piece_local_embeddings(encoder, path: str, num_samples: int, segmentation, spans: list, first_chunk: int,
-                           stop_chunk: int):
+                           stop_chunk: int, keep: PieceFrames | None = None):
     """LocalEmbeddings of chunks [first_chunk, stop_chunk) of the recording, as Diarizer.evidence computes
     them over the whole recording (same spans, same encoder blocks), decoding only the audio they need.
 
     segmentation: the whole recording's. Other chunks are silenced in a copy, so they are not pooled.
+    keep: collects the frame blocks this piece computed (for the second look, see PieceFrames).
     """
     from diarize import speaker_embeddings
 
@@ -170,7 +195,7 @@ def piece_local_embeddings(encoder, path: str, num_samples: int, segmentation, s
     stop = int(round(((stop_chunk - 1) * segmentation.step + segmentation.duration) * SAMPLE_RATE))
     recording = LazyRecording(path, num_samples, start, stop)
     proxy = PieceEncoder(encoder)
-    local = speaker_embeddings.local_speaker_embeddings(proxy, recording, masked, spans)
+    local = speaker_embeddings.local_speaker_embeddings(proxy, recording, masked, spans, keep=keep)
     return dataclasses.replace(local, **{
         field.name: getattr(local, field.name)[first_chunk:stop_chunk] for field in dataclasses.fields(local)})
 

@@ -94,29 +94,36 @@ class DiarizeWorker:
     def embed_piece(self, path: str, num_samples: int, segmentation, spans: list, first_chunk: int,
                     stop_chunk: int) -> dict:
         """Phase 2: local embeddings of chunks [first_chunk, stop_chunk), from the whole segmentation's spans."""
-        from .batch_long import piece_local_embeddings
+        from .batch_long import PieceFrames, piece_local_embeddings
 
         clock = time.perf_counter()
+        keep = PieceFrames() if self.diarizer.config.resegment_seconds is not None else None
         try:
             local = piece_local_embeddings(self.diarizer.encoder, path, num_samples, segmentation, spans,
-                                           first_chunk, stop_chunk)
+                                           first_chunk, stop_chunk, keep=keep)
         except Exception as error:
             return {"ok": False, "error": error_line(path, error)}
-        return {"ok": True, "local": local, "seconds": time.perf_counter() - clock, "peak_mb": peak_memory_mb()}
+        return {"ok": True, "local": local, "frames": None if keep is None else keep.blocks,
+                "seconds": time.perf_counter() - clock, "peak_mb": peak_memory_mb()}
 
     def finish(self, path: str, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float,
-               piece_peak_mb: float = 0.0, voices=None) -> dict:
+               piece_peak_mb: float = 0.0, voices=None, frame_pieces: list | None = None) -> dict:
         """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step; the audio
-        is read again for the second look at short turns (diarize/resegment.py)."""
+        is read again for the second look at short turns (diarize/resegment.py), which pools from the
+        pieces' frame blocks (`frame_pieces`, joined) or, without them, from frames computed again."""
         from diarize.audio import load_audio
 
-        from .batch_long import evidence_of
+        from .batch_long import evidence_of, joined_frames
 
         clock = time.perf_counter()
         try:
             evidence = evidence_of(segmentation, local_pieces)
             local_labels, centroids = self.diarizer.cluster(evidence, voices)
             samples = self.diarizer.encoder_samples(load_audio(path)) if self.diarizer.config.resegment_seconds else None
+            if samples is not None and frame_pieces and all(blocks is not None for blocks in frame_pieces):
+                encoder = self.diarizer.encoder
+                evidence.frames = joined_frames(frame_pieces,
+                                                int(len(samples) * encoder.frame_rate // encoder.sample_rate))
             result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri, samples)
             del samples
         except Exception as error:

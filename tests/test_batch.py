@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.batch import collect_inputs, run_batch
@@ -138,6 +139,31 @@ def test_long_recording_split_across_workers_equals_single_process(first_run, re
     assert len(result.labels) >= 2, "the reference should find several speakers, or the check is weak"
     assert (outdir / "long" / "talk.rttm").read_text() == reference["long/talk"][0]
     assert (outdir / "long" / "talk.json").read_text() == reference["long/talk"][1]
+
+
+def test_the_pieces_frame_blocks_join_into_the_single_pass_frames(archive):
+    """The finishing worker's second look pools from the frame blocks the pieces computed, joined: they must
+    be the frames a single pass keeps, or the split recording would be diarized differently."""
+    from diarize.audio import load_audio
+    from diarize.pipeline import Diarizer
+    from diarize.speaker_embeddings import speech_spans
+    from pipelines.batch_long import PieceFrames, joined_frames, piece_local_embeddings
+
+    path = archive / LONG
+    diarizer = Diarizer()
+    waveform = load_audio(path)
+    evidence = diarizer.evidence(waveform)
+    segmentation = evidence.segmentation
+    spans = speech_spans(segmentation, waveform.duration)
+    cuts = np.linspace(0, segmentation.num_chunks, 4).astype(int)
+    pieces = []
+    for first, stop in zip(cuts[:-1], cuts[1:]):
+        keep = PieceFrames()
+        piece_local_embeddings(diarizer.encoder, str(path), len(waveform.samples), segmentation, spans, first, stop,
+                               keep=keep)
+        pieces.append(keep.blocks)
+    assert all(pieces) and sum(len(blocks) for blocks in pieces) > len(pieces)  # blocks shared at the cuts
+    np.testing.assert_array_equal(joined_frames(pieces, len(evidence.frames)), evidence.frames)
 
 
 def test_broken_files_fail_alone_with_one_line(first_run, archive):
