@@ -20,7 +20,7 @@ from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, 
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .resegment import resegment
 from .segmentation import Segmentation, Segmenter
-from .speaker_embeddings import FrameStore, local_speaker_embeddings, recording_frames, speech_spans
+from .speaker_embeddings import FrameStore, local_speaker_embeddings, pool_spans, speech_spans
 
 #: AHC cut (Euclidean distance between unit vectors, i.e. sqrt(2 - 2 cos)) per encoder. For CAM++ it was
 #: swept over 0.5-1.1 on the 13 shared AMI/call clips and the 8 simulated LibriSpeech conversations
@@ -52,8 +52,8 @@ class DiarizationConfig:
     #: looked at apart; only runs whose speaker won its frames by a mean vote margin under `resegment_margin`
     #: are looked at (None: every run). History (README, Figures): short runs (0.5-4 s) under margin 0.7,
     #: then 0.85, brought simconv-dev 18.1 -> 15.8 %, the telephone set 26.5 -> 16.7 %; cutting at 0.2 s
-    #: pauses and looking at every run up to 8 s: simconv-dev 14.2 -> 13.2 %, telephone set 16.7 -> 15.0 %,
-    #: held-out 6-9 speakers 15.0 -> 14.3 %, 2-4 speakers 12.3 -> 11.0 %, the AMI clips unchanged (27.8 %)
+    #: pauses and looking at every run up to 8 s: simconv-dev 14.2 -> 13.3 %, telephone set 16.7 -> 14.8 %,
+    #: held-out 6-9 speakers 15.0 -> 14.3 %, 2-4 speakers 12.3 -> 11.0 %, the AMI clips 27.8 -> 27.7 %
     resegment_seconds: tuple[float, float] | None = (0.5, 8.0)
     resegment_margin: float | None = None
     resegment_pause_seconds: float | None = 0.2
@@ -94,9 +94,15 @@ class ChunkEvidence:
     embeddings: np.ndarray  # (num_chunks, num_local, dimension) raw, NaN where silent
     seconds: np.ndarray  # (num_chunks, num_local)
     #: (num_encoder_frames, channels) float16 encoder frame features of the whole recording, kept from the
-    #: embedding pass for the second look; None where the evidence was computed in pieces (recomputed there)
+    #: embedding pass for the second look (or anything sliceable like it, e.g. a batch job's joined pieces);
+    #: None past KEEP_FRAMES_SECONDS: the second look then computes the frames again, a block at a time
     frames: np.ndarray | None = None
 
+
+#: recordings up to this long keep their encoder frames from the embedding pass for the second look
+#: (float16, ~180 MB an hour); longer ones have the frames the second look needs computed again, a block at a
+#: time, so memory stays flat with length at the price of a second encoder pass
+KEEP_FRAMES_SECONDS = 7200.0
 
 #: progress callback: (stage name, fraction of that stage done)
 Hook = Callable[[str, float], None]
@@ -125,7 +131,9 @@ class Diarizer:
         encoder = self.encoder
         samples = self.encoder_samples(waveform) if encoder_samples is None else encoder_samples
         spans = speech_spans(segmentation, waveform.duration)
-        keep = FrameStore(encoder, len(samples)) if self.config.resegment_seconds is not None else None
+        keep = None
+        if self.config.resegment_seconds is not None and waveform.duration <= KEEP_FRAMES_SECONDS:
+            keep = FrameStore(encoder, len(samples))
         local = local_speaker_embeddings(encoder, samples, segmentation, spans, keep=keep,
                                          hook=None if hook is None else (lambda done: hook("embeddings", done)))
         return ChunkEvidence(segmentation, local.embeddings, local.seconds, None if keep is None else keep.array)
@@ -209,10 +217,8 @@ class Diarizer:
             levels = frame_levels(samples, self.encoder.sample_rate, segmentation.frame_start - step / 2, step,
                                   num_frames)
         if samples is not None and self.config.resegment_seconds is not None:
-            frames = evidence.frames
-            if frames is None:
-                frames = recording_frames(self.encoder, samples, speech_spans(segmentation, duration))
-            active = self._resegment(active, scores, centroids, frames, segmentation, levels)
+            active = self._resegment(active, scores, centroids, evidence.frames, samples, segmentation, levels,
+                                     duration)
         if samples is not None and self.config.edge_trim_seconds:
             active = trim_silent_edges(active, levels, int(round(self.config.edge_trim_seconds / step)),
                                        self.config.edge_trim_share)
@@ -226,9 +232,10 @@ class Diarizer:
         exclusive = to_annotation(exclusive_of(active, scores), labels, segmentation, duration, uri)
         return DiarizationResult(uri, duration, annotation, exclusive, labels, centroids, self.encoder.encoder_id)
 
-    def _resegment(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray,
-                   segmentation: Segmentation, levels: np.ndarray) -> np.ndarray:
-        """frames: the recording's encoder frame features (ChunkEvidence.frames)."""
+    def _resegment(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
+                   samples: np.ndarray, segmentation: Segmentation, levels: np.ndarray, duration: float) -> np.ndarray:
+        """frames: the recording's encoder frame features (ChunkEvidence.frames); None: the runs are pooled from
+        frames computed again from `samples`, block by block (`pool_spans`), with the same result."""
         encoder = self.encoder
         step = segmentation.frame_step
         origin = segmentation.frame_start - step / 2
@@ -239,21 +246,23 @@ class Diarizer:
             start = max(0, int(round((origin + first * step) * encoder.frame_rate)))
             return start, max(start + 1, int(round((origin + stop * step) * encoder.frame_rate)))
 
-        def embed(start: int, end: int) -> np.ndarray:
+        def embed_all(spans: list[tuple[int, int]]) -> np.ndarray:
             # Pooled from the frames the embedding pass computed, whose receptive field reaches into the
             # neighbours' audio: on simconv-dev this gave 13.26 % DER against 13.23 % for encoding each run's
             # audio alone, without a second encoder pass (which doubled the time of a diarization)
-            features = np.asarray(frames[start:end], dtype=np.float32)
-            return np.asarray(encoder.pool(features, np.ones((1, len(features)), dtype=np.float32))[0],
-                              dtype=np.float64)
+            if frames is None:
+                return pool_spans(encoder, samples, speech_spans(segmentation, duration), spans)
+            pooled = [encoder.pool(np.asarray(frames[start:end], dtype=np.float32),
+                                   np.ones((1, end - start), dtype=np.float32))[0] for start, end in spans]
+            return np.asarray(pooled, dtype=np.float64)
 
         exclusive = exclusive_of(active, scores)
         if self.config.resegment_pause_seconds:
             exclusive = split_at_pauses(exclusive, levels, int(round(self.config.resegment_pause_seconds / step)),
                                         self.config.edge_trim_share)
-        return resegment(active, exclusive, centroids, frame_span, embed,
+        return resegment(active, exclusive, centroids, frame_span, None,
                          min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step), scores=scores,
-                         max_margin=self.config.resegment_margin)
+                         max_margin=self.config.resegment_margin, embed_all=embed_all)
 
     def encoder_samples(self, waveform: Waveform) -> np.ndarray:
         """The recording at the encoder's sample rate."""

@@ -67,12 +67,14 @@ def move_runs(active: np.ndarray, runs: list[tuple[int, int, int]], targets: np.
 
 
 def resegment(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray, frame_span: Callable[[int, int], tuple[int, int]],
-              embed: Callable[[int, int], np.ndarray], min_frames: int, max_frames: int | None = None,
-              scores: np.ndarray | None = None, max_margin: float | None = None) -> np.ndarray:
+              embed: Callable[[int, int], np.ndarray] | None, min_frames: int, max_frames: int | None = None,
+              scores: np.ndarray | None = None, max_margin: float | None = None,
+              embed_all: Callable[[list[tuple[int, int]]], np.ndarray] | None = None) -> np.ndarray:
     """Re-decide every single-voice run of `min_frames`..`max_frames` frames by its own embedding.
 
     active, exclusive: (num_frames, num_speakers) 0/1; centroids: (num_speakers, d);
-    frame_span(first, stop) -> (start, end) sample indices of those frames; embed(start, end) -> (d,).
+    frame_span(first, stop) -> (start, end) indices of those frames on the embedder's grid; embed(start, end)
+    -> (d,), or embed_all([(start, end), ...]) -> (num_runs, d) for every run at once.
     Returns the new (num_frames, num_speakers) activity.
     """
     runs = single_voice_runs(exclusive, min_frames, max_frames)
@@ -80,7 +82,8 @@ def resegment(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray, 
         runs = doubtful(runs, scores, max_margin)
     if not runs or len(centroids) < 2:
         return active
-    embeddings = np.stack([embed(*frame_span(first, stop)) for _, first, stop in runs])
+    spans = [frame_span(first, stop) for _, first, stop in runs]
+    embeddings = embed_all(spans) if embed_all is not None else np.stack([embed(*span) for span in spans])
     return move_runs(active, runs, best_speakers(embeddings, np.asarray(centroids, dtype=np.float64)))
 
 

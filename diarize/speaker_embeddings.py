@@ -112,19 +112,41 @@ class _RollingFrames:
             self.start = frame
 
 
-def recording_frames(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[float, float]],
-                     block: float = 30.0) -> np.ndarray:
-    """(num_encoder_frames, channels) float16 frame features of the recording, computed as
-    `local_speaker_embeddings` computes them (zeros in blocks without speech); float16 halves the memory
-    (an hour of CAM++ frames: ~180 MB) and changed no measured DER."""
-    frames = FrameStore(encoder, len(samples))
+def pool_spans(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[float, float]],
+               frame_spans: list[tuple[int, int]], block: float = 30.0) -> np.ndarray:
+    """Embeddings of disjoint encoder-frame spans [(start, end), ...] pooled from the frame features of
+    `feature_blocks` (rounded to float16, as `FrameStore` keeps them), computed block by block and
+    dropped once no pending span needs them: memory stays flat whatever the recording's length.
+
+    Returns (len(frame_spans), dimension)."""
+    out = np.zeros((len(frame_spans), encoder.dimension), dtype=np.float64)
+    order = sorted(range(len(frame_spans)), key=lambda index: frame_spans[index])
+    frames = _RollingFrames()
+    channels, done = 0, 0
+
+    def pool_ready(computed_until: float) -> None:
+        nonlocal done
+        while done < len(order) and frame_spans[order[done]][1] <= computed_until:
+            start, end = frame_spans[order[done]]
+            features = frames.get(start, end, channels)
+            out[order[done]] = encoder.pool(features, np.ones((1, len(features)), dtype=np.float32))[0]
+            done += 1
+        if done < len(order) and np.isfinite(computed_until):
+            # never past what is computed: the next block must land after the rows kept
+            frames.drop_before(min(frame_spans[order[done]][0], int(computed_until)))
+
     for first, features in feature_blocks(encoder, samples, spans, block=block):
-        frames.put(first, features)
-    return frames.array
+        channels = features.shape[1]
+        frames.put(first, features.astype(np.float16).astype(np.float32))
+        pool_ready(first + len(features))
+    if channels:
+        pool_ready(np.inf)
+    return out
 
 
 class FrameStore:
-    """Collects frame-feature blocks into one float16 array over the whole recording."""
+    """Collects frame-feature blocks into one float16 array over the whole recording: float16 halves the
+    memory (an hour of CAM++ frames: ~180 MB) and changed no measured DER."""
 
     def __init__(self, encoder: SpeakerEncoder, num_samples: int):
         self.num_frames = int(num_samples * encoder.frame_rate // encoder.sample_rate)

@@ -166,16 +166,27 @@ class PieceFrames:
             self.blocks.append((first, features.astype(np.float16)))
 
 
-def joined_frames(frame_pieces: list, num_frames: int) -> np.ndarray:
-    """The pieces' blocks (PieceFrames.blocks each) -> (num_frames, channels) float16, the array a single
-    pass keeps: every block is the one the single pass computes, so where two pieces both computed a
-    block they agree."""
-    blocks = [block for piece in frame_pieces for block in piece]
-    channels = blocks[0][1].shape[1] if blocks else 0
-    frames = np.zeros((num_frames, channels), dtype=np.float16)
-    for first, block in blocks:
-        frames[first:first + len(block)] = block[: max(0, num_frames - first)]
-    return frames
+class JoinedFrames:
+    """The pieces' blocks (PieceFrames.blocks each) read as the (num_frames, channels) float16 array a single
+    pass keeps, without copying them into one: `frames[start:end]` assembles those rows. Every block is the
+    one the single pass computes, so where two pieces both computed a block they agree."""
+
+    def __init__(self, frame_pieces: list, num_frames: int):
+        self.blocks = sorted((block for piece in frame_pieces for block in piece), key=lambda block: block[0])
+        self.num_frames = num_frames
+        self.channels = self.blocks[0][1].shape[1] if self.blocks else 0
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.num_frames)
+        out = np.zeros((max(stop - start, 0), self.channels), dtype=np.float16)
+        for first, block in self.blocks:
+            lo, hi = max(start, first), min(stop, first + len(block))
+            if hi > lo:
+                out[lo - start:hi - start] = block[lo - first:hi - first]
+        return out
 
 
 def piece_local_embeddings(encoder, path: str, num_samples: int, segmentation, spans: list, first_chunk: int,

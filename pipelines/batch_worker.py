@@ -94,10 +94,14 @@ class DiarizeWorker:
     def embed_piece(self, path: str, num_samples: int, segmentation, spans: list, first_chunk: int,
                     stop_chunk: int) -> dict:
         """Phase 2: local embeddings of chunks [first_chunk, stop_chunk), from the whole segmentation's spans."""
-        from .batch_long import PieceFrames, piece_local_embeddings
+        from diarize.pipeline import KEEP_FRAMES_SECONDS
+
+        from .batch_long import SAMPLE_RATE, PieceFrames, piece_local_embeddings
 
         clock = time.perf_counter()
-        keep = PieceFrames() if self.diarizer.config.resegment_seconds is not None else None
+        keep = None  # the same rule as Diarizer.evidence: past 2 h the second look streams its frames instead
+        if self.diarizer.config.resegment_seconds is not None and num_samples / SAMPLE_RATE <= KEEP_FRAMES_SECONDS:
+            keep = PieceFrames()
         try:
             local = piece_local_embeddings(self.diarizer.encoder, path, num_samples, segmentation, spans,
                                            first_chunk, stop_chunk, keep=keep)
@@ -113,7 +117,7 @@ class DiarizeWorker:
         pieces' frame blocks (`frame_pieces`, joined) or, without them, from frames computed again."""
         from diarize.audio import load_audio
 
-        from .batch_long import evidence_of, joined_frames
+        from .batch_long import JoinedFrames, evidence_of
 
         clock = time.perf_counter()
         try:
@@ -122,8 +126,8 @@ class DiarizeWorker:
             samples = self.diarizer.encoder_samples(load_audio(path)) if self.diarizer.config.resegment_seconds else None
             if samples is not None and frame_pieces and all(blocks is not None for blocks in frame_pieces):
                 encoder = self.diarizer.encoder
-                evidence.frames = joined_frames(frame_pieces,
-                                                int(len(samples) * encoder.frame_rate // encoder.sample_rate))
+                evidence.frames = JoinedFrames(frame_pieces,
+                                               int(len(samples) * encoder.frame_rate // encoder.sample_rate))
             result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri, samples)
             del samples
         except Exception as error:

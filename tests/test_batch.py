@@ -147,7 +147,7 @@ def test_the_pieces_frame_blocks_join_into_the_single_pass_frames(archive):
     from diarize.audio import load_audio
     from diarize.pipeline import Diarizer
     from diarize.speaker_embeddings import speech_spans
-    from pipelines.batch_long import PieceFrames, joined_frames, piece_local_embeddings
+    from pipelines.batch_long import JoinedFrames, PieceFrames, piece_local_embeddings
 
     path = archive / LONG
     diarizer = Diarizer()
@@ -163,7 +163,10 @@ def test_the_pieces_frame_blocks_join_into_the_single_pass_frames(archive):
                                keep=keep)
         pieces.append(keep.blocks)
     assert all(pieces) and sum(len(blocks) for blocks in pieces) > len(pieces)  # blocks shared at the cuts
-    np.testing.assert_array_equal(joined_frames(pieces, len(evidence.frames)), evidence.frames)
+    joined = JoinedFrames(pieces, len(evidence.frames))
+    assert len(joined) == len(evidence.frames)
+    np.testing.assert_array_equal(joined[:], evidence.frames)
+    np.testing.assert_array_equal(joined[1234:1300], evidence.frames[1234:1300])
 
 
 def test_broken_files_fail_alone_with_one_line(first_run, archive):

@@ -266,26 +266,40 @@ def test_speaker_count_bounds_are_respected(shared_data):
 
 
 def test_the_second_look_reads_the_kept_frames_or_the_same_frames_recomputed(diarizer, shared_data):
-    """Evidence computed in one pass keeps the encoder's frames; evidence joined from pieces (batch) has none
-    and the second look recomputes them: both must give the same frames and the same diarization."""
+    """Evidence of a recording up to 2 h keeps the encoder's frames; evidence without them (longer recordings,
+    or joined from pieces) has the runs pooled from frames computed again block by block: same embeddings,
+    same diarization."""
     import dataclasses
 
     from diarize.audio import load_audio
-    from diarize.speaker_embeddings import recording_frames, speech_spans
+    from diarize.speaker_embeddings import feature_blocks, pool_spans, speech_spans
 
     waveform = load_audio(shared_data / "diarization" / "audio" / "sample.flac")
     samples = diarizer.encoder_samples(waveform)
     evidence = diarizer.evidence(waveform, encoder_samples=samples)
-    assert evidence.frames is not None and evidence.frames.dtype == np.float16
-    assert len(evidence.frames) == len(samples) * diarizer.encoder.frame_rate // diarizer.encoder.sample_rate
-    assert np.abs(evidence.frames).max() > 0
-    recomputed = recording_frames(diarizer.encoder, samples, speech_spans(evidence.segmentation, waveform.duration))
-    np.testing.assert_array_equal(evidence.frames, recomputed)
+    frames = evidence.frames
+    assert frames is not None and frames.dtype == np.float16
+    assert len(frames) == int(len(samples) * diarizer.encoder.frame_rate // diarizer.encoder.sample_rate)
+    spans = [(100, 175), (175, 300), (600, 601), (900, 1400)]  # disjoint, touching, one frame, long
+    kept = np.stack([diarizer.encoder.pool(frames[a:b].astype(np.float32), np.ones((1, b - a), np.float32))[0]
+                     for a, b in spans])
+    streamed = pool_spans(diarizer.encoder, samples, speech_spans(evidence.segmentation, waveform.duration),
+                          spans[::-1])[::-1]
+    np.testing.assert_array_equal(streamed, kept)
+    # in 5 s blocks, with spans further apart than a block: rows are dropped and later blocks still land
+    speech = speech_spans(evidence.segmentation, waveform.duration)
+    small = np.zeros_like(frames)
+    for first, block in feature_blocks(diarizer.encoder, samples, speech, block=5.0):
+        small[first:first + len(block)] = block
+    far = [(50, 60), (700, 900), (1400, 1450)]
+    expected = np.stack([diarizer.encoder.pool(small[a:b].astype(np.float32), np.ones((1, b - a), np.float32))[0]
+                         for a, b in far])
+    np.testing.assert_array_equal(pool_spans(diarizer.encoder, samples, speech, far, block=5.0), expected)
     local_labels, centroids = diarizer.cluster(evidence)
-    kept = diarizer.reconstruct(evidence, local_labels, centroids, waveform.duration, "sample", samples)
-    again = diarizer.reconstruct(dataclasses.replace(evidence, frames=None), local_labels, centroids,
-                                 waveform.duration, "sample", samples)
-    assert kept.annotation.to_rttm() == again.annotation.to_rttm()
+    with_frames = diarizer.reconstruct(evidence, local_labels, centroids, waveform.duration, "sample", samples)
+    without = diarizer.reconstruct(dataclasses.replace(evidence, frames=None), local_labels, centroids,
+                                   waveform.duration, "sample", samples)
+    assert with_frames.annotation.to_rttm() == without.annotation.to_rttm()
 
 
 def test_diarization_is_deterministic(diarizer, sample_result, shared_data):
