@@ -241,10 +241,14 @@ class Diarizer:
         origin = segmentation.frame_start - step / 2
         shortest, longest = self.config.resegment_seconds
 
+        encoder_frames = int(len(samples) * encoder.frame_rate // encoder.sample_rate)
+
         def frame_span(first: int, stop: int) -> tuple[int, int]:
-            # recording frames -> encoder frames
-            start = max(0, int(round((origin + first * step) * encoder.frame_rate)))
-            return start, max(start + 1, int(round((origin + stop * step) * encoder.frame_rate)))
+            # recording frames -> encoder frames, inside the recording (its last segmentation frame can end
+            # past the last whole encoder frame)
+            start = min(max(0, int(round((origin + first * step) * encoder.frame_rate))), encoder_frames - 1)
+            end = min(int(round((origin + stop * step) * encoder.frame_rate)), encoder_frames)
+            return start, max(start + 1, end)
 
         def embed_all(spans: list[tuple[int, int]]) -> np.ndarray:
             # Pooled from the frames the embedding pass computed, whose receptive field reaches into the

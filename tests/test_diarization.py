@@ -302,6 +302,26 @@ def test_the_second_look_reads_the_kept_frames_or_the_same_frames_recomputed(dia
     assert with_frames.annotation.to_rttm() == without.annotation.to_rttm()
 
 
+def test_a_recording_that_ends_mid_speech_gets_its_last_turn_looked_at_on_either_frame_path(diarizer, shared_data):
+    """Speech to the very end of a recording cut off the frame grid: the kept and the streamed frame paths
+    give the same diarization there (a run may reach past the last whole encoder frame; both clip it)."""
+    import dataclasses
+
+    from diarize.audio import Waveform, load_audio
+
+    readers = shared_data / "speakers" / "librispeech-test-other"
+    first, second = (load_audio(sorted((readers / reader).glob("*.flac"))[0]).samples for reader in ("1688", "2033"))
+    samples = np.concatenate([first, second])[:-1234]  # cut inside the second reader's speech, off the grid
+    waveform = Waveform(samples, 16000, "cut")
+    evidence = diarizer.evidence(waveform, encoder_samples=samples)
+    local_labels, centroids = diarizer.cluster(evidence)
+    kept = diarizer.reconstruct(evidence, local_labels, centroids, waveform.duration, "cut", samples).annotation
+    streamed = diarizer.reconstruct(dataclasses.replace(evidence, frames=None), local_labels, centroids,
+                                    waveform.duration, "cut", samples).annotation
+    assert kept.to_rttm() == streamed.to_rttm()
+    assert kept.get_timeline().extent().end > waveform.duration - 0.5  # speech to the end, looked at
+
+
 def test_diarization_is_deterministic(diarizer, sample_result, shared_data):
     again = diarizer(shared_data / "diarization" / "audio" / "sample.flac")
     assert list(again.annotation.itertracks(yield_label=True)) == list(sample_result.annotation.itertracks(yield_label=True))
