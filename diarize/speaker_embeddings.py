@@ -150,11 +150,11 @@ class FrameStore:
 
     def __init__(self, encoder: SpeakerEncoder, num_samples: int):
         self.num_frames = int(num_samples * encoder.frame_rate // encoder.sample_rate)
-        self.array = np.zeros((self.num_frames, 0), dtype=np.float16)
+        self.array: np.ndarray | None = None  # (num_frames, channels) from the first block on; None: no speech
 
     def put(self, first: int, features: np.ndarray) -> None:
-        if self.array.shape[1] != features.shape[1]:
-            self.array = np.zeros((max(self.num_frames, first + len(features)), features.shape[1]), dtype=np.float16)
+        if self.array is None:
+            self.array = np.zeros((self.num_frames, features.shape[1]), dtype=np.float16)
         self.array[first:first + len(features)] = features
 
 
