@@ -5,10 +5,14 @@ number of samples):
 
 - each diarized speaker k gets a pseudo-voice drawn from (seed, its rank among the recording's labels);
   every region where k speaks (padded by 0.25 s so the transform has context) is transformed with it;
-- the output is sum_k w_k(t) T_k(x)(t) + w_bg(t) B(x)(t), with w_k the speaker's activity smoothed by a
-  20 ms raised-cosine ramp (no clicks at turn edges) and divided by the number of active speakers, so in
-  double talk each voice's transform contributes half: the overlap is a mix of both pseudo-voices, never
-  the raw signal;
+- the output is sum_k w_k(t) T_k(x)(t) + w_bg(t) B(x)(t), with w_k where speaker k owns the signal,
+  smoothed by a 20 ms raised-cosine ramp (no clicks at turn edges);
+- in double talk one transform owns the mixture: the speaker who already held the floor (whose turn started
+  first). Its pitch and envelope move then apply to both voices alike, so the two stay two voices. Summing
+  each speaker's transform of the mixture at half weight, as before, gave four pitch tracks at half level,
+  and the anonymized recording's diarization lost much of the double talk (spread, DER vs original: 13.0
+  -> 12.4 % on the benchmark's 5 conversations, 12.4 -> 11.6 % on its dev set, 17.3 -> 16.1 % on 10
+  others; README). The overlap is never the raw signal;
 - w_bg = 1 - sum_k w_k covers what diarization calls non-speech. It is lightly processed (McAdams with a
   fixed alpha), not left raw: speech that diarization misses would otherwise keep the real voice.
 
@@ -115,6 +119,35 @@ def _smooth_mask(active: np.ndarray, ramp: int) -> np.ndarray:
     return np.clip(np.convolve(active.astype(np.float64), kernel, mode="same"), 0.0, 1.0)
 
 
+def _owned(actives: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per label, the samples whose signal its transform renders: (num_samples,) bool each.
+
+    Alone, a speaker owns its speech. Where several talk, the one whose current turn started first owns it
+    (ties: the first label in `actives`' order). Membership only changes at turn edges, so the decision is
+    made once per stretch between edges, not per sample."""
+    labels = list(actives)
+    if len(labels) < 2:
+        return {label: active.copy() for label, active in actives.items()}
+    starts, edges = {}, set()
+    for label, active in actives.items():
+        change = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))
+        starts[label] = change[0::2]
+        edges.update(change.tolist())
+    owned = {label: active.copy() for label, active in actives.items()}
+    bounds = sorted(edges)
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        talking = [label for label in labels if actives[label][begin]]
+        if len(talking) < 2:
+            continue
+        # the start of each talker's current turn: the last turn start at or before `begin`
+        turn_start = [starts[label][np.searchsorted(starts[label], begin, side="right") - 1] for label in talking]
+        holder = talking[int(np.argmin(turn_start))]
+        for label in talking:
+            if label != holder:
+                owned[label][begin:end] = False
+    return owned
+
+
 def _regions(active: np.ndarray, pad: int) -> list[tuple[int, int]]:
     """Runs of True in `active`, each padded by `pad` samples, merged where the padding meets."""
     edges = np.diff(np.concatenate(([0], active.astype(np.int8), [0])))
@@ -157,21 +190,24 @@ def anonymize_samples(samples: np.ndarray, sample_rate: int, annotation, *, seed
     n = len(x)
     labels = sorted(str(label) for label in annotation.labels())
     ramp = int(RAMP_SECONDS * sample_rate)
-    masks, regions = {}, {}
+    actives = {}
     for label in labels:
         active = np.zeros(n, dtype=bool)
         for segment in annotation.label_timeline(label).support():
             active[int(round(segment.start * sample_rate)) : int(round(segment.end * sample_rate))] = True
-        masks[label] = _smooth_mask(active, ramp)
-        regions[label] = _regions(active, int(CONTEXT_SECONDS * sample_rate))
+        actives[label] = active
+    owned = _owned(actives)
+    masks = {label: _smooth_mask(owned[label], ramp) for label in labels}
+    regions = {label: _regions(owned[label], int(CONTEXT_SECONDS * sample_rate)) for label in labels}
     source_f0 = {}
     for label in labels:
-        pieces = [x[s:e] for s, e in regions[label]]
-        # the speaker's own pitch, over all its regions, sets how far to move it to the drawn target
+        # the speaker's own pitch, over all its speech (double talk included), sets how far to move it to
+        # the drawn target
+        pieces = [x[s:e] for s, e in _regions(actives[label], int(CONTEXT_SECONDS * sample_rate))]
         source_f0[label] = median_f0(np.concatenate(pieces), sample_rate) if pieces and method != "mcadams" else None
     voices = draw_pseudo_voices(labels, seed, method)
     total = sum(masks.values()) if masks else np.zeros(n)
-    share = 1.0 / np.maximum(total, 1.0)  # in double talk each active speaker's transform gets an equal share
+    share = 1.0 / np.maximum(total, 1.0)  # where two ramps cross at a change of owner, weights add up to 1
     out = np.zeros(n)
     covered = np.zeros(n)
     speech_seconds = {}

@@ -94,7 +94,8 @@ def test_turn_taking_survives_diarization_of_the_anonymized_recording(rediarized
 
 def test_full_der_against_the_original_diarization(rediarized):
     """On this two-speaker call the diarization of the anonymized recording matches the original's within the
-    issue's 10 %. (Measured 8.1 %; 10.6 % before the diarizer's second look at short turns; on the benchmark's
+    issue's 10 %. (Measured 4.5 %; 8.1 % before double talk went to the floor holder's voice, 10.6 % before the
+    diarizer's second look at short turns; on the benchmark's
     simulated three-reader conversations the target is still not met, see README, Anonymization.)"""
     print(f"\nDER against the original's diarization: {100 * rediarized['der']:.1f} %")
     assert rediarized["der"] <= 0.10, rediarized
@@ -208,7 +209,7 @@ def test_same_seed_same_output_and_each_label_keeps_its_voice(conversation):
     assert one.voices["A"] != one.voices["B"]
 
 
-def test_overlap_mixes_both_pseudo_voices_and_never_the_raw_signal(conversation):
+def test_double_talk_is_rendered_by_the_floor_holders_voice_never_the_raw_signal(conversation):
     from pyannote.core import Annotation, Segment
 
     from synth.anonymize import anonymize_samples
@@ -216,16 +217,34 @@ def test_overlap_mixes_both_pseudo_voices_and_never_the_raw_signal(conversation)
 
     samples = conversation["samples"][: 6 * RATE].astype(np.float64)
     annotation = Annotation()
-    annotation[Segment(0.0, 4.0)] = "A"
-    annotation[Segment(2.0, 6.0)] = "B"
+    annotation[Segment(0.0, 4.0)] = "B"  # B holds the floor, A cuts in: ownership must not follow the names
+    annotation[Segment(2.0, 6.0)] = "A"
     result = anonymize_samples(samples, RATE, annotation, seed=1, method="mcadams")
-    inner = slice(int(2.3 * RATE), int(3.7 * RATE))
     voices = result.voices
-    a = lpc_warp(samples[: int(4.25 * RATE)], RATE, alpha=voices["A"].alpha)
-    b = lpc_warp(samples[int(1.75 * RATE):], RATE, alpha=voices["B"].alpha)
-    expected = 0.5 * a[inner] + 0.5 * b[inner.start - int(1.75 * RATE) : inner.stop - int(1.75 * RATE)]
-    assert np.allclose(result.samples[inner], expected, atol=1e-4)
+    holder = lpc_warp(samples[: int(4.25 * RATE)], RATE, alpha=voices["B"].alpha)
+    other = lpc_warp(samples[int(1.75 * RATE):], RATE, alpha=voices["A"].alpha)
+    inner = slice(int(2.3 * RATE), int(3.7 * RATE))
+    shifted = slice(inner.start - int(1.75 * RATE), inner.stop - int(1.75 * RATE))
+    assert np.allclose(result.samples[inner], holder[inner], atol=1e-4)
+    assert not np.allclose(result.samples[inner], other[shifted], atol=1e-3)
     assert not np.allclose(result.samples[inner], samples[inner], atol=1e-3)
+    # once B stops, A's own voice takes over
+    after = slice(int(4.3 * RATE), int(5.7 * RATE))
+    assert np.allclose(result.samples[after], other[after.start - int(1.75 * RATE): after.stop - int(1.75 * RATE)],
+                       atol=1e-4)
+
+
+def test_each_stretch_of_double_talk_goes_to_the_speaker_already_talking():
+    from synth.anonymize import _owned
+
+    first, second, third = (np.zeros(100, dtype=bool) for _ in range(3))
+    first[0:40], second[20:60], third[30:90] = True, True, True
+    owned = _owned({"x": third, "y": second, "z": first})
+    assert np.array_equal(np.flatnonzero(owned["z"]), np.arange(0, 40))
+    assert np.array_equal(np.flatnonzero(owned["y"]), np.arange(40, 60))
+    assert np.array_equal(np.flatnonzero(owned["x"]), np.arange(60, 90))
+    # nobody loses speech that nobody else renders
+    assert np.array_equal(owned["x"] | owned["y"] | owned["z"], first | second | third)
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not audio at all\n" * 40])
