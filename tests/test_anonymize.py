@@ -94,7 +94,7 @@ def test_turn_taking_survives_diarization_of_the_anonymized_recording(rediarized
 
 def test_full_der_against_the_original_diarization(rediarized):
     """On this two-speaker call the diarization of the anonymized recording matches the original's within the
-    issue's 10 %. (Measured 4.5 %; 8.1 % before double talk went to the floor holder's voice, 10.6 % before the
+    issue's 10 %. (Measured 4.9 %; 8.1 % before double talk went to the floor holder's voice, 10.6 % before the
     diarizer's second look at short turns; on the benchmark's
     simulated three-reader conversations the target is still not met, see README, Anonymization.)"""
     print(f"\nDER against the original's diarization: {100 * rediarized['der']:.1f} %")
@@ -294,7 +294,7 @@ def test_formant_warp_moves_the_envelope_without_tilting_it(conversation):
         return np.array(levels), float((freq[inside] * power[inside]).sum() / power[inside].sum())
 
     before, centroid = bands(speech)
-    for scale in (0.8, 1.25):
+    for scale in (1 / 1.4, 0.8, 1.25, 1.4):  # 1.4 each way: the widest `spread` draws
         after, moved = bands(lpc_warp(speech, RATE, formant_scale=scale))
         assert np.max(np.abs(after - before)) < 8.0, (scale, before.round(1), after.round(1))
         assert (moved - centroid) * (scale - 1.0) > 0, (scale, centroid, moved)
