@@ -4,7 +4,7 @@ How a recording is put back together (at its own sample rate, so the output has 
 number of samples):
 
 - each diarized speaker k gets a pseudo-voice drawn from (seed, its rank among the recording's labels);
-  every region where k speaks (padded by 0.25 s so the transform has context) is transformed with it;
+  every region that k owns (below; padded by 0.25 s so the transform has context) is transformed with it;
 - the output is sum_k w_k(t) T_k(x)(t) + w_bg(t) B(x)(t), with w_k where speaker k owns the signal,
   smoothed by a 20 ms raised-cosine ramp (no clicks at turn edges);
 - in double talk one transform owns the mixture: the speaker who already held the floor (whose turn started
@@ -210,7 +210,7 @@ def anonymize_samples(samples: np.ndarray, sample_rate: int, annotation, *, seed
         source_f0[label] = median_f0(np.concatenate(pieces), sample_rate) if pieces and method != "mcadams" else None
     voices = draw_pseudo_voices(labels, seed, method)
     total = sum(masks.values()) if masks else np.zeros(n)
-    share = 1.0 / np.maximum(total, 1.0)  # where two ramps cross at a change of owner, weights add up to 1
+    share = 1.0 / np.maximum(total, 1.0)  # where one owner hands over to the next, keep the weights' sum <= 1
     out = np.zeros(n)
     covered = np.zeros(n)
     speech_seconds = {}
