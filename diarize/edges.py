@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: frames quieter than this (dBFS) carry no signal at all (digital silence: zeros, or 16-bit rounding of
+#: zeros at about -101 dB), so they say nothing about the noise under the speech
+DIGITAL_SILENCE_DB = -100.0
+
 #: a speaker needs this many frames alone to get a level of its own; otherwise its frames with others count
 MIN_ALONE_FRAMES = 30
 
@@ -36,6 +40,15 @@ def frame_levels(samples: np.ndarray, rate: int, origin: float, step: float, num
     return 10.0 * np.log10(np.maximum(energy, 1e-20))
 
 
+def noise_floor(levels: np.ndarray) -> float:
+    """The recording's noise floor in dB: the 10th percentile of `levels` (num_frames,), leaving out
+    digitally silent frames. A recording padded with zeros between its sounds (a simulated conversation,
+    a muted channel) would otherwise get a floor of -200 dB, and no frame of real room noise would count
+    as near-silent."""
+    signal = levels[levels > DIGITAL_SILENCE_DB]
+    return float(np.percentile(signal if len(signal) else levels, 10))
+
+
 def quiet_for(levels: np.ndarray, own: np.ndarray, floor: float, share: float) -> np.ndarray | None:
     """(num_frames,) True where `levels` is under floor + share * (loudest - floor), loudest being the 99th
     percentile of the frames `own` marks as the speaker's; None when the speaker has no frames above floor."""
@@ -56,7 +69,7 @@ def split_at_pauses(exclusive: np.ndarray, levels: np.ndarray, min_pause: int, s
     split = np.array(exclusive, copy=True)
     if len(levels) == 0 or min_pause <= 0:
         return split
-    floor = float(np.percentile(levels, 10))
+    floor = noise_floor(levels)
     for speaker in range(exclusive.shape[1]):
         own = exclusive[:, speaker].astype(bool)
         if own.sum() < MIN_ALONE_FRAMES:
@@ -86,7 +99,7 @@ def trim_silent_edges(active: np.ndarray, levels: np.ndarray, max_frames: int, s
     trimmed = np.array(active, copy=True)
     if len(levels) == 0 or max_frames <= 0:
         return trimmed
-    floor = float(np.percentile(levels, 10))
+    floor = noise_floor(levels)
     talking = active.astype(bool)
     alone = talking & (talking.sum(axis=1, keepdims=True) == 1)
     for speaker in range(active.shape[1]):

@@ -119,3 +119,18 @@ def test_trimming_removes_false_alarm_on_a_simulated_conversation(shared_data):
     assert trimmed["false_alarm"] < kept["false_alarm"]
     assert trimmed["missed"] - kept["missed"] < kept["false_alarm"] - trimmed["false_alarm"]
     assert trimmed["confusion"] <= kept["confusion"] + 0.01 * kept["total"]
+
+
+def test_digital_silence_is_not_the_noise_floor():
+    """A recording padded with zeros between its sounds (a simulated conversation, a muted channel): the
+    floor is the room noise under the speech, so the noise frames at a turn's edges still count as quiet."""
+    from diarize.edges import noise_floor
+
+    noise, loud, zeros = -60.0, -20.0, -200.0
+    levels = np.array([zeros] * 30 + [noise] * 3 + [loud] * 20 + [noise] * 3 + [zeros] * 30)
+    assert noise_floor(levels) == noise
+    assert noise_floor(np.full(10, zeros)) == zeros  # nothing but silence: no better estimate
+    active = np.zeros((len(levels), 1), dtype=np.int8)
+    active[30:56] = 1
+    trimmed = trim_silent_edges(active, levels, max_frames=5)
+    np.testing.assert_array_equal(np.flatnonzero(trimmed[:, 0]), np.arange(33, 53))
