@@ -20,7 +20,8 @@ from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, 
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .resegment import resegment
 from .segmentation import Segmentation, Segmenter
-from .speaker_embeddings import FrameStore, local_speaker_embeddings, pool_spans, speech_spans
+from .speaker_embeddings import FrameStore, local_speaker_embeddings, pool_frame_spans, pool_spans, speech_spans
+from .voice_changes import WINDOW_SECONDS, split_at_voice_changes
 
 #: AHC cut (Euclidean distance between unit vectors, i.e. sqrt(2 - 2 cos)) per encoder. For CAM++ it was
 #: swept over 0.5-1.1 on the 13 shared AMI/call clips and the 8 simulated LibriSpeech conversations
@@ -57,6 +58,11 @@ class DiarizationConfig:
     resegment_seconds: tuple[float, float] | None = (0.5, 8.0)
     resegment_margin: float | None = None
     resegment_pause_seconds: float | None = 0.2
+    #: before the second look, runs are also cut where the voice changes (diarize/voice_changes.py): at the
+    #: cut whose sides, each at least this many seconds, are nearest to two different speakers by at least
+    #: `change_margin` of cosine; None: not cut there
+    change_min_side_seconds: float | None = 1.0
+    change_margin: float = 0.1
     #: near-silent frames at the ends of each turn, up to this many seconds, are dropped (diarize/edges.py);
     #: near-silent: under `edge_trim_share` of the way from the recording's noise floor to the speaker's
     #: loudest. None: off. Measured DER (README, Figures): simconv-dev 15.8 -> 14.2 %, the AMI clips 27.7 ->
@@ -256,14 +262,17 @@ class Diarizer:
             # audio alone, without a second encoder pass (which doubled the time of a diarization)
             if frames is None:
                 return pool_spans(encoder, samples, speech_spans(segmentation, duration), spans)
-            pooled = [encoder.pool(np.asarray(frames[start:end], dtype=np.float32),
-                                   np.ones((1, end - start), dtype=np.float32))[0] for start, end in spans]
-            return np.asarray(pooled, dtype=np.float64)
+            return pool_frame_spans(encoder, frames, spans)
 
         exclusive = exclusive_of(active, scores)
         if self.config.resegment_pause_seconds:
             exclusive = split_at_pauses(exclusive, levels, int(round(self.config.resegment_pause_seconds / step)),
                                         self.config.edge_trim_share)
+        if self.config.change_min_side_seconds:
+            exclusive = split_at_voice_changes(
+                exclusive, centroids, lambda spans: embed_all([frame_span(first, stop) for first, stop in spans]),
+                min_side=int(round(self.config.change_min_side_seconds / step)), margin=self.config.change_margin,
+                levels=levels, window=int(round(WINDOW_SECONDS / step)))
         return resegment(active, exclusive, centroids, frame_span, None,
                          min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step), scores=scores,
                          max_margin=self.config.resegment_margin, embed_all=embed_all)
