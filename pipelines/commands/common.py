@@ -25,8 +25,9 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
     group.add_argument(threshold_flag, dest="threshold", type=float,
                        help="AHC distance threshold (default: tuned per encoder)")
     group.add_argument("--no-second-look", dest="second_look", action="store_false", default=argparse.SUPPRESS,
-                       help="skip re-deciding each turn (0.5-8 s, cut at pauses of 0.2 s or more) by its own "
-                            "pooled embedding; about 6-11 %% faster, more turns given to a neighbour")
+                       help="skip re-deciding each turn (0.5-8 s, cut at pauses of 0.2 s or more and where the voice "
+                            "changes) by its own pooled embedding; about 10 %% faster, more turns given to a "
+                            "neighbour")
     group.add_argument("--keep-edges", dest="trim_edges", action="store_false", default=argparse.SUPPRESS,
                        help="keep the near-silent frames (up to 0.1 s) the segmentation puts at the start and "
                             "end of turns; by default they are dropped, which matches energy-marked references")
