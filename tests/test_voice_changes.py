@@ -106,13 +106,13 @@ def two_readers(shared_data):
         clips.append(samples[: 4 * rate])
         centroids.append(np.mean([encoder.embed(sf.read(path, dtype="float32")[0]) for path in files[1:3]], axis=0))
     joined = np.concatenate(clips)
-    return encoder, encoder.frame_features(joined), np.array(centroids), len(clips[0]) / encoder.sample_rate
+    return encoder, encoder.frame_features(joined), np.array(centroids), len(clips[0]) / encoder.sample_rate, joined
 
 
 def test_the_change_between_two_real_voices_is_found_near_the_join(two_readers):
     from diarize.speaker_embeddings import pool_frame_spans
 
-    encoder, frames, centroids, join = two_readers
+    encoder, frames, centroids, join, _ = two_readers
     exclusive = np.zeros((len(frames), 2), dtype=np.int8)
     exclusive[:, 0] = 1  # the votes gave it all to the first reader
     split = split_at_voice_changes(exclusive, centroids, lambda spans: pool_frame_spans(encoder, frames, spans),
@@ -125,7 +125,7 @@ def test_the_change_between_two_real_voices_is_found_near_the_join(two_readers):
 def test_pooling_spans_together_matches_pooling_each_alone(two_readers):
     from diarize.speaker_embeddings import pool_frame_spans, pool_spans
 
-    encoder, frames, _, _ = two_readers
+    encoder, frames, _, _, samples = two_readers
     rng = np.random.default_rng(0)
     starts = rng.integers(0, len(frames) - 120, size=40)
     spans = [(int(start), int(start + length)) for start, length in zip(starts, rng.integers(5, 120, size=40))]
@@ -135,3 +135,6 @@ def test_pooling_spans_together_matches_pooling_each_alone(two_readers):
     together = pool_frame_spans(encoder, frames, spans, reach=200, batch=7)
     np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
     assert pool_frame_spans(encoder, frames, []).shape == (0, encoder.dimension)
+    # past KEEP_FRAMES_SECONDS the frames are computed again block by block: overlapping spans pool the same
+    again = pool_spans(encoder, samples, [(0.0, len(samples) / encoder.sample_rate)], spans)
+    np.testing.assert_allclose(again, pool_frame_spans(encoder, frames.astype(np.float16), spans), rtol=1e-3, atol=1e-3)
