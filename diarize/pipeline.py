@@ -20,7 +20,8 @@ from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, 
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .resegment import resegment
 from .segmentation import Segmentation, Segmenter
-from .speaker_embeddings import FrameStore, local_speaker_embeddings, pool_frame_spans, pool_spans, speech_spans
+from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
+                                 speech_spans)
 from .voice_changes import WINDOW_SECONDS, split_at_voice_changes
 
 #: AHC cut (Euclidean distance between unit vectors, i.e. sqrt(2 - 2 cos)) per encoder. For CAM++ it was
@@ -260,8 +261,8 @@ class Diarizer:
             # Pooled from the frames the embedding pass computed, whose receptive field reaches into the
             # neighbours' audio: on simconv-dev this gave 13.26 % DER against 13.23 % for encoding each run's
             # audio alone, without a second encoder pass (which doubled the time of a diarization)
-            if frames is None:
-                return pool_spans(encoder, samples, speech_spans(segmentation, duration), spans)
+            if frames is None:  # computed again, only over the stretches these spans cover
+                return pool_spans(encoder, samples, covered_seconds(spans, encoder.frame_rate), spans)
             return pool_frame_spans(encoder, frames, spans)
 
         exclusive = exclusive_of(active, scores)

@@ -144,6 +144,19 @@ def pool_spans(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[f
     return out
 
 
+def covered_seconds(frame_spans: list[tuple[int, int]], frame_rate: float, gap: float = 1.0) -> list[tuple[float, float]]:
+    """The stretches (start, end) seconds that encoder-frame spans cover, spans closer than `gap` seconds
+    joined: what `feature_blocks` must compute to pool them."""
+    merged: list[list[float]] = []
+    for start, end in sorted(frame_spans):
+        start_s, end_s = start / frame_rate, end / frame_rate
+        if merged and start_s <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], end_s)
+        else:
+            merged.append([start_s, end_s])
+    return [(start, end) for start, end in merged]
+
+
 def pool_frame_spans(encoder: SpeakerEncoder, frames: np.ndarray, spans: list[tuple[int, int]],
                      reach: int = 1024, batch: int = 256) -> np.ndarray:
     """Embeddings of encoder-frame spans [(start, end), ...] (they may overlap) pooled from `frames`

@@ -47,6 +47,22 @@ def best_cut(left: np.ndarray, right: np.ndarray, centroids: np.ndarray) -> tupl
     return best, float(margin[best])
 
 
+def _groups(runs: list[tuple[int, int, int]], min_side: int, hop: int, most: int = 2048):
+    """`runs` in consecutive groups of at most `most` candidate cuts (a longer run alone), so the sides'
+    embeddings of an hour of speech are never all held at once, and a recording too long to keep its frames
+    computes each group's frames again over that group's stretch only."""
+    group, count = [], 0
+    for run in runs:
+        cuts = len(range(run[1] + min_side, run[2] - min_side + 1, hop))
+        if group and count + cuts > most:
+            yield group
+            group, count = [], 0
+        group.append(run)
+        count += cuts
+    if group:
+        yield group
+
+
 def split_at_voice_changes(exclusive: np.ndarray, centroids: np.ndarray,
                            embed_spans: Callable[[list[tuple[int, int]]], np.ndarray], min_side: int,
                            margin: float, levels: np.ndarray | None = None, hop: int = 3, window: int | None = None,
@@ -64,38 +80,39 @@ def split_at_voice_changes(exclusive: np.ndarray, centroids: np.ndarray,
     if len(centroids) < 2 or min_side < 1:
         return split
     unit_centroids = _unit(np.asarray(centroids, dtype=np.float64))
-    pending = single_voice_runs(exclusive, 2 * min_side)
+    # in time order, so each group of runs covers one stretch of the recording
+    pending = sorted(single_voice_runs(exclusive, 2 * min_side), key=lambda run: run[1])
     for _ in range(MAX_ROUNDS):
-        if not pending:
+        next_round = []
+        for group in _groups(pending, min_side, hop):
+            cuts_of, spans = [], []
+            for _, first, stop in group:
+                cuts = np.arange(first + min_side, stop - min_side + 1, hop)
+                cuts_of.append(cuts)
+                for cut in cuts:
+                    lo = first if window is None else max(first, cut - window)
+                    hi = stop if window is None else min(stop, cut + window)
+                    spans += [(lo, int(cut)), (int(cut), hi)]
+            embeddings = np.asarray(embed_spans(spans), dtype=np.float64)
+            offset = 0
+            for (speaker, first, stop), cuts in zip(group, cuts_of):
+                sides = embeddings[offset : offset + 2 * len(cuts)]
+                offset += 2 * len(cuts)
+                best, lead = best_cut(sides[0::2], sides[1::2], unit_centroids)
+                if lead <= margin:
+                    continue
+                cut = int(cuts[best])
+                if levels is not None and snap > 0:
+                    lo, hi = max(first + 1, cut - snap), min(stop - 1, cut + snap + 1)
+                    if hi > lo:
+                        cut = lo + int(np.argmin(levels[lo:hi]))
+                split[cut, speaker] = 0
+                for part_first, part_stop in ((first, cut), (cut + 1, stop)):
+                    if part_stop - part_first >= 2 * min_side:
+                        next_round.append((speaker, part_first, part_stop))
+        if not next_round:
             break
-        cuts_of, spans = [], []
-        for _, first, stop in pending:
-            cuts = np.arange(first + min_side, stop - min_side + 1, hop)
-            cuts_of.append(cuts)
-            for cut in cuts:
-                lo = first if window is None else max(first, cut - window)
-                hi = stop if window is None else min(stop, cut + window)
-                spans += [(lo, int(cut)), (int(cut), hi)]
-        embeddings = np.asarray(embed_spans(spans), dtype=np.float64) if spans else np.zeros((0, 1))
-        next_round, offset = [], 0
-        for (speaker, first, stop), cuts in zip(pending, cuts_of):
-            sides = embeddings[offset : offset + 2 * len(cuts)]
-            offset += 2 * len(cuts)
-            if not len(cuts):
-                continue
-            best, lead = best_cut(sides[0::2], sides[1::2], unit_centroids)
-            if lead <= margin:
-                continue
-            cut = int(cuts[best])
-            if levels is not None and snap > 0:
-                lo, hi = max(first + 1, cut - snap), min(stop - 1, cut + snap + 1)
-                if hi > lo:
-                    cut = lo + int(np.argmin(levels[lo:hi]))
-            split[cut, speaker] = 0
-            for part_first, part_stop in ((first, cut), (cut + 1, stop)):
-                if part_stop - part_first >= 2 * min_side:
-                    next_round.append((speaker, part_first, part_stop))
-        pending = next_round
+        pending = sorted(next_round, key=lambda run: run[1])
     return split
 
 

@@ -138,3 +138,10 @@ def test_pooling_spans_together_matches_pooling_each_alone(two_readers):
     # past KEEP_FRAMES_SECONDS the frames are computed again block by block: overlapping spans pool the same
     again = pool_spans(encoder, samples, [(0.0, len(samples) / encoder.sample_rate)], spans)
     np.testing.assert_allclose(again, pool_frame_spans(encoder, frames.astype(np.float16), spans), rtol=1e-3, atol=1e-3)
+
+
+def test_the_stretches_to_compute_again_cover_every_span_and_join_close_ones():
+    from diarize.speaker_embeddings import covered_seconds
+
+    assert covered_seconds([(500, 600), (0, 100), (50, 120), (150, 200)], frame_rate=50.0) == [(0.0, 4.0), (10.0, 12.0)]
+    assert covered_seconds([], frame_rate=50.0) == []
