@@ -114,7 +114,7 @@ class _RollingFrames:
 
 def pool_spans(encoder: SpeakerEncoder, samples: np.ndarray, spans: list[tuple[float, float]],
                frame_spans: list[tuple[int, int]], block: float = 30.0) -> np.ndarray:
-    """Embeddings of disjoint encoder-frame spans [(start, end), ...] pooled from the frame features of
+    """Embeddings of encoder-frame spans [(start, end), ...] (they may overlap) pooled from the frame features of
     `feature_blocks` (rounded to float16, as `FrameStore` keeps them), computed block by block and
     dropped once no pending span needs them: memory stays flat whatever the recording's length.
 
