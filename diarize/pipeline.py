@@ -18,7 +18,7 @@ from .embedding import DEFAULT_ENCODER, load_encoder
 from .embedding.base import l2_normalize
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
-from .resegment import resegment
+from .resegment import MAX_NEW_VOICES, resegment
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
                                  speech_spans)
@@ -64,6 +64,13 @@ class DiarizationConfig:
     #: `change_margin` of cosine; None: not cut there
     change_min_side_seconds: float | None = 1.0
     change_margin: float = 0.1
+    #: in the second look, runs of at least `new_voice_run_seconds` whose own voice is under `new_voice_cosine`
+    #: to every speaker, and that add up to `new_voice_seconds` of one voice, become a new speaker: the
+    #: clustering missed a voice heard only briefly (diarize/resegment.py, `unmatched_runs`). None: off; never
+    #: with `num_speakers` given, and never past `max_speakers`
+    new_voice_cosine: float | None = 0.45
+    new_voice_run_seconds: float = 1.0
+    new_voice_seconds: float = 2.0
     #: near-silent frames at the ends of each turn, up to this many seconds, are dropped (diarize/edges.py);
     #: near-silent: under `edge_trim_share` of the way from the recording's noise floor to the speaker's
     #: loudest. None: off. Measured DER (README, Figures): simconv-dev 15.8 -> 14.2 %, the AMI clips 27.7 ->
@@ -224,8 +231,12 @@ class Diarizer:
             levels = frame_levels(samples, self.encoder.sample_rate, segmentation.frame_start - step / 2, step,
                                   num_frames)
         if samples is not None and self.config.resegment_seconds is not None:
-            active = self._resegment(active, scores, centroids, evidence.frames, samples, segmentation, levels,
-                                     duration)
+            active, centroids = self._resegment(active, scores, centroids, evidence.frames, samples, segmentation,
+                                                levels, duration)
+            if active.shape[1] > scores.shape[1]:
+                # a new voice has no votes of its own: where it speaks, it holds the votes its frames had
+                new = active[:, scores.shape[1]:]
+                scores = np.hstack([scores, new * scores.max(axis=1, keepdims=True)])
         if samples is not None and self.config.edge_trim_seconds:
             active = trim_silent_edges(active, levels, int(round(self.config.edge_trim_seconds / step)),
                                        self.config.edge_trim_share)
@@ -240,8 +251,11 @@ class Diarizer:
         return DiarizationResult(uri, duration, annotation, exclusive, labels, centroids, self.encoder.encoder_id)
 
     def _resegment(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
-                   samples: np.ndarray, segmentation: Segmentation, levels: np.ndarray, duration: float) -> np.ndarray:
-        """frames: the recording's encoder frame features (ChunkEvidence.frames); None: the runs are pooled from
+                   samples: np.ndarray, segmentation: Segmentation, levels: np.ndarray,
+                   duration: float) -> tuple[np.ndarray, np.ndarray]:
+        """-> the new activity and centroids (a speaker is appended for each new voice found).
+
+        frames: the recording's encoder frame features (ChunkEvidence.frames); None: the runs are pooled from
         frames computed again from `samples`, block by block (`pool_spans`), with the same result."""
         encoder = self.encoder
         step = segmentation.frame_step
@@ -274,9 +288,16 @@ class Diarizer:
                 exclusive, centroids, lambda spans: embed_all([frame_span(first, stop) for first, stop in spans]),
                 min_side=int(round(self.config.change_min_side_seconds / step)), margin=self.config.change_margin,
                 levels=levels, window=int(round(WINDOW_SECONDS / step)))
+        new_voice, room = None, MAX_NEW_VOICES
+        if self.config.max_speakers is not None:
+            room = min(room, self.config.max_speakers - len(centroids))
+        if self.config.new_voice_cosine is not None and self.config.num_speakers is None and room > 0:
+            new_voice = (self.config.new_voice_cosine, int(round(self.config.new_voice_run_seconds / step)),
+                         int(round(self.config.new_voice_seconds / step)))
         return resegment(active, exclusive, centroids, frame_span, None,
                          min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step), scores=scores,
-                         max_margin=self.config.resegment_margin, embed_all=embed_all)
+                         max_margin=self.config.resegment_margin, embed_all=embed_all, new_voice=new_voice,
+                         max_new_voices=room)
 
     def encoder_samples(self, waveform: Waveform) -> np.ndarray:
         """The recording at the encoder's sample rate."""

@@ -28,6 +28,10 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
                        help="skip re-deciding each turn (0.5-8 s, cut at pauses of 0.2 s or more and where the voice "
                             "changes) by its own pooled embedding; about 10 %% faster, more turns given to a "
                             "neighbour")
+    group.add_argument("--no-new-voices", dest="new_voices", action="store_false", default=argparse.SUPPRESS,
+                       help="keep the speaker count the clustering found; by default turns (1 s or more) whose "
+                            "voice is close to no speaker found, adding up to 2 s of one voice, become a new "
+                            "speaker (a voice heard too briefly to form a cluster); never with --num-speakers")
     group.add_argument("--keep-edges", dest="trim_edges", action="store_false", default=argparse.SUPPRESS,
                        help="keep the near-silent frames (up to 0.1 s) the segmentation puts at the start and "
                             "end of turns; by default they are dropped, which matches energy-marked references")
@@ -59,6 +63,7 @@ def config_from_args(args):
         device=args.device,
         **({} if getattr(args, "second_look", True) else {"resegment_seconds": None}),
         **({} if getattr(args, "trim_edges", True) else {"edge_trim_seconds": None}),
+        **({} if getattr(args, "new_voices", True) else {"new_voice_cosine": None}),
     )
     config.bounds  # validates the speaker-count options early, before any model loads
     return config
