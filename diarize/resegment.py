@@ -48,11 +48,14 @@ def doubtful(runs: list[tuple[int, int, int]], scores: np.ndarray, max_margin: f
     return kept
 
 
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """(n, d) -> the same rows at unit length (zero rows stay zero)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
 def best_speakers(run_embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """(num_runs, d), (num_speakers, d) -> (num_runs,) index of the most cosine-similar centroid."""
-    runs = run_embeddings / np.maximum(np.linalg.norm(run_embeddings, axis=1, keepdims=True), 1e-12)
-    speakers = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    return np.argmax(runs @ speakers.T, axis=1)
+    return np.argmax(_unit_rows(run_embeddings) @ _unit_rows(centroids).T, axis=1)
 
 
 def unmatched_runs(run_embeddings: np.ndarray, centroids: np.ndarray, lengths: np.ndarray, max_cosine: float,
@@ -69,11 +72,8 @@ def unmatched_runs(run_embeddings: np.ndarray, centroids: np.ndarray, lengths: n
     none = np.zeros(len(run_embeddings), dtype=bool)
     if len(run_embeddings) == 0:
         return none
-    runs = run_embeddings / np.maximum(np.linalg.norm(run_embeddings, axis=1, keepdims=True), 1e-12)
-    nearest = np.full(len(runs), -1.0)
-    if len(centroids):
-        speakers = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-        nearest = (runs @ speakers.T).max(axis=1)
+    runs = _unit_rows(run_embeddings)
+    nearest = (runs @ _unit_rows(centroids).T).max(axis=1) if len(centroids) else np.full(len(runs), -1.0)
     candidate = (nearest < max_cosine) & (lengths >= min_each)
     if lengths[candidate].sum() < min_total:
         return none
@@ -127,8 +127,7 @@ def resegment(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray, 
         unmatched = unmatched_runs(embeddings, centroids, lengths, *new_voice)
         if not unmatched.any():
             break
-        units = embeddings[unmatched] / np.maximum(np.linalg.norm(embeddings[unmatched], axis=1, keepdims=True), 1e-12)
-        voice = (units * lengths[unmatched, None]).sum(axis=0)
+        voice = (_unit_rows(embeddings[unmatched]) * lengths[unmatched, None]).sum(axis=0)
         # scaled like the other centroids (raw means), so downstream consumers see a comparable vector
         scale = float(np.mean(np.linalg.norm(centroids, axis=1))) if len(centroids) else 1.0
         centroids = np.vstack([centroids, scale * voice / max(float(np.linalg.norm(voice)), 1e-12)])
