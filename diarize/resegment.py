@@ -6,6 +6,9 @@ of the ~10 windows that cover it. A turn of 1-3 s shares all of its windows with
 so its votes scatter and it often lands on a neighbour (most of the confusion on simulated conversations
 is such 1-3 s slivers). Its own audio, embedded alone, says whose voice it is.
 
+Runs whose own voice is close to no speaker's, when there are enough of them, become a new speaker
+(`unmatched_runs`): a voice heard too briefly to form a cluster of window embeddings still stands out here.
+
 The pipeline first cuts runs at near-silent pauses (diarize.edges.split_at_pauses): when two voices take
 turns across short pauses, the votes often give all of it to one of them, as one long run; cut at its
 pauses, each piece is looked at on its own.
