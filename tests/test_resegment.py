@@ -146,7 +146,7 @@ def test_a_voice_the_clustering_missed_becomes_a_new_speaker_in_the_second_look(
 def test_real_turns_of_a_reader_the_clustering_missed_are_the_unmatched_ones(shared_data):
     """Real CAM++ embeddings of 2 s turns of the 10 LibriSpeech readers. Each reader in turn is the one
     the clustering missed: with the other nine as the speakers found (centroids from other utterances), its
-    turns are exactly the unmatched ones at the pipeline's setting (0.4), and nobody else's are."""
+    turns are exactly the unmatched ones at the pipeline's setting (`new_voice_cosine`), and nobody else's are."""
     import soundfile as sf
 
     from diarize.embedding import load_encoder
