@@ -35,15 +35,6 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
 
 
-def equal_error_rate(target: np.ndarray, nontarget: np.ndarray) -> float:
-    """EER of two score sets (higher = same speaker), at the threshold where both error rates meet."""
-    thresholds = np.sort(np.concatenate((target, nontarget)))
-    false_reject = np.searchsorted(np.sort(target), thresholds, side="left") / len(target)
-    false_accept = 1.0 - np.searchsorted(np.sort(nontarget), thresholds, side="left") / len(nontarget)
-    best = int(np.argmin(np.abs(false_reject - false_accept)))
-    return float((false_reject[best] + false_accept[best]) / 2)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--moves", default="-6,-3,0,3,6", help="pitch moves in semitones, comma-separated")
@@ -53,6 +44,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from cluster.calibration import equal_error_rate
     from diarize.audio import load_audio
     from diarize.pipeline import Diarizer
     from eval.simulate import speakers_from_folder
@@ -89,7 +81,7 @@ def main(argv=None) -> int:
             is_target = np.concatenate([np.tile(np.array(names) == r, (len(embedded[r]), 1)) for r in names])
             self_cosine = np.mean([(e @ e.T)[np.triu_indices(len(e), 1)].mean() for e in embedded.values()])
             others = np.mean([(embedded[a] @ embedded[b].T).mean() for i, a in enumerate(names) for b in names[i + 1:]])
-            eer = equal_error_rate(scores[is_target], scores[~is_target])
+            eer, _ = equal_error_rate(scores[is_target], scores[~is_target])
             print(f"{move:>+8.0f} st {scale:>14.2f} {100 * eer:>11.1f} % {self_cosine:>6.2f} {others:>7.2f}", flush=True)
     print(f"total {time.perf_counter() - started:.0f} s", flush=True)
     return 0
