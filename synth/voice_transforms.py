@@ -201,6 +201,31 @@ def pitch_shift(samples: np.ndarray, sample_rate: int, ratio: float) -> np.ndarr
     return wsola_stretch(squeezed, len(x), sample_rate)
 
 
+def occupied_bandwidth(samples: np.ndarray, sample_rate: int, *, floor_db: float = 50.0) -> float:
+    """The highest frequency (Hz) at which the long-term spectrum (Welch, 64 ms segments) comes within
+    `floor_db` of its peak: about 3.4-4 kHz for telephone-band speech, near Nyquist for wideband speech."""
+    from scipy.signal import welch
+
+    x = np.asarray(samples, dtype=np.float64)
+    if len(x) < 16:
+        return sample_rate / 2
+    freq, power = welch(x, sample_rate, nperseg=min(len(x), int(0.064 * sample_rate)))
+    level = 10 * np.log10(power + 1e-30)
+    return float(freq[np.nonzero(level >= level.max() - floor_db)[0][-1]])
+
+
+def keep_bandwidth(samples: np.ndarray, sample_rate: int, bandwidth: float) -> np.ndarray:
+    """(n,) -> (n,) low-passed just above `bandwidth` Hz (zero phase), so a transform leaves no energy where
+    the input's channel had none."""
+    from scipy.signal import butter, sosfiltfilt
+
+    x = np.asarray(samples, dtype=np.float64)
+    cutoff = min(1.05 * bandwidth, 0.95 * sample_rate / 2)
+    if len(x) < 64:
+        return x.copy()
+    return sosfiltfilt(butter(10, cutoff, fs=sample_rate, output="sos"), x)
+
+
 def median_f0(samples: np.ndarray, sample_rate: int, *, fmin: float = 60.0, fmax: float = 450.0) -> float | None:
     """Median pitch (Hz) over the clearly voiced 40 ms frames, by normalized autocorrelation; None if unvoiced.
 

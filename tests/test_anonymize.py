@@ -310,3 +310,33 @@ def test_vtln_warp_is_monotonic_and_ends_at_nyquist():
             assert np.all(np.diff(warped) > 0) and warped[0] == 0.0 and np.isclose(warped[-1], nyquist)
             formants = grid <= 4000.0  # F1-F4 are scaled exactly, at any rate
             assert np.allclose(warped[formants], scale * grid[formants])
+
+
+def _band_level_db(samples: np.ndarray, low: float, high: float) -> float:
+    spectrum = np.abs(np.fft.rfft(np.asarray(samples, dtype=np.float64))) ** 2
+    freq = np.fft.rfftfreq(len(samples), 1.0 / RATE)
+    return float(10 * np.log10(spectrum[(freq >= low) & (freq < high)].sum() + 1e-20))
+
+
+def test_telephone_band_input_keeps_its_band(conversation):
+    """A telephone-band recording stays telephone-band: the LPC transforms whiten the empty band above
+    3.4 kHz and an upward formant warp moves the band edge up, which filled 5-8 kHz to within 10-20 dB of the
+    speech band and made the anonymized calls' diarization miss much of the speech (README, Anonymization)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    from synth.anonymize import anonymize_samples
+    from synth.voice_transforms import occupied_bandwidth
+
+    wideband = np.asarray(conversation["samples"], dtype=np.float64)
+    telephone = sosfiltfilt(butter(10, [300.0, 3400.0], btype="bandpass", fs=RATE, output="sos"), wideband)
+    assert occupied_bandwidth(wideband, RATE) > 0.9 * RATE / 2
+    assert 3000.0 < occupied_bandwidth(telephone, RATE) < 4200.0
+
+    speech_level = _band_level_db(telephone, 300.0, 3400.0)
+    assert _band_level_db(telephone, 5000.0, 8000.0) < speech_level - 60.0
+    for seed in (5, 6):  # two draws, so both directions of the formant warp are met
+        out = anonymize_samples(telephone, RATE, conversation["reference"], seed=seed, method="spread").samples
+        assert len(out) == len(telephone)
+        assert _band_level_db(out, 5000.0, 8000.0) < _band_level_db(out, 300.0, 3400.0) - 50.0
+        # the speech band itself is kept (nothing is muted)
+        assert _band_level_db(out, 300.0, 3400.0) > speech_level - 6.0
