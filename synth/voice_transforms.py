@@ -14,6 +14,8 @@ input, so a transformed region can be pasted back in place.
   original length. `lpc_warp(pitch_ratio=...)` applies it to the LPC residual (a flat spectrum, so nothing
   but the pitch moves), which is how `transform` changes pitch and envelope independently.
 - `median_f0`: a plain autocorrelation pitch estimate, used to move each speaker to a drawn target pitch.
+- `occupied_bandwidth`, `keep_bandwidth`: where an input's spectrum ends, and a low-pass there, so that a
+  telephone-band recording stays telephone-band after the transforms.
 """
 
 from __future__ import annotations
