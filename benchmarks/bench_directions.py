@@ -28,9 +28,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from synth.speed_prior import CROP_SECONDS as PRIOR_CROP_S  # noqa: E402  (every prior moves the 4 s crops)
+
 METHODS = [("mean", None), ("topk", 5), ("topk", 10), ("topk", 20), ("topk", 50), ("topk", 192), ("fisher", None)]
 CROPS_S = (2.0, 4.0)
-PRIOR_CROP_S = 4.0  # the speed prior is always measured on the 4 s crops (as when its factor was fixed)
 MEETING_MIN_S = 2.0
 
 
@@ -43,11 +44,6 @@ def speaker_sex(folder: Path) -> dict[str, str]:
         fields = [field.strip() for field in line.split("|")]
         sexes[fields[0]] = fields[1]
     return sexes
-
-
-#: speed factor of the label-free prior: each crop played 15 % faster and 15 % slower (pitch and formants
-#: move together, roughly the vocal-tract length ratio between the sexes); fixed before measuring, not tuned
-SPEED = 1.15
 
 
 #: the second label-free prior, a source-filter move by the average differences between the sexes in
@@ -65,18 +61,12 @@ def voice_move(samples: np.ndarray, up: bool, rate: int) -> np.ndarray:
     return lpc_warp(samples, rate, formant_scale=VOICE_FORMANTS ** power, pitch_ratio=VOICE_PITCH ** power).astype(np.float32)
 
 
-def speed(samples: np.ndarray, factor: float, rate: int) -> np.ndarray:
-    """Play `factor` times faster (resample, keep the rate): pitch and formants rise by `factor`."""
-    import soxr
-
-    return soxr.resample(samples, rate, int(round(rate / factor))).astype(np.float32)
-
-
 def embed_corpus(folder: Path, encoder) -> tuple[dict[str, np.ndarray], dict[str, tuple], list[str], list[str]]:
     """{input name: (n, dim)} raw embeddings of whole utterances and of their first CROPS_S seconds,
     {prior name: ((n, dim) up, (n, dim) down)} of the PRIOR_CROP_S crop moved by each label-free prior (speed
-    by SPEED; pitch and formants by VOICE_PITCH and VOICE_FORMANTS), speaker ids, sexes."""
+    by SPEED_FACTOR; pitch and formants by VOICE_PITCH and VOICE_FORMANTS), speaker ids, sexes."""
     from diarize.audio import load_audio
+    from synth.speed_prior import SPEED_FACTOR, speed_pair
 
     sexes = speaker_sex(folder)
     inputs: dict[str, list[np.ndarray]] = {"whole": [], **{f"first {c:g} s": [] for c in CROPS_S}}
@@ -92,13 +82,14 @@ def embed_corpus(folder: Path, encoder) -> tuple[dict[str, np.ndarray], dict[str
         for crop_s in CROPS_S:
             inputs[f"first {crop_s:g} s"].append(encoder.embed(samples[: int(crop_s * rate)]))
         crop = samples[: int(PRIOR_CROP_S * rate)]
-        faster.append(encoder.embed(speed(crop, SPEED, rate)))
-        slower.append(encoder.embed(speed(crop, 1 / SPEED, rate)))
+        down, up = speed_pair(crop, rate, encoder.embed)
+        faster.append(up)
+        slower.append(down)
         higher.append(encoder.embed(voice_move(crop, True, rate)))
         lower.append(encoder.embed(voice_move(crop, False, rate)))
         speakers.append(path.parent.name)
         labels.append(sexes[path.parent.name])
-    priors = {f"x{SPEED:g} speed prior": (np.stack(faster), np.stack(slower)),
+    priors = {f"x{SPEED_FACTOR:g} speed prior": (np.stack(faster), np.stack(slower)),
               f"x{VOICE_PITCH:g} pitch, x{VOICE_FORMANTS:g} formant prior": (np.stack(higher), np.stack(lower))}
     return {name: np.stack(v) for name, v in inputs.items()}, priors, speakers, labels
 

@@ -470,3 +470,54 @@ def test_direction_command_embeds_labelled_files(librispeech_campplus, tmp_path,
     with Registry(registry) as opened:
         stored = opened.get_direction("sex", ENC)
     assert stored.vector.shape == (192,) and stored.metadata["labels"] == ["F", "M"]
+
+
+def test_direction_command_along_the_speed_line(librispeech_campplus, tmp_path, capsys):
+    from cluster.registry import Registry
+    from diarize.embedding import load_encoder
+    from pipelines.commands.enroll import file_speech
+    from pipelines.commands.voice_algebra import LABEL_MIN_SPEECH_S
+    from synth.algebra import pair_direction
+    from synth.speed_prior import speed_pair
+
+    _, _, _, folder = librispeech_campplus
+    picks = {"3080": "F", "367": "F", "2033": "M", "2609": "M"}
+    files = [(folder / speaker / path.name, sex) for speaker, sex in picks.items()
+             for path in sorted((folder / speaker).glob("*.flac"))[:2]]
+    labels = tmp_path / "sex.tsv"
+    labels.write_text("path\tlabel\n" + "".join(f"{path}\t{sex}\n" for path, sex in files))
+    registry = tmp_path / "voices.sqlite"
+    code, out, err = cli(capsys, "voices", "direction", "sex", "--labels", str(labels), "--along", "speed",
+                         "--registry", str(registry))
+    assert code == 0, err
+    assert "mean along the x1.15 speed line" in out and "+ = M, - = F" in out
+    with Registry(registry) as opened:
+        stored = opened.get_direction("sex", ENC)
+    assert stored.metadata["along"] == "speed x1.15"
+    # the stored line is the files' own speed line, worked out here from the same speech, not the class means
+    encoder = load_encoder("campplus")
+    pairs = [speed_pair(file_speech(str(path), encoder, min_speech=LABEL_MIN_SPEECH_S)[0], encoder.sample_rate,
+                        encoder.embed) for path, _ in files]
+    line = pair_direction(np.stack([up for _, up in pairs]), np.stack([down for down, _ in pairs]))
+    cosine = stored.vector @ line / (np.linalg.norm(stored.vector) * np.linalg.norm(line))
+    assert abs(cosine) > 0.999
+    code, out, err = cli(capsys, "voices", "direction", "sex_mean", "--labels", str(labels), "--registry", str(registry))
+    assert code == 0, err
+    with Registry(registry) as opened:
+        plain = opened.get_direction("sex_mean", ENC).vector
+    assert abs(plain @ line / (np.linalg.norm(plain) * np.linalg.norm(line))) < 0.9
+
+
+def test_direction_command_along_needs_audio_and_a_whole_line(voices, capsys):
+    from cluster.registry import Registry
+
+    path, labels = voices
+    code, out, err = cli(capsys, "voices", "direction", "gender", "--labels", str(labels), "--along", "speed",
+                         "--registry", str(path))
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "needs the labelled audio" in err
+    code, _, err = cli(capsys, "voices", "direction", "gender", "--labels", str(labels), "--along", "speed",
+                       "--method", "topk", "--k", "5", "--registry", str(path))
+    assert code == 1 and "only with --method mean or fisher" in err
+    with Registry(path) as opened:
+        assert "gender" not in [row.name for row in opened.list_directions()]

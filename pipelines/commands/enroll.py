@@ -45,8 +45,10 @@ def add_embedding_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the encoder (default cpu)")
 
 
-def embed_speech(samples: np.ndarray, sample_rate: int, encoder, *, label: str, min_speech: float) -> SpeechEmbedding:
-    """One raw vector for the speech of a 16 kHz waveform; EnrollError when it holds < `min_speech` s of speech."""
+def speech_for_encoder(samples: np.ndarray, sample_rate: int, encoder, *, label: str,
+                       min_speech: float) -> tuple[np.ndarray, float, float]:
+    """The speech of a 16 kHz waveform (silero-vad), at the encoder's rate -> (speech samples, speech seconds,
+    total seconds); EnrollError when it holds < `min_speech` s of speech."""
     from diarize.vad import keep_speech
 
     speech = keep_speech(samples, sample_rate)
@@ -61,6 +63,18 @@ def embed_speech(samples: np.ndarray, sample_rate: int, encoder, *, label: str, 
         import soxr
 
         audio = soxr.resample(audio, sample_rate, encoder.sample_rate).astype(np.float32, copy=False)
+    return audio, speech.seconds, total
+
+
+def embed_speech(samples: np.ndarray, sample_rate: int, encoder, *, label: str, min_speech: float) -> SpeechEmbedding:
+    """One raw vector for the speech of a 16 kHz waveform; EnrollError when it holds < `min_speech` s of speech."""
+    audio, seconds, total = speech_for_encoder(samples, sample_rate, encoder, label=label, min_speech=min_speech)
+    return SpeechEmbedding(embed_speech_audio(audio, encoder, label=label), seconds, total)
+
+
+def embed_speech_audio(audio: np.ndarray, encoder, *, label: str) -> np.ndarray:
+    """(num_samples,) speech at the encoder's rate -> (dimension,) float32 raw vector: the mean of the unit
+    vectors of its pieces of at most CHUNK_S."""
     step = int(CHUNK_S * encoder.sample_rate)
     starts = list(range(0, len(audio), step))
     # a short last piece would embed poorly: fold it into the previous one
@@ -71,17 +85,23 @@ def embed_speech(samples: np.ndarray, sample_rate: int, encoder, *, label: str, 
     if not np.isfinite(vectors).all():
         raise EnrollError(f"{label}: the encoder returned non-finite values")
     units = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return SpeechEmbedding(units.mean(axis=0).astype(np.float32), speech.seconds, total)
+    return units.mean(axis=0).astype(np.float32)
 
 
-def embed_file(path: str, encoder, *, min_speech: float) -> SpeechEmbedding:
+def file_speech(path: str, encoder, *, min_speech: float) -> tuple[np.ndarray, float, float]:
+    """`speech_for_encoder` of an audio file; a file that cannot be decoded is an EnrollError."""
     from diarize.audio import AudioError, load_audio
 
     try:
         waveform = load_audio(path)
     except AudioError as error:
         raise EnrollError(str(error)) from None
-    return embed_speech(waveform.samples, waveform.sample_rate, encoder, label=path, min_speech=min_speech)
+    return speech_for_encoder(waveform.samples, waveform.sample_rate, encoder, label=path, min_speech=min_speech)
+
+
+def embed_file(path: str, encoder, *, min_speech: float) -> SpeechEmbedding:
+    audio, seconds, total = file_speech(path, encoder, min_speech=min_speech)
+    return SpeechEmbedding(embed_speech_audio(audio, encoder, label=path), seconds, total)
 
 
 def load_encoder_or_fail(name: str, device: str):
