@@ -66,12 +66,6 @@ def speech_for_encoder(samples: np.ndarray, sample_rate: int, encoder, *, label:
     return audio, speech.seconds, total
 
 
-def embed_speech(samples: np.ndarray, sample_rate: int, encoder, *, label: str, min_speech: float) -> SpeechEmbedding:
-    """One raw vector for the speech of a 16 kHz waveform; EnrollError when it holds < `min_speech` s of speech."""
-    audio, seconds, total = speech_for_encoder(samples, sample_rate, encoder, label=label, min_speech=min_speech)
-    return SpeechEmbedding(embed_speech_audio(audio, encoder, label=label), seconds, total)
-
-
 def embed_speech_audio(audio: np.ndarray, encoder, *, label: str) -> np.ndarray:
     """(num_samples,) speech at the encoder's rate -> (dimension,) float32 raw vector: the mean of the unit
     vectors of its pieces of at most CHUNK_S."""
