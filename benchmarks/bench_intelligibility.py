@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=SPEAKERS, help="folder of <speaker>/<utterance>.flac")
     parser.add_argument("--per-reader", type=int, default=3, help="utterances per reader")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pseudo-voices (utterance i: seed + i)")
-    parser.add_argument("--methods", default=None, help="comma-separated methods (default: all; \"\" for the controls and the fixed setting only)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated methods (default: all; \"\" for the controls and the fixed setting only)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"bench_intelligibility: {args.data}: no such folder", file=sys.stderr)
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     from scipy.signal import butter, sosfiltfilt
 
     from diarize.audio import load_audio
-    from eval.word_errors import corpus_word_errors
+    from eval.word_errors import corpus_word_errors, words
     from synth.anonymize import draw_pseudo_voices
     from synth.voice_transforms import METHODS, lpc_warp, median_f0, transform
 
@@ -108,8 +109,8 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     references = [transcribe(x) for x in utterances]
-    words = sum(len(r.split()) for r in references)
-    print(f"original transcripts: {words} words ({time.perf_counter() - started:.0f} s to decode)\n", flush=True)
+    reference_words = sum(len(words(r)) for r in references)
+    print(f"original transcripts: {reference_words} words ({time.perf_counter() - started:.0f} s to decode)\n", flush=True)
     print("| condition | WER against the original's transcript | substitutions / deletions / insertions | "
           "utterances unchanged |")
     print("|---|---|---|---|")

@@ -501,7 +501,8 @@ def test_direction_command_along_the_speed_line(librispeech_campplus, tmp_path, 
     line = pair_direction(np.stack([up for _, up in pairs]), np.stack([down for down, _ in pairs]))
     cosine = stored.vector @ line / (np.linalg.norm(stored.vector) * np.linalg.norm(line))
     assert abs(cosine) > 0.999
-    code, out, err = cli(capsys, "voices", "direction", "sex_mean", "--labels", str(labels), "--registry", str(registry))
+    code, out, err = cli(capsys, "voices", "direction", "sex_mean", "--labels", str(labels),
+                         "--registry", str(registry))
     assert code == 0, err
     with Registry(registry) as opened:
         plain = opened.get_direction("sex_mean", ENC).vector
