@@ -27,7 +27,8 @@ from diarize.pipeline import DiarizationConfig
 
 from .batch_long import concatenate_segmentations
 from .batch_state import DONE, FAILED, SUMMARY_NAME, BatchError, JobState
-from .batch_worker import DiarizeWorker, error_line
+from .batch_worker import DiarizeWorker
+from .errors import error_line
 from .inputs import expand_inputs, output_stem
 
 #: a file whose worker died this many times is recorded as failed instead of being tried again

@@ -10,6 +10,8 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
+from .errors import error_line
+
 if TYPE_CHECKING:
     from diarize.pipeline import DiarizationConfig
 
@@ -19,15 +21,6 @@ def peak_memory_mb() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def error_line(path, error: BaseException) -> str:
-    """One line naming the input and the cause, without traceback or command prefix."""
-    if isinstance(error, OSError) and error.strerror:
-        return f"{path}: {error.strerror}"  # str() would read "[Errno 2] ...: '<path>'"
-    text = str(error).strip()
-    message = text.splitlines()[0] if text else type(error).__name__
-    return message if message.startswith(str(path)) else f"{path}: {message}"
 
 
 class DiarizeWorker:

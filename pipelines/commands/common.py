@@ -71,8 +71,9 @@ def config_from_args(args):
 
 def fail_line(path, error: BaseException) -> str:
     """One line for a failed input: the file and the cause, with no traceback."""
-    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return f"voicemap: {path}: {message}" if str(path) not in message else f"voicemap: {message}"
+    from pipelines.errors import error_line
+
+    return f"voicemap: {error_line(path, error)}"
 
 
 @contextmanager
