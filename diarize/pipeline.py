@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -9,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from cluster.anchoring import EnrolledVoices, anchored_centroids
+from cluster.clustering import METHODS as CLUSTERING_METHODS
 from cluster.clustering import (SpeakerBounds, assign_local_speakers, centroids_of, cluster_embeddings,
                                 fold_unsupported_clusters)
 
@@ -29,6 +31,9 @@ from .voice_changes import WINDOW_SECONDS, split_at_voice_changes
 #: together; 0.75 (cosine 0.72) was best or near-best on both, where each set alone preferred 0.7 / 0.8.
 DEFAULT_THRESHOLDS = {"campplus-common-advanced": 0.75}
 FALLBACK_THRESHOLD = 0.75
+#: window steps allowed, in seconds: below a quarter second neighbouring 10 s windows differ by a few frames
+#: while the work grows as 1/step (a 1 ms step never finishes); above the 10 s window, audio goes unseen
+MIN_STEP, MAX_STEP = 0.25, 10.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,24 @@ class DiarizationConfig:
     edge_trim_seconds: float | None = 0.1
     edge_trim_share: float = 0.1
     device: str = "cpu"
+
+    def __post_init__(self):
+        """Refuse values that cannot mean anything, so that a bad option fails before any audio is read."""
+        if self.step is not None:
+            if not math.isfinite(self.step) or not MIN_STEP <= self.step <= MAX_STEP:
+                raise ValueError(f"--step {self.step:g}: must be between {MIN_STEP:g} and {MAX_STEP:g} seconds")
+        if self.threshold is not None and not (math.isfinite(self.threshold) and 0 < self.threshold < 2):
+            # a distance between unit vectors: 0 joins nothing, 2 joins everything
+            raise ValueError(f"--threshold {self.threshold:g}: the clustering cut is a distance between unit "
+                             "vectors, strictly between 0 and 2")
+        if self.clustering not in CLUSTERING_METHODS:
+            raise ValueError(f"--clustering {self.clustering}: use one of {', '.join(CLUSTERING_METHODS)}")
+        for name in ("min_embedding_seconds", "min_speaker_seconds", "change_margin", "new_voice_run_seconds",
+                     "new_voice_seconds", "edge_trim_share"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        self.bounds  # the speaker-count options
 
     @property
     def bounds(self) -> SpeakerBounds:

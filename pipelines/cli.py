@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 
 #: sub-command modules, each with `register(subparsers)` that sets `func(args) -> exit status`
@@ -48,11 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    command = " ".join(part for part in (args.command, getattr(args, "voices_command", None),
+                                          getattr(args, "job", None)) if part)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("voicemap: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        # a file or folder a command reads or writes failed on it (full disk, permissions, a file where a
+        # folder should be): one line naming it, never a traceback
+        from pipelines.errors import error_line
+
+        print(f"voicemap {command}: {error_line(None, error)}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as error:
+        print(f"voicemap {command}: database error: {str(error).splitlines()[0] if str(error) else type(error).__name__}",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ def error_line(path, error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         # str() of an OSError reads "[Errno 13] Permission denied: '<file>'"; name the file it was about
         where = error.filename if error.filename not in (None, "") else path
-        return f"{where}: {error.strerror}"
+        return f"{where}: {error.strerror}" if where not in (None, "") else error.strerror
     text = str(error).strip()
     message = text.splitlines()[0] if text else type(error).__name__
     if path in (None, "") or str(path) in message:

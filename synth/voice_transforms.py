@@ -290,8 +290,8 @@ class PseudoVoice:
 
 #: mcadams: the baseline alone; pitch: pitch target + formant warp; combined: both; strong: both, with a
 #: lower McAdams alpha (a larger warp, traded against intelligibility and diarizability); warp: pitch target
-#: + a wide formant warp drawn apart from the pitch, no McAdams; spread: pitch target + a formant warp of at
-#: least 12 % whose direction follows the pitch slot, dealt per recording (synth.anonymize)
+#: + a wide formant warp drawn apart from the pitch, no McAdams; spread: pitch target + a formant warp of
+#: 20-40 % (SPREAD_FORMANT_LOG2) whose direction follows the pitch slot, dealt per recording (synth.anonymize)
 METHODS = ("mcadams", "pitch", "combined", "strong", "warp", "spread")
 #: the best trade-off measured on a dev set of simulated conversations (README, Anonymization): above warp
 #: for both attackers at the same DER against the original

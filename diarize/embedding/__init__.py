@@ -52,5 +52,19 @@ def load_encoder(name: str | os.PathLike = DEFAULT_ENCODER, *, device: str = "cp
     raise EncoderError(f"unknown embedding {key!r}: use one of {', '.join(BACKENDS)}, BACKEND:PATH, or a path")
 
 
-__all__ = ["BACKENDS", "DEFAULT_ENCODER", "EncoderError", "SpeakerEncoder", "l2_normalize", "load_encoder",
+def check_encoder_spec(name: str | os.PathLike) -> None:
+    """Before any work: EncoderError unless `name` is a backend, BACKEND:PATH with an existing path or a hub id,
+    or an existing weights path (a hub id the user names is looked up when loaded)."""
+    from ..models import looks_like_hub_id
+
+    key = str(name)
+    if key in BACKENDS:
+        return
+    spec = key.split(":", 1)[1] if ":" in key and key.split(":", 1)[0] in BACKENDS else key
+    if Path(spec).expanduser().exists() or looks_like_hub_id(spec):
+        return
+    raise EncoderError(f"--embedding {key}: not an encoder ({', '.join(BACKENDS)}), and no such file or folder")
+
+
+__all__ = ["check_encoder_spec", "BACKENDS", "DEFAULT_ENCODER", "EncoderError", "SpeakerEncoder", "l2_normalize", "load_encoder",
            "resample_weights"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
 
 from .anonymize_tts import METHOD as TTS_METHOD, add_tts_options, run_tts
-from .common import add_diarization_options, config_from_args, fail_line
+from .common import HelpFormatter, add_diarization_options, config_from_args, fail_line, loaded_diarizer
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "warp, pitch moved to a drawn target, formant warp). OUT has exactly INPUT's sample rate and length "
         "(mono); OUT.json maps each speaker label to its drawn pseudo-voice parameters, never to anything "
         "measured from the speaker.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("input", metavar="INPUT", help="audio file")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="anonymized audio (WAV or FLAC)")
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=[*METHODS, TTS_METHOD],
                         help="mcadams: the VoicePrivacy baseline alone (alpha 0.75-0.9); pitch: pitch moved to a drawn "
                         "target + formant warp; combined: both; strong: both with alpha 0.6-0.75; warp: pitch target "
-                        "+ a wide formant warp (0.8-1.25), no McAdams; spread: pitch slots and formant warps (>= 12 %% up or "
+                        "+ a wide formant warp (0.8-1.25), no McAdams; spread: pitch slots and formant warps (20-40 %% up or "
                         "down) dealt so the speakers of a recording sit far apart; tts: re-voice the transcript with Qwen3-TTS, "
                         "a pseudo-voice per speaker (needs --transcript and --tts). Privacy/utility figures: README, "
                         "Anonymization")
@@ -37,15 +37,36 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def check_output(args) -> None:
+    """OUT (and its OUT.json sidecar) can be written and replace nothing this command reads; OutputError or
+    ValueError otherwise, before any audio is read."""
+    from pipelines.outputs import refuse_overwriting, writable_file
+
+    output = writable_file(args.output)
+    if output.suffix.lower() not in (".wav", ".flac"):
+        raise ValueError(f"{output}: the anonymized audio is written as .wav or .flac")
+    refuse_overwriting([output, output.with_suffix(".json")],
+                       [args.input, *(path for path in (getattr(args, "transcript", None),) if path)])
+
+
 def run(args) -> int:
     from diarize.audio import AudioError
-    from diarize.pipeline import Diarizer
+    from pipelines.outputs import OutputError
     from synth.anonymize import anonymize_file
 
+    try:
+        check_output(args)
+    except (OutputError, ValueError) as error:
+        print(f"voicemap anonymize: {error}", file=sys.stderr)
+        return 2
+    if not Path(args.input).is_file():  # an input problem (exit 1), found before the models load
+        print(f"voicemap: {args.input}: {'no such file' if not Path(args.input).exists() else 'not a file'}",
+              file=sys.stderr)
+        return 1
     if args.method == TTS_METHOD or args.transcript:
         return run_tts(args)
     try:
-        diarizer = Diarizer(config_from_args(args))
+        diarizer = loaded_diarizer(config_from_args(args))
     except ValueError as error:
         print(f"voicemap anonymize: {error}", file=sys.stderr)
         return 2

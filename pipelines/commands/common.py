@@ -23,7 +23,8 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
                        help="clustering method; auto: AHC below 100 local-speaker embeddings, spectral (eigengap "
                        "speaker count) from there on")
     group.add_argument(threshold_flag, dest="threshold", type=float,
-                       help="AHC distance threshold (default: tuned per encoder)")
+                       help="clustering cut: distance between unit embeddings, between 0 and 2; lower gives more speakers "
+                       "(default: tuned per encoder)")
     group.add_argument("--no-second-look", dest="second_look", action="store_false", default=argparse.SUPPRESS,
                        help="skip re-deciding each turn (0.5-8 s, cut at pauses of 0.2 s or more and where the voice "
                             "changes) by its own pooled embedding; about 10 %% faster, more turns given to a "
@@ -48,7 +49,20 @@ def add_naming_options(parser) -> None:
                         "see cluster/match.py)")
 
 
+def check_naming_options(args) -> None:
+    """ValueError for a naming threshold that is not a cosine (NaN, or outside [-1, 1])."""
+    import math
+
+    value = getattr(args, "match_threshold", None)
+    if value is not None and not (math.isfinite(value) and -1 <= value <= 1):
+        raise ValueError(f"--threshold {value:g}: the naming threshold is a cosine similarity, between -1 and 1")
+
+
 def config_from_args(args):
+    """The DiarizationConfig of the options, every one checked before any audio is read or model loaded:
+    ValueError with one line naming the option (commands exit 2 on it)."""
+    from diarize.embedding import EncoderError, check_encoder_spec
+    from diarize.models import ModelNotFoundError, check_device, check_model_spec
     from diarize.pipeline import DiarizationConfig
 
     config = DiarizationConfig(
@@ -65,8 +79,54 @@ def config_from_args(args):
         **({} if getattr(args, "trim_edges", True) else {"edge_trim_seconds": None}),
         **({} if getattr(args, "new_voices", True) else {"new_voice_cosine": None}),
     )
-    config.bounds  # validates the speaker-count options early, before any model loads
+    try:
+        check_device(config.device)
+        check_encoder_spec(config.embedding)
+        check_model_spec(config.segmentation, "--segmentation")
+    except (EncoderError, ModelNotFoundError) as error:
+        raise ValueError(str(error).splitlines()[0]) from None
     return config
+
+
+def loaded_diarizer(config):
+    """A Diarizer whose models are loaded now, so that weights that exist but do not load are one error, up
+    front, rather than one per input; ValueError with one line otherwise."""
+    from diarize.embedding import EncoderError
+    from diarize.models import ModelNotFoundError
+    from diarize.pipeline import Diarizer
+
+    diarizer = Diarizer(config)
+    try:
+        diarizer.segmenter.model
+    except (ModelNotFoundError, OSError, RuntimeError, ValueError, KeyError) as error:
+        raise ValueError(f"--segmentation {config.segmentation or 'default'}: {str(error).splitlines()[0]}") from None
+    try:
+        diarizer.encoder
+    except (EncoderError, ModelNotFoundError, OSError, RuntimeError, ValueError, KeyError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(message if str(config.embedding) in message else f"--embedding {config.embedding}: {message}") from None
+    return diarizer
+
+
+def speaker_count_note(result, config) -> str | None:
+    """A note when fewer speakers were found than --num-speakers or --min-speakers asked for (a short recording
+    offers at most three local speakers per window, and speakers must speak to be found)."""
+    wanted = config.num_speakers or (config.min_speakers if config.min_speakers > 1 else None)
+    if wanted is None or len(result.labels) >= wanted:
+        return None
+    flag = "--num-speakers" if config.num_speakers else "--min-speakers"
+    return (f"note: {result.uri}: {len(result.labels)} speaker(s) found, fewer than {flag} {wanted}: "
+            f"the {result.duration:.0f} s recording does not hold that many distinct voices")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default once: not when its help already says what the default is, nor when it is None."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS, False) or action.option_strings == []:
+            return text
+        return super()._get_help_string(action)
 
 
 def fail_line(path, error: BaseException) -> str:

@@ -10,7 +10,6 @@ every input was embedded.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .common import HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -27,11 +28,12 @@ def register(subparsers) -> None:
         description="Embed each AUDIO file as a whole into one raw speaker vector. Writes OUT.npy (float32, "
         "one row per input, in input order) and OUT.json (encoder id, dimension, normalization, sources). "
         "Any unreadable input is reported on stderr and nothing is written.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files")
-    parser.add_argument("--embedding", default="qwen3-0.6b", metavar="E",
-                        help="encoder: qwen3-0.6b, qwen3-1.7b, campplus, BACKEND:PATH, a checkpoint path or hub id")
+    parser.add_argument("--embedding", default="campplus", metavar="E",
+                        help="encoder: campplus, qwen3-0.6b, qwen3-1.7b (the vector the Qwen3-TTS generator "
+                        "consumes), BACKEND:PATH, a checkpoint path or hub id")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npy", help="output array (.npy)")
     parser.add_argument("--device", default="cpu", help="torch device for the encoder")
     parser.set_defaults(func=run)
@@ -74,18 +76,20 @@ def embed_files(paths: list[str], encoder) -> tuple[np.ndarray, list[dict], list
 
 
 def run(args) -> int:
-    from diarize.embedding import EncoderError, load_encoder
-    from diarize.models import ModelNotFoundError
+    from diarize.embedding import EncoderError, check_encoder_spec, load_encoder
+    from diarize.models import ModelNotFoundError, check_device
+    from pipelines.outputs import OutputError, refuse_overwriting, writable_file
 
     output = Path(args.output)
     if output.suffix != ".npy":
         output = output.with_name(output.name + ".npy")
-    if not output.parent.is_dir():
-        print(f"voicemap embed: {output.parent}: output folder does not exist", file=sys.stderr)
-        return 2
     try:
+        check_device(args.device)
+        check_encoder_spec(args.embedding)
+        writable_file(output)
+        refuse_overwriting([output, output.with_suffix(".json")], args.inputs)
         encoder = load_encoder(args.embedding, device=args.device)
-    except (EncoderError, ModelNotFoundError) as error:
+    except (EncoderError, ModelNotFoundError, OutputError, ValueError) as error:
         print(f"voicemap embed: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     vectors, sources, errors = embed_files(args.inputs, encoder)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +26,8 @@ def register(subparsers) -> None:
                         help="Qwen3-TTS Base checkpoint: a local folder or a hub id (e.g. Qwen/Qwen3-TTS-12Hz-0.6B-Base)")
     parser.add_argument("--language", default="auto", help="language tag of the checkpoint (english, chinese, ...)")
     parser.add_argument("--stream", action="store_true",
-                        help="decode audio chunk by chunk as codec frames arrive, appending to the WAV as it goes")
+                        help="decode audio chunk by chunk as codec frames arrive, appending them to a temporary WAV beside "
+                        "OUT as they come (renamed to OUT at the end)")
     parser.add_argument("--registry", help="registry file for --voice NAME (default: $VOICEMAP_REGISTRY or the user data dir)")
     parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling (deterministic)")
     parser.add_argument("--seed", type=int, help="seed for sampling (reproducible output)")
@@ -61,12 +64,16 @@ def run(args) -> int:
     import soundfile as sf
     import torch
 
-    from diarize.models import ModelNotFoundError
+    from diarize.models import ModelNotFoundError, check_device
+    from pipelines.outputs import OutputError, refuse_overwriting, writable_file
     from synth.tts import Synthesizer, TTSModelError, VoiceVectorError
     from synth.tts.voices import VoiceSourceError
 
     output = Path(args.output)
     try:
+        check_device(args.device)
+        writable_file(output)
+        refuse_overwriting([output], [args.voice] if Path(args.voice).expanduser().exists() else [])
         synthesizer = Synthesizer.load(args.model, device=args.device, dtype=getattr(torch, args.dtype),
                                        compact_weights=not args.float32_weights)
         vector, label = _voice_vector(args, synthesizer)
@@ -78,25 +85,35 @@ def run(args) -> int:
             torch.manual_seed(args.seed)
         options = dict(language=args.language, **sampling)
         synthesizer.prompt(args.text, vector, language=args.language, label=label)  # fail fast, before any output
-    except (ModelNotFoundError, TTSModelError, VoiceVectorError, VoiceSourceError, ValueError, TypeError) as error:
+    except (ModelNotFoundError, TTSModelError, VoiceVectorError, VoiceSourceError, OutputError, ValueError,
+            TypeError) as error:
         print(f"voicemap synth: {error}", file=sys.stderr)
         return 2
 
     started = time.perf_counter()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if args.stream:
-        frames = 0
-        with sf.SoundFile(output, "w", samplerate=synthesizer.sample_rate, channels=1, subtype="PCM_16") as wav:
-            for chunk in synthesizer.stream(args.text, vector, **options):
-                if chunk.index == 0 and not args.quiet:
-                    print(f"voicemap synth: first audio after {time.perf_counter() - started:.2f} s", file=sys.stderr)
-                wav.write(chunk.audio)
-                wav.flush()
-                frames += chunk.codes.shape[0]
-    else:
-        audio, rate = synthesizer.synthesize(args.text, vector, **options)
-        sf.write(output, audio, rate, subtype="PCM_16")
-        frames = audio.shape[0] // synthesizer.samples_per_frame
+    # written beside OUT and renamed at the end: an interrupted or failed synthesis leaves no partial WAV
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".wav", dir=output.parent)
+    os.close(handle)
+    try:
+        if args.stream:
+            frames = 0
+            with sf.SoundFile(temporary, "w", samplerate=synthesizer.sample_rate, channels=1, subtype="PCM_16",
+                              format="WAV") as wav:
+                for chunk in synthesizer.stream(args.text, vector, **options):
+                    if chunk.index == 0 and not args.quiet:
+                        print(f"voicemap synth: first audio after {time.perf_counter() - started:.2f} s",
+                              file=sys.stderr)
+                    wav.write(chunk.audio)
+                    wav.flush()
+                    frames += chunk.codes.shape[0]
+        else:
+            audio, rate = synthesizer.synthesize(args.text, vector, **options)
+            sf.write(temporary, audio, rate, subtype="PCM_16", format="WAV")
+            frames = audio.shape[0] // synthesizer.samples_per_frame
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     if not args.quiet:
         seconds = frames * synthesizer.samples_per_frame / synthesizer.sample_rate
         print(f"voicemap synth: {output} ({seconds:.2f} s of audio, {frames} frames, "
