@@ -1,0 +1,227 @@
+"""Bad and careless input, as a new user would give it: one row per command line, with what must happen.
+
+Every row runs the real command line (in this process, so the models' imports are paid once) in a fresh copy of
+a small workspace, and checks: the exit status; that stderr holds exactly one line (or, for rows that succeed,
+what it must say); that every file that was there before is byte for byte the same; and that new files appear
+only where the row allows (its output folder), never beside an input or outside the workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipelines.cli import main
+from pipelines.commands.diarize import demo_path
+
+SPEECH = demo_path()  # the 30 s two-speaker call inside the pyannote.audio wheel (MIT)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    argv: str  # split on spaces after {name} placeholders are filled; '+' stands for a space inside an argument
+    code: int
+    stderr: str  # regex the single stderr line (or, with `lines` None, the whole stderr) must match
+    writes: tuple[str, ...] = ()  # globs, relative to the workspace, where new files may appear
+    lines: int | None = 1  # exact number of non-empty stderr lines; None: not counted
+    prepare: str | None = None  # name of a setup step (SETUPS) run in the workspace before the command
+    check: str | None = None  # name of an extra check (CHECKS) run after it
+
+
+def _sine(seconds: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The workspace every row starts from (copied per row, so no row sees another's outputs)."""
+    root = tmp_path_factory.mktemp("workspace-template")
+    shutil.copy(SPEECH, root / "speech.wav")
+    shutil.copy(SPEECH, root / "my clip.wav")
+    for folder in ("d1", "d2"):
+        (root / folder).mkdir()
+        shutil.copy(SPEECH, root / folder / "a.wav")
+    (root / "twins").mkdir()
+    samples, rate = sf.read(SPEECH, dtype="float32")
+    sf.write(root / "twins" / "a.wav", samples, rate)
+    sf.write(root / "twins" / "a.flac", samples, rate)
+    (root / "empty").mkdir()
+    (root / "afile").write_text("a file where a folder is expected\n")
+    (root / "notes.txt").write_text("not audio\n")
+    (root / "fake.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    sf.write(root / "silence.wav", np.zeros(16000 * 5, dtype=np.float32), 16000)
+    sf.write(root / "tone.wav", _sine(5.0), 16000)
+    np.save(root / "voice.npy", np.ones(192, dtype=np.float32))
+    (root / "out.npy").mkdir()  # a folder with an output file's name
+    return root
+
+
+def _fingerprint(root: Path) -> dict[str, str]:
+    found = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def _immutable(folder: Path) -> bool:
+    """chattr +i: a folder that refuses new files even to root (tests run as root in CI); False if unsupported."""
+    if shutil.which("chattr") is None:
+        return False
+    folder.mkdir(exist_ok=True)
+    return subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+
+
+def _enroll_registry(workspace: Path) -> None:
+    assert main(["enroll", "Known", str(workspace / "speech.wav"), "--registry", str(workspace / "reg.sqlite")]) == 0
+
+
+SETUPS = {
+    "readonly": lambda ws: _immutable(ws / "locked") or pytest.skip("chattr +i is not available here"),
+    "registry": _enroll_registry,
+}
+
+
+def _rttm_has_ten_fields(workspace: Path) -> None:
+    lines = (workspace / "out" / "my clip.rttm").read_text().splitlines()
+    assert lines and all(len(line.split()) == 10 for line in lines), lines[:2]
+
+
+CHECKS = {
+    "ten_fields": _rttm_has_ten_fields,
+    "good_file_written": lambda ws: (ws / "out" / "speech.rttm").read_text().startswith("SPEAKER speech 1 "),
+}
+
+
+ROWS = [
+    # --- diarize: options refused before any audio is read -------------------------------------------------
+    Row("diarize-no-input", "diarize", 2, r"^voicemap diarize: no input given"),
+    Row("diarize-step-tiny", "diarize speech.wav --step 0.001", 2, r"^voicemap diarize: --step 0.001: must be between"),
+    Row("diarize-step-nan", "diarize speech.wav --step nan", 2, r"^voicemap diarize: --step nan"),
+    Row("diarize-threshold-nan", "diarize speech.wav --threshold nan", 2, r"--threshold nan: .*between 0 and 2"),
+    Row("diarize-threshold-negative", "diarize speech.wav --threshold -1", 2, r"--threshold -1: "),
+    Row("diarize-num-speakers-zero", "diarize speech.wav --num-speakers 0", 2, r"num_speakers must be at least 1"),
+    Row("diarize-bounds-reversed", "diarize speech.wav --min-speakers 3 --max-speakers 2", 2, r"max_speakers \(2\) is below"),
+    Row("diarize-unknown-embedding", "diarize speech.wav --embedding nope", 2, r"--embedding nope: not an encoder"),
+    Row("diarize-missing-segmentation", "diarize speech.wav --segmentation nowhere.bin", 2,
+        r"--segmentation nowhere.bin: no such file"),
+    Row("diarize-device-unavailable", "diarize speech.wav --device cuda:7", 2, r"--device cuda:7: "),
+    Row("diarize-device-garbage", "diarize speech.wav --device toaster", 2, r"--device toaster: not a torch device"),
+    Row("diarize-bad-embedding-file", "diarize speech.wav --embedding notes.txt", 2, r"notes.txt"),
+    # --- diarize: where outputs go ------------------------------------------------------------------------
+    Row("diarize-same-name-two-folders", "diarize d1/a.wav d2/a.wav -o out", 2, r"d1/a.wav .*would both be written as a\.\*"),
+    Row("diarize-same-stem-two-formats", "diarize twins -o out", 2, r"twins/a\.\w+ and twins/a\.\w+ would both"),
+    Row("diarize-outdir-is-file", "diarize speech.wav -o afile", 2, r"^voicemap diarize: afile: exists and is not a folder$"),
+    Row("diarize-outdir-under-file", "diarize speech.wav -o afile/sub", 2, r"afile/sub: afile is a file, not a folder"),
+    Row("diarize-outdir-read-only", "diarize speech.wav -o locked/out", 2, r"locked/out: cannot write there",
+        prepare="readonly"),
+    Row("diarize-outdir-not-permitted", "diarize speech.wav -o /proc/voicemap-out", 2, r"/proc/voicemap-out: cannot write"),
+    # --- diarize: bad inputs are one line each, the rest goes on -----------------------------------------
+    Row("diarize-empty-folder", "diarize empty -q", 1, r"^voicemap: empty: no audio files in this folder"),
+    Row("diarize-missing-and-good", "diarize missing.wav speech.wav -o out -q", 1, r"^voicemap: missing.wav: no such file$",
+        writes=("out/*",), check="good_file_written"),
+    Row("diarize-not-audio", "diarize notes.txt fake.wav -q", 1, r"notes.txt(.|\n)*fake.wav", lines=2),
+    Row("diarize-silence", "diarize silence.wav -q", 0, r"^$", lines=0),
+    Row("diarize-spaces-and-too-many-speakers", "diarize my+clip.wav --num-speakers 50 -o out -q", 0,
+        r"note: my clip: \d+ speaker\(s\) found, fewer than --num-speakers 50", writes=("out/*",), check="ten_fields"),
+    # --- identify -----------------------------------------------------------------------------------------
+    Row("identify-no-registry", "identify speech.wav -o out --registry none.sqlite", 2, r"none.sqlite"),
+    Row("identify-threshold-nan", "identify speech.wav -o out --threshold nan", 2, r"--threshold nan: .*cosine"),
+    Row("identify-threshold-above-one", "identify speech.wav -o out --threshold 1.5", 2, r"--threshold 1.5: "),
+    Row("identify-outdir-is-file", "identify speech.wav -o afile --registry reg.sqlite", 2, r"afile: exists and is not a folder",
+        prepare="registry", writes=("reg.sqlite*",)),
+    Row("identify-step-tiny", "identify speech.wav -o out --step 0.01 --registry reg.sqlite", 2, r"--step 0.01",
+        prepare="registry", writes=("reg.sqlite*",)),
+    # --- embed --------------------------------------------------------------------------------------------
+    Row("embed-output-under-file", "embed speech.wav -o afile/x.npy", 2, r"afile: exists and is not a folder"),
+    Row("embed-output-is-folder", "embed speech.wav -o out.npy", 2, r"out.npy: is a folder"),
+    Row("embed-output-missing-folder", "embed speech.wav -o nowhere/x.npy", 2, r"nowhere/x.npy: folder nowhere does not exist"),
+    Row("embed-unknown-encoder", "embed speech.wav -o x.npy --embedding nope", 2, r"--embedding nope"),
+    Row("embed-replaces-input", "embed voice.npy -o voice.npy", 2, r"would replace voice.npy"),
+    Row("embed-missing-input", "embed speech.wav missing.wav -o x.npy", 1, r"missing.wav(.|\n)*nothing written",
+        lines=2),
+    Row("embed-read-only", "embed speech.wav -o locked/x.npy", 2, r"locked: cannot write there", prepare="readonly"),
+    # --- anonymize ----------------------------------------------------------------------------------------
+    Row("anonymize-onto-input", "anonymize speech.wav -o speech.wav", 2, r"speech.wav: would replace speech.wav"),
+    Row("anonymize-sidecar-onto-transcript", "anonymize speech.wav -o notes.wav --transcript notes.json", 2,
+        r"notes.json: would replace notes.json"),
+    Row("anonymize-wrong-format", "anonymize speech.wav -o out.mp3", 2, r"out.mp3: the anonymized audio is written as"),
+    Row("anonymize-under-file", "anonymize speech.wav -o afile/x.wav", 2, r"afile: exists and is not a folder"),
+    Row("anonymize-missing-input", "anonymize missing.wav -o x.wav", 1, r"^voicemap: missing.wav: no such file$"),
+    Row("anonymize-bad-step", "anonymize speech.wav -o x.wav --step 0", 2, r"--step 0: "),
+    # --- synth --------------------------------------------------------------------------------------------
+    Row("synth-onto-voice", "synth --voice voice.npy --text hi --model nowhere -o voice.npy", 2, r"would replace voice.npy"),
+    Row("synth-under-file", "synth --voice voice.npy --text hi --model nowhere -o afile/x.wav", 2, r"afile"),
+    Row("synth-device", "synth --voice voice.npy --text hi --model nowhere -o x.wav --device cuda:7", 2, r"--device cuda:7"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+def test_careless_input(row: Row, template: Path, tmp_path: Path, capsys, monkeypatch):
+    workspace = tmp_path / "ws"
+    shutil.copytree(template, workspace)
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("VOICEMAP_REGISTRY", str(workspace / "default-registry.sqlite"))
+    try:
+        if row.prepare:
+            SETUPS[row.prepare](workspace)
+        capsys.readouterr()
+        before = _fingerprint(workspace)
+        argv = [part.replace("+", " ") for part in row.argv.split()]
+        code = main(argv)
+        captured = capsys.readouterr()
+    finally:
+        for locked in workspace.glob("locked"):
+            subprocess.run(["chattr", "-i", str(locked)], capture_output=True)
+    stderr = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == row.code, captured.err
+    if row.lines is not None:
+        assert len(stderr) == row.lines, captured.err
+    if row.lines == 1:
+        assert re.search(row.stderr, stderr[0]), stderr[0]
+        assert "Traceback" not in captured.err
+    elif row.stderr:
+        assert re.search(row.stderr, captured.err), captured.err
+    after = _fingerprint(workspace)
+    changed = [name for name, digest in before.items() if after.get(name) != digest]
+    assert not changed, f"files changed or removed: {changed}"
+    new = [name for name in after if name not in before]
+    stray = [name for name in new if not any(Path(name).match(pattern) or name.startswith(pattern.rstrip("*"))
+                                               for pattern in row.writes)]
+    assert not stray, f"written outside the row's outputs: {stray}"
+    if row.check:
+        result = CHECKS[row.check](workspace)
+        assert result is None or result
+
+
+def test_help_shows_each_default_once(capsys):
+    """`--help` used to read "(default: chosen from the duration) (default: None)"."""
+    for command in (["diarize"], ["identify"], ["embed"], ["anonymize"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text
+        assert not re.search(r"\(default: [^)]*\) \(default:", text), command
+        assert "(default: campplus)" in text or command == ["anonymize"]
+
+
+def test_embed_default_works_out_of_the_box(tmp_path):
+    """`voicemap embed` without --embedding used to need Qwen3-TTS weights that nobody has offline."""
+    assert main(["embed", str(SPEECH), "-o", str(tmp_path / "v.npy")]) == 0
+    vectors = np.load(tmp_path / "v.npy")
+    record = json.loads((tmp_path / "v.json").read_text())
+    assert vectors.shape == (1, 192) and np.isfinite(vectors).all()
+    assert record["encoder_id"].startswith("campplus")
+    assert oct(os.stat(tmp_path / "v.npy").st_mode & 0o777) == "0o600"
