@@ -17,6 +17,12 @@ def _campplus(spec: str | None, device: str) -> SpeakerEncoder:
     return CAMPPlusEncoder(weights=spec, device=device)
 
 
+def _ecapa(spec: str | None, device: str) -> SpeakerEncoder:
+    from .ecapa import ECAPAEncoder
+
+    return ECAPAEncoder(weights=spec, device=device)
+
+
 def _qwen3(size: str) -> Callable[[str | None, str], SpeakerEncoder]:
     def factory(spec: str | None, device: str) -> SpeakerEncoder:
         from .qwen3 import Qwen3Encoder
@@ -29,6 +35,7 @@ def _qwen3(size: str) -> Callable[[str | None, str], SpeakerEncoder]:
 #: backend name -> factory(weights spec or None, device)
 BACKENDS: dict[str, Callable[[str | None, str], SpeakerEncoder]] = {
     "campplus": _campplus,
+    "ecapa": _ecapa,
     "qwen3-0.6b": _qwen3("0.6b"),
     "qwen3-1.7b": _qwen3("1.7b"),
 }
