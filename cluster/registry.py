@@ -5,7 +5,8 @@ SIGKILL or Ctrl-C part-way leaves the file as it was before the write; readers r
 transaction and, thanks to WAL, see either the state before a concurrent write or the state after it.
 
 Tables:
-- `voices`      name (unique; used verbatim as an RTTM label, so no whitespace), metadata JSON, times;
+- `voices`      name (unique; trimmed, inner whitespace one space: "Ada Lovelace"; RTTM writes it with '_'),
+                metadata JSON, times;
 - `embeddings`  raw float32 vectors, one row per enrolled source, tagged with the encoder id and dimension,
                 plus the sha256 of the source file (never the audio itself);
 - `centroids`   per voice and encoder, the unit-norm mean of the L2-normalized embeddings, maintained in the
@@ -17,6 +18,10 @@ dimension is fixed by the vectors already stored for it. Voice embeddings are bi
 created owner-only (0600), and `remove` deletes with `secure_delete`, VACUUMs and truncates the WAL so the
 removed vectors' bytes do not linger on disk.
 
+Every sqlite3 error leaves this module as a RegistryError naming the file and the cause (read-only,
+damaged, not a registry, busy, disk full), so a command can print it as one line; a file that is not a
+voicemap registry (random bytes, a truncated copy, another program's SQLite database) is never written to.
+
 Search is brute force: one (num_voices, dim) matrix-vector product per query over the centroids, which are
 read from SQLite once and cached in the process until any connection commits a change. Measured here with
 192-d vectors and 20 000 voices: reading the centroids ~0.4 s (once), each query's product ~1 ms. That stays
@@ -26,9 +31,11 @@ per second, an ANN index (FAISS IVF/HNSW, hnswlib) kept beside the file and rebu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -37,8 +44,8 @@ import numpy as np
 
 from .registry_format import build_export, parse_export, read_export, write_export
 from .registry_values import (SHA256_HEX, Direction, RegistryError, SearchHit, StoredEmbedding, Voice, as_vectors,
-                              check_encoder_id, check_name, check_voice_name, from_blob, merge_metadata,
-                              metadata_json, to_blob, unit, utc_now)
+                              check_encoder_id, check_name, check_voice_name, from_blob, label_form, merge_metadata,
+                              metadata_json, normal_name, to_blob, unit, utc_now)
 
 ENV_VAR = "VOICEMAP_REGISTRY"
 SCHEMA_VERSION = 1
@@ -118,21 +125,105 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def describe_sqlite_error(path: Path, error: sqlite3.Error) -> str:
+    """One line for an sqlite3 error on the registry at `path`: what it means for the user, then sqlite's words."""
+    code = getattr(error, "sqlite_errorname", "") or ""
+    cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if code.startswith("SQLITE_READONLY"):
+        what = "is read-only; nothing was written"
+    elif code == "SQLITE_NOTADB":
+        what = "not a voicemap registry"
+    elif code.startswith("SQLITE_CORRUPT"):
+        what = "damaged or not a voicemap registry; restore it from a backup or an export"
+    elif code.startswith("SQLITE_CANTOPEN"):
+        # a WAL database needs its -wal/-shm companions beside it, even to be read
+        what = "cannot open it, or its folder takes no -wal/-shm file beside it"
+    elif code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        what = f"another process kept it locked for over {BUSY_TIMEOUT_S:g} s; try again"
+    elif code == "SQLITE_FULL":
+        what = "the disk is full; nothing was written"
+    elif code.startswith("SQLITE_IOERR"):
+        what = "read or write failed"
+    elif code.startswith("SQLITE_PERM") or code.startswith("SQLITE_AUTH"):
+        what = "permission denied"
+    else:
+        what = "database error"
+    return f"registry {path}: {what} ({cause})"
+
+
+def _edge(method):
+    # The registry's edge: whatever sqlite3 raises inside becomes one line naming the file (RegistryError).
+    # Writes run in one transaction that rolls back first, so the file is as it was.
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as error:
+            raise RegistryError(describe_sqlite_error(self.path, error)) from error
+
+    return wrapper
+
+
+def check_can_create(path: str | os.PathLike | None = None) -> Path:
+    """Before slow work that ends in creating a registry: RegistryError unless the file could be created there.
+
+    The nearest existing folder above it must take a new file (probed with a real one, which also holds for
+    root, whom permission bits do not stop), and nothing on the way may be a file.
+    """
+    target = resolve_registry_path(path)
+    if target.is_dir():
+        raise RegistryError(f"registry {target}: is a folder, not a file")
+    for folder in target.parents:
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            raise RegistryError(f"registry {target}: {folder} is a file, not a folder")
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".voicemap-probe.", dir=folder)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as error:
+            raise RegistryError(f"registry {target}: cannot create it in {folder} ({error.strerror or error})") from None
+        return target
+    return target
+
+
+@contextmanager
+def open_registry(path: str | os.PathLike | None = None, *, create: bool = False) -> Iterator["Registry"]:
+    """`Registry(path, create=create)` for one block of work; a registry file this call created is deleted again
+    (with the folders it made) when the block raises, so a refused import or enrollment leaves nothing behind."""
+    target = resolve_registry_path(path)
+    existed = target.exists()
+    missing = [folder for folder in target.parents if not folder.exists()]
+    registry = Registry(target, create=create)
+    try:
+        yield registry
+    except BaseException:
+        if not existed:
+            registry._discard_new(missing)
+        raise
+    finally:
+        registry.close()
+
+
 class Registry:
     """The voice registry in one SQLite file. Use as a context manager, or call `close()`.
 
     `Registry(path)` opens (and by default creates) the file; `create=False` refuses a missing one.
-    All methods raise RegistryError with a one-line message, leaving the file unchanged, on bad input.
+    All methods raise RegistryError with a one-line message, leaving the file unchanged, on bad input and
+    on any sqlite3 error (read-only, damaged, not a registry, locked, disk full).
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, create: bool = True):
         self.path = resolve_registry_path(path)
+        self._conn = None
         if self.path.is_dir():
             raise RegistryError(f"registry {self.path}: is a folder, not a file")
+        created: list[Path] = []
         if not self.path.exists():
             if not create:
                 raise RegistryError(f"registry {self.path}: does not exist (enroll a voice first)")
-            self._create_file()
+            created = self._create_file()
         self._depth = 0
         self._scrub_pending = False
         self._last_scrub = False
@@ -142,37 +233,70 @@ class Registry:
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                          check_same_thread=False)
-        except sqlite3.Error as error:
-            raise RegistryError(f"registry {self.path}: cannot open ({error})") from error
-        try:
             self._configure()
-        except sqlite3.DatabaseError as error:
-            self._conn.close()
-            raise RegistryError(f"registry {self.path}: not a voicemap registry ({error})") from error
+        except (sqlite3.Error, RegistryError) as error:
+            self.close()
+            if created:  # nothing of ours may stay behind when the new file could not be set up
+                self._remove_files(created)
+            if isinstance(error, RegistryError):
+                raise
+            raise RegistryError(describe_sqlite_error(self.path, error)) from error
 
-    def _create_file(self) -> None:
-        # Owner-only from the first byte: voice embeddings are biometric data.
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def _create_file(self) -> list[Path]:
+        """Create the empty file (and missing folders); -> what was created, deepest last."""
+        missing = [folder for folder in reversed(self.path.parents) if not folder.exists()]
         try:
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            # Owner-only from the first byte: voice embeddings are biometric data.
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return []  # another process created it just now: it is not ours to delete
         except OSError as error:
-            raise RegistryError(f"registry {self.path}: cannot create ({error.strerror})") from error
+            self._remove_files(missing)
+            raise RegistryError(f"registry {self.path}: cannot create ({error.strerror or error})") from None
+        return [*missing, self.path]
+
+    def _remove_files(self, created: list[Path]) -> None:
+        """Delete what `_create_file` made: the file with its -wal/-shm, then the new folders, deepest first."""
+        if self.path in created:
+            for suffix in ("-wal", "-shm", ""):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        for folder in reversed([p for p in created if p != self.path]):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty (someone else wrote there meanwhile): keep it
+
+    def _discard_new(self, missing_folders: list[Path]) -> None:
+        """Delete this registry, created by the failed block of `open_registry`, unless something landed in it."""
+        try:
+            empty = self._conn is None or (len(self) == 0 and not self.list_directions())
+        except RegistryError:
+            empty = True  # never got past setting up: nothing in it
+        self.close()
+        if empty:
+            self._remove_files([*reversed(missing_folders), self.path])
 
     def _configure(self) -> None:
         conn = self._conn
+        # Look before touching anything: switching to WAL or creating tables would write into a file that
+        # is not ours (another program's database, a damaged copy the user may still want to rescue).
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RegistryError(f"registry {self.path}: schema version {version} is newer than this voicemap "
+                                f"understands ({SCHEMA_VERSION}); upgrade voicemap")
+        if version < SCHEMA_VERSION and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+            raise RegistryError(f"registry {self.path}: not a voicemap registry (an SQLite database of something "
+                                "else); give another --registry path")
         # WAL: readers never block the writer and always see a committed snapshot.
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise sqlite3.DatabaseError(f"cannot switch to WAL journal mode (got {mode})")
+            raise RegistryError(f"registry {self.path}: cannot switch to WAL journal mode (got {mode})")
         # FULL: a committed enrollment survives a power cut, not only a process crash; writes are rare.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         # Deleted rows are overwritten with zeros instead of being left in free space.
         conn.execute("PRAGMA secure_delete=ON")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RegistryError(f"registry {self.path}: schema version {version} is newer than this voicemap "
-                                f"understands ({SCHEMA_VERSION}); upgrade voicemap")
         if version < SCHEMA_VERSION:
             with self.transaction():
                 # one statement at a time: executescript() would COMMIT our transaction
@@ -180,6 +304,18 @@ class Registry:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @_edge
+    def check_writable(self) -> None:
+        """RegistryError now, before any slow work, when a write would fail (read-only file or mount)."""
+        conn = self._connection()
+        if self._depth:
+            return
+        conn.execute("BEGIN IMMEDIATE")  # succeeds on a read-only file; the first write statement does not
+        try:
+            conn.execute("UPDATE voices SET id = id WHERE 0")
+        finally:
+            conn.execute("ROLLBACK")
 
     # -- life cycle --------------------------------------------------------------------------------------
 
@@ -222,8 +358,8 @@ class Registry:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise RegistryError(f"registry {self.path}: cannot start a write ({error})") from error
+        except sqlite3.Error as error:
+            raise RegistryError(describe_sqlite_error(self.path, error)) from error
         self._depth = 1
         try:
             yield self
@@ -233,7 +369,14 @@ class Registry:
                 conn.execute("ROLLBACK")
             raise
         else:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as error:
+                # e.g. disk full or I/O error at commit: sqlite has rolled back or will on the next open
+                self._scrub_pending = False
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise RegistryError(describe_sqlite_error(self.path, error)) from error
             self._commits += 1
         finally:
             self._depth = 0
@@ -262,6 +405,7 @@ class Registry:
 
     # -- voices ------------------------------------------------------------------------------------------
 
+    @_edge
     def enroll(self, name: str, encoder_id: str, vectors: Any, source_hashes: Sequence[str | None] | None = None,
                metadata: dict[str, Any] | None = None) -> Voice:
         """Create voice `name` if new (else extend it) and store `vectors` (dim,) or (n, dim) of `encoder_id`.
@@ -275,6 +419,7 @@ class Registry:
             row = conn.execute("SELECT id, metadata FROM voices WHERE name = ?", (name,)).fetchone()
             now = utc_now()
             if row is None:
+                self._refuse_label_clash(name)
                 conn.execute("INSERT INTO voices(name, metadata, created, updated) VALUES (?, ?, ?, ?)",
                              (name, metadata_json(metadata, f"voice {name!r}"), now, now))
             elif metadata:
@@ -284,6 +429,7 @@ class Registry:
             self._add(name, encoder_id, vectors, source_hashes)
             return self.get(name)
 
+    @_edge
     def add_embeddings(self, name: str, encoder_id: str, vectors: Any,
                        source_hashes: Sequence[str | None] | None = None) -> Voice:
         """Add vectors to an existing voice (RegistryError if `name` is not enrolled)."""
@@ -340,7 +486,17 @@ class Registry:
             (voice_id, encoder_id, dimension, to_blob(centroid), len(rows)),
         )
 
+    def _refuse_label_clash(self, name: str, where: str = "") -> None:
+        """RegistryError when a new voice would share its RTTM label with an enrolled one ("Ada Lovelace" and
+        "Ada_Lovelace" both read Ada_Lovelace there, and a reader could not tell which was meant)."""
+        row = self._connection().execute("SELECT name FROM voices WHERE replace(name, ' ', '_') = ? AND name != ?",
+                                         (label_form(name), name)).fetchone()
+        if row is not None:
+            raise RegistryError(f"{where}voice name {name!r}: reads as {label_form(name)} in RTTM files, like the enrolled "
+                                f"voice {row[0]!r}; pick another name")
+
     def _voice_id(self, name: str) -> int:
+        name = normal_name(name)
         row = self._connection().execute("SELECT id FROM voices WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise RegistryError(f"voice {name!r}: not enrolled in {self.path}")
@@ -352,6 +508,7 @@ class Registry:
             raise RegistryError(f"{what}: vector has dimension {dimension} but {encoder_id} vectors in this registry "
                                 f"have {known} (wrong encoder?)")
 
+    @_edge
     def dimension(self, encoder_id: str) -> int | None:
         """The dimension of `encoder_id`'s stored vectors, or None when it has none yet."""
         conn = self._connection()
@@ -361,37 +518,44 @@ class Registry:
                                (encoder_id,)).fetchone()
         return None if row is None else int(row[0])
 
+    @_edge
     def encoders(self) -> dict[str, int]:
         """encoder id -> number of voices with at least one embedding of it."""
         with self._snapshot() as conn:
             rows = conn.execute("SELECT encoder_id, COUNT(*) FROM centroids GROUP BY encoder_id ORDER BY encoder_id")
             return {encoder: int(count) for encoder, count in rows}
 
+    @_edge
     def update_metadata(self, name: str, metadata: dict[str, Any], *, replace: bool = False) -> Voice:
         """Merge (or with `replace`, set) a voice's metadata."""
         with self.transaction():
             voice = self.get(name)
             new = dict(metadata) if replace else merge_metadata(voice.metadata, metadata)
             self._conn.execute("UPDATE voices SET metadata = ?, updated = ? WHERE name = ?",
-                               (metadata_json(new, f"voice {name!r}"), utc_now(), name))
+                               (metadata_json(new, f"voice {name!r}"), utc_now(), voice.name))
             return self.get(name)
 
+    @_edge
     def __contains__(self, name: object) -> bool:
-        return self._connection().execute("SELECT 1 FROM voices WHERE name = ?", (name,)).fetchone() is not None
+        return self._connection().execute("SELECT 1 FROM voices WHERE name = ?",
+                                          (normal_name(name),)).fetchone() is not None
 
+    @_edge
     def __len__(self) -> int:
         return int(self._connection().execute("SELECT COUNT(*) FROM voices").fetchone()[0])
 
+    @_edge
     def get(self, name: str) -> Voice:
         with self._snapshot() as conn:
             row = conn.execute("SELECT id, name, metadata, created, updated FROM voices WHERE name = ?",
-                               (name,)).fetchone()
+                               (normal_name(name),)).fetchone()
             if row is None:
                 raise RegistryError(f"voice {name!r}: not enrolled in {self.path}")
             counts = dict(conn.execute("SELECT encoder_id, count FROM centroids WHERE voice_id = ? ORDER BY encoder_id",
                                        (row[0],)).fetchall())
             return Voice(row[1], json.loads(row[2]), row[3], row[4], counts)
 
+    @_edge
     def list(self) -> list[Voice]:
         """All voices by name, each with its embedding counts per encoder (one consistent snapshot)."""
         with self._snapshot() as conn:
@@ -402,6 +566,7 @@ class Registry:
             return [Voice(name, json.loads(meta), created, updated, dict(sorted(counts.get(vid, {}).items())))
                     for vid, name, meta, created, updated in rows]
 
+    @_edge
     def embeddings(self, name: str, encoder_id: str | None = None) -> list[StoredEmbedding]:
         """The stored vectors of a voice (all encoders, or one), oldest first."""
         with self._snapshot() as conn:
@@ -414,6 +579,7 @@ class Registry:
             rows = conn.execute(query + " ORDER BY id", params).fetchall()
             return [StoredEmbedding(enc, from_blob(blob, dim), source, created) for enc, dim, blob, source, created in rows]
 
+    @_edge
     def sources(self, source_hash: str) -> list[str]:
         """Names of the voices that enrolled a file with this sha256."""
         rows = self._connection().execute(
@@ -421,6 +587,7 @@ class Registry:
             "ORDER BY v.name", (source_hash,)).fetchall()
         return [row[0] for row in rows]
 
+    @_edge
     def centroid(self, name: str, encoder_id: str) -> np.ndarray:
         """(dim,) unit-norm float32: the mean of the voice's L2-normalized `encoder_id` embeddings."""
         with self._snapshot() as conn:
@@ -431,6 +598,7 @@ class Registry:
                 raise RegistryError(f"voice {name!r}: has no {encoder_id} embeddings")
             return from_blob(row[1], row[0])
 
+    @_edge
     def centroids(self, encoder_id: str) -> tuple[list[str], np.ndarray]:
         """Names (sorted) and their (num_voices, dim) unit-norm read-only centroids of one encoder; (0, 0) if none.
 
@@ -461,6 +629,7 @@ class Registry:
             raise RegistryError(f"registry {self.path} is corrupt: {encoder_id} centroids of mixed dimensions")
         return [row[0] for row in rows], matrix.reshape(len(rows), dimension)
 
+    @_edge
     def search(self, vector: Any, encoder_id: str, k: int = 5) -> list[SearchHit]:
         """The `k` voices whose `encoder_id` centroid is nearest to `vector` by cosine, best first.
 
@@ -484,6 +653,7 @@ class Registry:
         top = top[np.lexsort((np.array(names, dtype=object)[top], -scores[top]))]
         return [SearchHit(names[i], float(scores[i])) for i in top]
 
+    @_edge
     def remove(self, name: str, encoder_id: str | None = None) -> bool:
         """Delete a voice (or only its `encoder_id` embeddings) and scrub the bytes from disk.
 
@@ -507,13 +677,17 @@ class Registry:
             self._scrub_pending = True
         return self._last_scrub
 
+    @_edge
     def scrub(self) -> bool:
         """VACUUM and truncate the WAL so that no deleted row survives anywhere in the files."""
         if self._depth:
             raise RegistryError(f"registry {self.path}: scrub cannot run inside a transaction")
-        return self._scrub()
+        return self._scrub(strict=True)
 
-    def _scrub(self) -> bool:
+    def _scrub(self, strict: bool = False) -> bool:
+        """-> whether the scrub completed. Only a busy reader is a "not yet" (False); `strict` (an explicit
+        scrub) raises any other error, while the scrub after a committed remove reports it as not done, since
+        the removal itself has landed and the command must not say it failed."""
         conn = self._connection()
         conn.execute(f"PRAGMA busy_timeout={int(self.scrub_wait_s * 1000)}")
         try:
@@ -521,7 +695,9 @@ class Registry:
             # copy survives in free space or page slack.
             conn.execute("VACUUM")
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as error:
+            if strict and not (getattr(error, "sqlite_errorname", "") or "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+                raise
             busy = 1
         finally:
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
@@ -530,6 +706,7 @@ class Registry:
 
     # -- directions --------------------------------------------------------------------------------------
 
+    @_edge
     def store_direction(self, name: str, encoder_id: str, vector: Any, metadata: dict[str, Any] | None = None,
                         *, replace: bool = True) -> Direction:
         """Store a named vector of `encoder_id` (e.g. an attribute direction), replacing one of that name."""
@@ -555,6 +732,7 @@ class Registry:
             )
             return self.get_direction(name, encoder_id)
 
+    @_edge
     def get_direction(self, name: str, encoder_id: str) -> Direction:
         row = self._connection().execute(
             "SELECT name, encoder_id, dimension, vector, metadata, created, updated FROM directions "
@@ -563,6 +741,7 @@ class Registry:
             raise RegistryError(f"direction {name!r} ({encoder_id}): not stored in {self.path}")
         return Direction(row[0], row[1], from_blob(row[3], row[2]), json.loads(row[4]), row[5], row[6])
 
+    @_edge
     def list_directions(self, encoder_id: str | None = None) -> list[Direction]:
         query = "SELECT name, encoder_id, dimension, vector, metadata, created, updated FROM directions"
         params: tuple = ()
@@ -572,6 +751,7 @@ class Registry:
         rows = self._connection().execute(query + " ORDER BY encoder_id, name", params).fetchall()
         return [Direction(r[0], r[1], from_blob(r[3], r[2]), json.loads(r[4]), r[5], r[6]) for r in rows]
 
+    @_edge
     def remove_direction(self, name: str, encoder_id: str) -> None:
         with self.transaction():
             if not self._conn.execute("DELETE FROM directions WHERE name = ? AND encoder_id = ?",
@@ -581,18 +761,21 @@ class Registry:
 
     # -- export / import (file layout and validation in registry_format.py) --------------------------------
 
+    @_edge
     def export_data(self) -> dict[str, Any]:
         """Everything in the registry as one JSON-ready dict, read from one snapshot."""
         with self._snapshot():
             voices = [(voice, self.embeddings(voice.name)) for voice in self.list()]
             return build_export(voices, self.list_directions())
 
+    @_edge
     def export_file(self, path: str | os.PathLike) -> int:
         """Write the whole registry to a JSON file atomically (temp file, fsync, rename); returns #voices."""
         data = self.export_data()
         write_export(data, path)
         return len(data["voices"])
 
+    @_edge
     def import_file(self, path: str | os.PathLike, *, on_conflict: str = "error") -> int:
         """Load an export into this registry in one transaction; returns the number of voices imported.
 
@@ -602,6 +785,7 @@ class Registry:
         source = Path(path).expanduser()
         return self.import_data(read_export(source), on_conflict=on_conflict, label=str(source))
 
+    @_edge
     def import_data(self, data: Any, *, on_conflict: str = "error", label: str = "import") -> int:
         """`import_file` for an already-loaded export dict; everything is validated before anything is written."""
         if on_conflict not in {"error", "skip", "replace"}:
@@ -618,6 +802,7 @@ class Registry:
                         continue
                     conn.execute("DELETE FROM voices WHERE name = ?", (voice.name,))
                     self._scrub_pending = True
+                self._refuse_label_clash(voice.name, f"{label}: ")
                 conn.execute("INSERT INTO voices(name, metadata, created, updated) VALUES (?, ?, ?, ?)",
                              (voice.name, metadata_json(voice.metadata, f"{label}: voice {voice.name!r}"),
                               voice.created, voice.updated))
@@ -645,4 +830,5 @@ class Registry:
 
 
 __all__ = ["ENV_VAR", "Direction", "Registry", "RegistryError", "SearchHit", "StoredEmbedding", "Voice",
-           "check_voice_name", "default_registry_path", "file_sha256", "merge_metadata", "resolve_registry_path"]
+           "check_can_create", "check_voice_name", "default_registry_path", "describe_sqlite_error", "file_sha256",
+           "label_form", "merge_metadata", "open_registry", "resolve_registry_path"]

@@ -5,7 +5,10 @@ Layout (version 1), one JSON object:
      "voices": [{"name", "metadata", "created", "updated",
                  "embeddings": [{"encoder_id", "dimension", "vector", "source_hash", "created"}]}],
      "directions": [{"name", "encoder_id", "dimension", "vector", "metadata", "created", "updated"}]}
-Vectors are base64 of little-endian float32, so a round trip is bit-exact. Centroids are not exported:
+Vectors are base64 of little-endian float32, so a round trip is bit-exact; on import `vector_dtype` may name
+any real floating type (numpy's spelling: "<f4", "<f8", "float64", ...), anything else (complex, integers, a
+missing or unknown type) is refused, as are non-finite values and dimensions that disagree with the bytes,
+within the file or with the registry. Centroids are not exported:
 the importing registry recomputes them. The file holds the same biometric vectors as the registry, so it
 is created owner-only.
 """
@@ -64,16 +67,20 @@ def write_export(data: dict, path: str | os.PathLike) -> None:
     if not target.parent.is_dir():
         raise RegistryError(f"export {target}: folder {target.parent} does not exist")
     text = json.dumps(data, ensure_ascii=False, indent=1)
-    # mkstemp creates the file 0600, which is what an export of biometric vectors should be
-    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    temp = None
     try:
+        # mkstemp creates the file 0600, which is what an export of biometric vectors should be
+        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+    except BaseException as error:
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        if isinstance(error, OSError):  # no space, read-only folder, ...: the old target is untouched
+            raise RegistryError(f"export {target}: cannot write ({error.strerror or error})") from None
         raise
 
 
@@ -83,8 +90,10 @@ def read_export(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RegistryError(f"import {path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RegistryError(f"import {path}: not a voicemap registry export ({error})") from error
+    except OSError as error:
+        raise RegistryError(f"import {path}: cannot read ({error.strerror or error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise RegistryError(f"import {path}: not a voicemap registry export ({str(error)[:200]})") from None
 
 
 def parse_export(data: Any, label: str) -> tuple[list[ImportedVoice], list[Direction]]:
@@ -93,20 +102,39 @@ def parse_export(data: Any, label: str) -> tuple[list[ImportedVoice], list[Direc
         raise RegistryError(f"{label}: not a voicemap registry export (no format {EXPORT_FORMAT!r})")
     if data.get("version") != EXPORT_VERSION:
         raise RegistryError(f"{label}: export version {data.get('version')!r} not supported ({EXPORT_VERSION})")
-    return _parse_voices(data.get("voices"), label), _parse_directions(data.get("directions", []), label)
+    dtype = _vector_dtype(data.get("vector_dtype"), label)
+    return (_parse_voices(data.get("voices"), label, dtype),
+            _parse_directions(data.get("directions", []), label, dtype))
 
 
-def _decodefrom_blob(item: Any, label: str) -> np.ndarray:
+def _vector_dtype(value: Any, label: str) -> np.dtype:
+    """The dtype of the file's vectors: a real floating type, or RegistryError (complex128 would be read as
+    pairs of numbers, integers as nonsense; neither is a voice)."""
+    try:
+        dtype = np.dtype(value) if isinstance(value, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind != "f":
+        raise RegistryError(f"{label}: vector_dtype {value!r} is not supported (vectors must be real floats, "
+                            f"e.g. '<f4')")
+    return dtype
+
+
+def _decodefrom_blob(item: Any, label: str, dtype: np.dtype = np.dtype("<f4")) -> np.ndarray:
     if not isinstance(item, dict):
         raise RegistryError(f"{label}: expected an object with a vector")
     try:
         raw = base64.b64decode(item["vector"], validate=True)
-        dimension = int(item["dimension"])
+        dimension = item["dimension"]
     except (KeyError, TypeError, ValueError) as error:
         raise RegistryError(f"{label}: bad vector entry ({type(error).__name__}: {error})") from error
-    if len(raw) != 4 * dimension or dimension <= 0:
-        raise RegistryError(f"{label}: vector holds {len(raw) // 4} values but says dimension {dimension}")
-    return as_vectors(np.frombuffer(raw, dtype="<f4"), label)[0]
+    # int("12") or int(12.7) would pass a wrong field quietly
+    if not isinstance(dimension, int) or isinstance(dimension, bool) or dimension <= 0:
+        raise RegistryError(f"{label}: dimension {dimension!r} is not a positive integer")
+    if len(raw) != dtype.itemsize * dimension:
+        raise RegistryError(f"{label}: vector holds {len(raw) / dtype.itemsize:g} {dtype.name} values but says "
+                            f"dimension {dimension}")
+    return as_vectors(np.frombuffer(raw, dtype=dtype), label)[0]
 
 
 def _text(item: dict, key: str, label: str, default: str) -> str:
@@ -122,7 +150,7 @@ def _metadata(item: dict, label: str) -> dict[str, Any]:
     return metadata
 
 
-def _parse_voices(raw: Any, label: str) -> list[ImportedVoice]:
+def _parse_voices(raw: Any, label: str, dtype: np.dtype) -> list[ImportedVoice]:
     if not isinstance(raw, list):
         raise RegistryError(f"{label}: 'voices' must be a list")
     now = utc_now()
@@ -131,7 +159,10 @@ def _parse_voices(raw: Any, label: str) -> list[ImportedVoice]:
     for item in raw:
         if not isinstance(item, dict):
             raise RegistryError(f"{label}: each voice must be an object")
-        name = check_voice_name(item.get("name"))
+        try:
+            name = check_voice_name(item.get("name"))
+        except RegistryError as error:
+            raise RegistryError(f"{label}: {error}") from None
         if name in seen:
             raise RegistryError(f"{label}: voice {name!r} appears twice")
         seen.add(name)
@@ -139,7 +170,7 @@ def _parse_voices(raw: Any, label: str) -> list[ImportedVoice]:
         embeddings: list[StoredEmbedding] = []
         for entry in item.get("embeddings") or []:
             encoder_id = check_encoder_id(entry.get("encoder_id") if isinstance(entry, dict) else None)
-            vector = _decodefrom_blob(entry, f"{where} ({encoder_id})")
+            vector = _decodefrom_blob(entry, f"{where} ({encoder_id})", dtype)
             source = entry.get("source_hash")
             if source is not None and not (isinstance(source, str) and SHA256_HEX.match(source)):
                 raise RegistryError(f"{where}: source hash {source!r} is not a sha256 hex digest")
@@ -156,7 +187,7 @@ def _parse_voices(raw: Any, label: str) -> list[ImportedVoice]:
     return voices
 
 
-def _parse_directions(raw: Any, label: str) -> list[Direction]:
+def _parse_directions(raw: Any, label: str, dtype: np.dtype) -> list[Direction]:
     if not isinstance(raw, list):
         raise RegistryError(f"{label}: 'directions' must be a list")
     now = utc_now()
@@ -167,6 +198,6 @@ def _parse_directions(raw: Any, label: str) -> list[Direction]:
         name = check_name(item.get("name"), "direction name")
         encoder_id = check_encoder_id(item.get("encoder_id"))
         where = f"{label}: direction {name!r} ({encoder_id})"
-        out.append(Direction(name, encoder_id, _decodefrom_blob(item, where), _metadata(item, where),
+        out.append(Direction(name, encoder_id, _decodefrom_blob(item, where, dtype), _metadata(item, where),
                              _text(item, "created", where, now), _text(item, "updated", where, now)))
     return out

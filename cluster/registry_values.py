@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
-# Names become RTTM labels (whitespace-separated format), and `unknown_N` is what match.py calls a cluster
-# that matches nobody, so those names would be ambiguous.
+# `unknown_N` is what match.py calls a cluster that matches nobody, so those names would be ambiguous; it is
+# checked on the RTTM form of a name too ("unknown 2" is written as unknown_2 there).
 RESERVED_NAME = re.compile(r"^unknown(_\d+)?$", re.IGNORECASE)
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -63,14 +64,34 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def normal_name(name: str) -> str:
+    """A name as the registry keeps it: ends trimmed and every inner run of whitespace one plain space.
+
+    "Ada  Lovelace" and "Ada\u00a0Lovelace" look like "Ada Lovelace" on a screen and in a shell; keeping
+    them apart would make two voices nobody can tell apart by name. Lookups use the same form, so a name
+    typed with an extra space still finds its voice.
+    """
+    return " ".join(name.split()) if isinstance(name, str) else name
+
+
+def label_form(name: str) -> str:
+    """The name as a whitespace-free RTTM label (diarize/output.py writes whitespace as '_')."""
+    return "_".join(name.split())
+
+
 def check_name(name: Any, what: str = "voice name") -> str:
+    """`name` in its normal form (see `normal_name`) if it can be a name, else RegistryError saying why.
+
+    Inner spaces are fine ("Ada Lovelace"): the registry and JSON outputs keep the name with its spaces, RTTM
+    writes its `label_form`. Control characters (tab, newline, ...) and line or paragraph separators are
+    refused rather than folded into a space: they usually come from a pasted or scripted name gone wrong,
+    and they would break every line-based output.
+    """
     if not isinstance(name, str) or not name.strip():
         raise RegistryError(f"{what} {name!r}: must be a non-empty string")
-    if name != name.strip() or any(ch.isspace() for ch in name):
-        raise RegistryError(f"{what} {name!r}: must not contain whitespace (names are used as RTTM labels; "
-                            f"try {'_'.join(name.split())!r})")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise RegistryError(f"{what} {name!r}: must not contain control characters")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name):
+        raise RegistryError(f"{what} {name!r}: must not contain control characters or line breaks")
+    name = normal_name(name)
     if len(name) > 200:
         raise RegistryError(f"{what} {name[:20]!r}...: longer than 200 characters")
     return name
@@ -79,7 +100,7 @@ def check_name(name: Any, what: str = "voice name") -> str:
 def check_voice_name(name: Any) -> str:
     """`name` if it can be a voice name, else RegistryError saying why."""
     name = check_name(name)
-    if RESERVED_NAME.match(name):
+    if RESERVED_NAME.match(label_form(name)):
         raise RegistryError(f"voice name {name!r}: reserved for speakers that match no enrolled voice")
     return name
 

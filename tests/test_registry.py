@@ -149,8 +149,11 @@ def test_directions_store_get_list_remove(registry):
     (lambda r: r.add_embeddings("Nobody", ENC, vectors(0, 1)), "not enrolled"),
     (lambda r: r.enroll("Ada", ENC, vectors(0, 2), [f"{1:064x}"]), "2 vectors but 1 source"),
     (lambda r: r.enroll("Ada", ENC, vectors(0, 1), [f"{1:064x}"]), "already enrolled"),
-    (lambda r: r.enroll("Ada Lovelace", ENC, vectors(0, 1)), "whitespace"),
+    (lambda r: r.enroll("Ada\tLovelace", ENC, vectors(0, 1)), "control characters"),
+    (lambda r: r.enroll("Ada\u2028Lovelace", ENC, vectors(0, 1)), "line breaks"),
+    (lambda r: r.enroll(" \u00a0 ", ENC, vectors(0, 1)), "non-empty"),
     (lambda r: r.enroll("unknown_2", ENC, vectors(0, 1)), "reserved"),
+    (lambda r: r.enroll("Unknown 2", ENC, vectors(0, 1)), "reserved"),  # written unknown_2 in RTTM
     (lambda r: r.enroll("Cy", ENC, [["a", "b"]]), "not a numeric vector"),
     (lambda r: r.search(np.ones(8), ENC), "dimension 8 but"),
     (lambda r: r.remove("Nobody"), "not enrolled"),
@@ -359,7 +362,14 @@ def test_export_import_round_trip_is_exact(registry, tmp_path):
 
 @pytest.mark.parametrize("corrupt, message", [
     (lambda d: d.update(format="something-else"), "not a voicemap registry export"),
-    (lambda d: d["voices"][1]["embeddings"][0].update(vector="AAAAAAAAAAA="), "holds 2 values"),
+    (lambda d: d["voices"][1]["embeddings"][0].update(vector="AAAAAAAAAAA="), "holds 2 float32 values"),
+    (lambda d: d.update(vector_dtype="complex128"), "vector_dtype 'complex128' is not supported"),
+    (lambda d: d.update(vector_dtype="<i4"), "vector_dtype '<i4' is not supported"),
+    (lambda d: d.pop("vector_dtype"), "vector_dtype None is not supported"),
+    # the same bytes read as float64: half as many values as the dimension says
+    (lambda d: d.update(vector_dtype="<f8"), "holds 8 float64 values but says dimension 16"),
+    (lambda d: d["voices"][1]["embeddings"][0].update(dimension="16"), "dimension '16' is not a positive integer"),
+    (lambda d: d["voices"][1].update(name="Bea\nX"), "bad.json: voice name .*: must not contain control"),
     (lambda d: d["voices"][1]["embeddings"][0].update(
         vector=base64.b64encode(np.full(16, np.nan, "<f4").tobytes()).decode()), "NaN"),
     (lambda d: d["voices"][1].update(embeddings=[{
@@ -451,6 +461,37 @@ def test_enroll_and_search_by_example_with_real_speech(librispeech, tmp_path, ca
     assert code == 0 and "imported 1 voice(s)" in out
 
 
+def test_enroll_counts_the_speech_of_all_files_together(librispeech, tmp_path, capsys):
+    """Ten 2 s clips (under 2 s of speech each, 3 s needed) enroll, under a name with a space; a silent clip
+    among them is left out with a note; the voice then names a held-out utterance of the reader."""
+    clips = []
+    for number, path in enumerate(utterances(librispeech, "1688")[:-1]):  # the last one is held out
+        speech, rate = sf.read(path, dtype="float32")
+        for start in range(rate, len(speech) - 2 * rate, 2 * rate):
+            if len(clips) < 10:
+                clips.append(str(tmp_path / f"clip{number}_{start // rate}.wav"))
+                sf.write(clips[-1], speech[start: start + 2 * rate], rate)
+    silence = tmp_path / "pause.wav"
+    sf.write(silence, np.zeros(16000 * 2, dtype=np.float32), 16000)
+    registry = tmp_path / "voices.sqlite"
+    code, out, err = cli(capsys, "enroll", "  Ada   Lovelace ", *clips, str(silence), "--registry", str(registry))
+    assert code == 0, err
+    assert out.startswith("enrolled Ada Lovelace: 10 file(s), ")
+    assert err.strip() == (f"voicemap enroll: note: {silence}: left out, only 0.00 s of speech found in 2.0 s of "
+                           "audio (a file needs 0.5 s to be used)")
+    with Registry(registry) as opened:
+        assert [v.name for v in opened.list()] == ["Ada Lovelace"]
+        assert {e.source_hash for e in opened.embeddings("Ada Lovelace")} == {file_sha256(c) for c in clips}
+    code, out, err = cli(capsys, "voices", "search", str(utterances(librispeech, "1688")[-1]), "--json",
+                         "--registry", str(registry))
+    assert code == 0 and json.loads(out)[0] == {**json.loads(out)[0], "name": "Ada Lovelace", "match": True}
+    code, out, err = cli(capsys, "voices", "show", "Ada Lovelace", "--json", "--registry", str(registry))
+    assert code == 0 and json.loads(out)["name"] == "Ada Lovelace"
+    # a lone silent file is still refused: no speech at all is nothing to enroll
+    code, out, err = cli(capsys, "enroll", "Bob", str(silence), "--registry", str(registry))
+    assert code == 1 and "only 0.00 s of speech found in 2.0 s of audio (at least 3 s needed)" in err
+
+
 def test_enroll_refuses_silence_empty_files_and_too_little_speech(librispeech, tmp_path, capsys):
     registry = tmp_path / "voices.sqlite"
     good = [str(p) for p in utterances(librispeech, "1688")[:2]]
@@ -475,16 +516,30 @@ def test_enroll_refuses_silence_empty_files_and_too_little_speech(librispeech, t
         (["Bob", good[0].replace("1688-", "9999-")], "no such file"),
         (["Bob", str(empty)], "empty"),
         (["Bob", str(short)], "s of speech found in 2.0 s of audio (at least 3 s needed)"),
-        # one bad file among good ones: nothing of the good ones is stored either
-        (["Bob", str(utterances(librispeech, "2609")[1]), str(silence)], "silence.wav: only 0.00 s"),
+        # the minimum is on the total: two short files and a silent one are still short, named with their speech
+        (["Bob", str(short), str(silence)], f"s of usable speech in all 2 files ({short} 1."),
+        (["Bob", str(short), str(silence)], f"{silence} 0.00 s [too short to use]); at least 3 s needed in all"),
+        # a broken file among good ones: nothing of the good ones is stored either
+        (["Bob", str(utterances(librispeech, "2609")[1]), str(empty)], "empty.wav"),
         (["Ada", good[0]], "already enrolled for Ada"),
-        (["Ada Lovelace", str(utterances(librispeech, "2609")[1])], "whitespace"),
-        (["Bob", str(utterances(librispeech, "2609")[1]), "--embedding", "no-such-encoder"], "unknown embedding"),
     ]
     for argv, message in cases:
         code, out, err = cli(capsys, "enroll", *argv, "--registry", str(registry))
         assert code == 1, argv
         assert err.startswith("voicemap enroll: ") and err.strip().count("\n") == 0, err
+        assert message in err, err
+        with Registry(registry) as opened:
+            assert state(opened) == before, argv
+    # bad option values are refused up front, exit 2, before the encoder loads (a wrong one is named second)
+    for argv, message in [
+        (["Bob", str(short), "--min-speech", "0", "--embedding", "no-such-encoder"], "--min-speech 0: must be"),
+        (["Bob", str(silence), "--min-speech", "nan"], "--min-speech nan: must be"),
+        (["Bob", str(silence), "--min-speech", "-1"], "--min-speech -1: must be"),
+        (["Bob", str(utterances(librispeech, "2609")[1]), "--embedding", "no-such-encoder"], "unknown embedding"),
+        (["Bob\nSmith", str(short)], "control characters"),
+    ]:
+        code, out, err = cli(capsys, "enroll", *argv, "--registry", str(registry))
+        assert code == 2 and err.startswith("voicemap enroll: ") and err.strip().count("\n") == 0, (argv, err)
         assert message in err, err
         with Registry(registry) as opened:
             assert state(opened) == before, argv

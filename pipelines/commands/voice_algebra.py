@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .enroll import EnrollError, embed_speech_audio, file_speech, load_encoder_or_fail
+from .enroll import (EnrollError, UsageError, check_registry_for_writing, embed_speech_audio, file_speech,
+                     load_encoder_or_fail)
 
 #: files in a labels TSV may be short utterances; under a second of speech an embedding is noise
 LABEL_MIN_SPEECH_S = 1.0
@@ -78,10 +79,18 @@ def _raw_voice(registry, name: str, encoder_id: str) -> np.ndarray:
     return centroid * float(np.mean(norms))
 
 
-def _check_new_name(registry, name: str) -> str:
-    from cluster.registry import check_voice_name
+def _valid_name(name: str, flag: str, what: str = "voice") -> str:
+    """A name given on the command line, checked before any work: UsageError (exit 2) when it cannot be one."""
+    from cluster.registry import RegistryError, check_name, check_voice_name
 
-    name = check_voice_name(name)
+    try:
+        return check_voice_name(name) if what == "voice" else check_name(name, f"{what} name")
+    except RegistryError as error:
+        raise UsageError(f"{flag}: {error}") from None
+
+
+def _check_new_name(registry, name: str) -> str:
+    name = _valid_name(name, "--as")
     if name in registry:
         raise EnrollError(f"--as {name}: a voice of that name is already enrolled (remove it or pick another name)")
     return name
@@ -94,21 +103,22 @@ def _open(args: argparse.Namespace, *, create: bool = False):
 
 
 def direction(args: argparse.Namespace) -> int:
-    from cluster.registry import check_name, resolve_registry_path
+    from cluster.registry import open_registry, resolve_registry_path
     from synth.algebra import AlgebraError, classify, fit_direction, pair_direction
     from synth.speed_prior import SPEED_FACTOR, speed_pair
 
-    check_name(args.name, "direction name")
+    name = _valid_name(args.name, "NAME", "direction")
     if args.k is not None and args.method != "topk":
-        raise EnrollError(f"--k {args.k}: only with --method topk (mean and fisher use every dimension)")
+        raise UsageError(f"--k {args.k}: only with --method topk (mean and fisher use every dimension)")
     if args.along is not None and args.method == "topk":
-        raise EnrollError(f"--along {args.along}: only with --method mean or fisher (topk picks its own dimensions)")
+        raise UsageError(f"--along {args.along}: only with --method mean or fisher (topk picks its own dimensions)")
     kind, items = read_labels(args.labels)
     if args.along is not None and kind != "path":
         raise EnrollError(f"--along {args.along}: needs the labelled audio itself (a `path<TAB>label` file); "
                           f"{args.labels} names enrolled voices")
-    encoder = load_encoder_or_fail(args.embedding, args.device)
     registry_path = resolve_registry_path(args.registry)
+    check_registry_for_writing(registry_path)  # read-only or damaged: say so before the files are embedded
+    encoder = load_encoder_or_fail(args.embedding, args.device)
     along = None
     if kind == "path":
         for item, _ in items:
@@ -146,12 +156,12 @@ def direction(args: argparse.Namespace) -> int:
     metadata = {**fitted.to_metadata(), "labels_file": Path(args.labels).name, "items": kind}
     if along is not None:
         metadata["along"] = f"speed x{SPEED_FACTOR:g}"
-    with _open(args, create=True) as registry:
-        registry.store_direction(args.name, encoder.encoder_id, fitted.vector, metadata)
+    with open_registry(registry_path, create=True) as registry:
+        registry.store_direction(name, encoder.encoder_id, fitted.vector, metadata)
     what = (f"+ = {fitted.labels[1]}, - = {fitted.labels[0]}; training accuracy {training:.0%}"
             if fitted.labels else "numeric label; alpha 1 = one label unit")
     method = args.method if along is None else f"{args.method} along the x{SPEED_FACTOR:g} speed line"
-    print(f"stored direction {args.name} ({encoder.encoder_id}): {method}, {fitted.k} of {fitted.dimension} "
+    print(f"stored direction {name} ({encoder.encoder_id}): {method}, {fitted.k} of {fitted.dimension} "
           f"dims, {len(items)} {kind}s; {what}; class-mean distance {fitted.scale:.3f} -> {registry_path}")
     return 0
 
@@ -176,6 +186,9 @@ def directions(args: argparse.Namespace) -> int:
 def edit(args: argparse.Namespace) -> int:
     from synth.algebra import AlgebraError, edit as edit_vector, read
 
+    if not np.isfinite(args.alpha):
+        raise UsageError(f"--alpha {args.alpha:g}: must be a finite number")
+    _valid_name(args.as_name, "--as")
     encoder = load_encoder_or_fail(args.embedding, args.device)
     with _open(args) as registry:
         new = _check_new_name(registry, args.as_name)
@@ -197,8 +210,9 @@ def edit(args: argparse.Namespace) -> int:
 def mix(args: argparse.Namespace) -> int:
     from synth.algebra import AlgebraError, interpolate
 
-    if not 0.0 <= args.t <= 1.0:
-        raise EnrollError(f"--t {args.t:g}: must be between 0 (all {args.a}) and 1 (all {args.b})")
+    if not 0.0 <= args.t <= 1.0:  # NaN fails this too
+        raise UsageError(f"--t {args.t:g}: must be between 0 (all {args.a}) and 1 (all {args.b})")
+    _valid_name(args.as_name, "--as")
     encoder = load_encoder_or_fail(args.embedding, args.device)
     with _open(args) as registry:
         new = _check_new_name(registry, args.as_name)
@@ -219,7 +233,7 @@ def search_direction(args: argparse.Namespace) -> int:
     from synth.algebra import read
 
     if args.k < 1:
-        raise EnrollError(f"--top {args.k}: must be at least 1")
+        raise UsageError(f"--top {args.k}: must be at least 1")
     encoder = load_encoder_or_fail(args.embedding, args.device)
     with _open(args) as registry:
         fitted = _stored_direction(registry, args.direction, encoder.encoder_id)

@@ -7,8 +7,8 @@ import json
 import sys
 
 from . import voice_algebra
-from .enroll import (EnrollError, add_embedding_argument, add_registry_argument, embed_file, fail,
-                     load_encoder_or_fail)
+from .enroll import (EnrollError, UsageError, add_embedding_argument, add_registry_argument, check_min_speech,
+                     embed_file, fail, load_encoder_or_fail)
 
 #: a search query may be short (a clip of someone to look up), but under a second embeddings are noise
 SEARCH_MIN_SPEECH_S = 1.0
@@ -88,6 +88,13 @@ def _scrub(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from cluster.registry import resolve_registry_path
+    from pipelines.outputs import refuse_overwriting, writable_file
+
+    registry_path = resolve_registry_path(args.registry)
+    # the export is JSON: written over the registry (or its -wal/-shm) it would destroy every enrolled voice
+    refuse_overwriting([args.file], [registry_path, f"{registry_path}-wal", f"{registry_path}-shm"])
+    writable_file(args.file)
     with _open(args) as registry:
         count = registry.export_file(args.file)
     print(f"exported {count} voice(s) to {args.file} (it holds voice embeddings: keep it as private as the registry)")
@@ -95,8 +102,17 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    with _open(args, create=True) as registry:
-        count = registry.import_file(args.file, on_conflict=args.on_conflict)
+    from pathlib import Path
+
+    from cluster.registry import open_registry
+    from cluster.registry_format import parse_export, read_export
+
+    source = Path(args.file).expanduser()
+    data = read_export(source)
+    parse_export(data, str(source))  # a bad file is refused before any registry is opened or created
+    # a registry created here is deleted again if the import fails (say, a name conflict inside the file)
+    with open_registry(args.registry, create=True) as registry:
+        count = registry.import_data(data, on_conflict=args.on_conflict, label=str(source))
         path = registry.path
     print(f"imported {count} voice(s) into {path}")
     return 0
@@ -107,12 +123,13 @@ def _search(args: argparse.Namespace) -> int:
 
     if args.direction is not None:
         if args.audio is not None:
-            raise EnrollError("search: give an AUDIO clip or --direction, not both")
+            raise UsageError("search: give an AUDIO clip or --direction, not both")
         return voice_algebra.search_direction(args)
     if args.audio is None:
-        raise EnrollError("search: give an AUDIO clip to search by example, or --direction NAME")
+        raise UsageError("search: give an AUDIO clip to search by example, or --direction NAME")
     if args.k < 1:
-        raise EnrollError(f"-k {args.k}: must be at least 1")
+        raise UsageError(f"-k {args.k}: must be at least 1")
+    check_min_speech(args.min_speech)
     with _open(args) as registry:
         encoder = load_encoder_or_fail(args.embedding, args.device)
         if not registry.centroids(encoder.encoder_id)[0]:
@@ -137,16 +154,27 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cluster.registry import RegistryError
+    import sqlite3
+
+    from cluster.registry import RegistryError, describe_sqlite_error, resolve_registry_path
+    from pipelines.errors import error_line
+    from pipelines.outputs import OutputError
     from synth.algebra import AlgebraError
 
     if not getattr(args, "action", None):
         args.voices_parser.print_help()
         return 2
+    command = f"voices {args.voices_command}"
     try:
         return args.action(args)
+    except (UsageError, OutputError) as error:
+        return fail(command, str(error), 2)
     except (EnrollError, RegistryError, AlgebraError) as error:
-        return fail(f"voices {args.voices_command}", str(error))
+        return fail(command, str(error))
+    except sqlite3.Error as error:  # the registry wraps its own; this is the last guard for one line
+        return fail(command, describe_sqlite_error(resolve_registry_path(args.registry), error))
+    except OSError as error:
+        return fail(command, error_line(getattr(args, "file", None) or getattr(args, "audio", None), error))
 
 
 def register(subparsers) -> None:
