@@ -70,6 +70,14 @@ def open_set_labels(annotation, enrolled: set[str] | None):
     return annotation.rename_labels(mapping) if mapping else annotation
 
 
+def _rttm_labels(annotation):
+    """`annotation` with its labels in their RTTM form (unchanged when none holds whitespace)."""
+    from diarize.output import rttm_name
+
+    mapping = {label: rttm_name(label) for label in annotation.labels() if rttm_name(label) != label}
+    return annotation.rename_labels(mapping) if mapping else annotation
+
+
 @dataclass
 class IdentificationScores:
     """Accumulates pyannote.metrics IdentificationErrorRate (labels compared as they are, no optimal
@@ -84,11 +92,17 @@ class IdentificationScores:
     def __post_init__(self):
         from pyannote.metrics.identification import IdentificationErrorRate
 
+        from diarize.output import rttm_name
+
         self._ier = IdentificationErrorRate(collar=self.collar, skip_overlap=self.skip_overlap)
+        # Names are compared in their RTTM form (whitespace as "_", diarize/output.py rttm_name): a reference
+        # or hypothesis read from RTTM can only hold that form, while the registry and a fresh identification
+        # hold "Ada Lovelace". Names that differ only in whitespace are thereby one name here.
+        self._enrolled_labels = {rttm_name(name) for name in self.enrolled}
 
     def add(self, uri: str, reference, hypothesis, uem=None) -> dict:
-        components = self._ier(open_set_labels(reference, self.enrolled), open_set_labels(hypothesis, None),
-                               uem=uem, detailed=True)
+        components = self._ier(open_set_labels(_rttm_labels(reference), self._enrolled_labels),
+                               open_set_labels(_rttm_labels(hypothesis), None), uem=uem, detailed=True)
         row = {
             "uri": uri,
             "ier": components["identification error rate"],
