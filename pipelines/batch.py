@@ -29,7 +29,8 @@ from .batch_long import concatenate_segmentations
 from .batch_state import DONE, FAILED, SUMMARY_NAME, BatchError, JobState
 from .batch_worker import DiarizeWorker
 from .errors import error_line
-from .inputs import expand_inputs, output_stem
+from .inputs import expand_inputs, input_problem, output_stem
+from .outputs import OutputError, contained_name, unique_names, writable_folder
 
 #: a file whose worker died this many times is recorded as failed instead of being tried again
 MAX_DEATHS = 2
@@ -42,29 +43,43 @@ class Input:
     path: Path
     output: str  # OUTDIR-relative name without extension
     uri: str  # the name inside the RTTM (the file stem, as `voicemap diarize` writes it)
+    error: str | None = None  # why this row or source cannot run: reported as failed, the rest goes on
 
 
 # --- inputs ---------------------------------------------------------------------------------------
 
 def read_manifest(manifest: Path) -> list[Input]:
-    """A manifest TSV (`uri audio ...` columns, paths relative to its folder): outputs named by uri."""
+    """A manifest TSV (`uri audio ...` columns, paths relative to its folder): outputs named by uri. A uri is
+    a name, not a path: one that would leave OUTDIR (`../x`, `/x`), and a row without audio, fail alone."""
     try:
         with open(manifest, newline="", encoding="utf-8") as stream:
-            rows = list(csv.DictReader(stream, delimiter="\t"))
-    except OSError as error:
+            reader = csv.DictReader(stream, delimiter="\t")
+            rows = [(row, reader.line_num) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise BatchError(error_line(manifest, error)) from error
-    if rows and "audio" not in rows[0]:
-        raise BatchError(f"{manifest}: manifest has no 'audio' column (columns: {', '.join(rows[0])})")
+    if rows and "audio" not in rows[0][0]:
+        raise BatchError(f"{manifest}: manifest has no 'audio' column (columns: {', '.join(map(str, rows[0][0]))})")
     found = []
-    for row in rows:
-        path = (manifest.parent / row["audio"]).resolve()
-        uri = row.get("uri") or path.stem
+    for row, line in rows:
+        where = f"{manifest} line {line}"
+        audio = (row.get("audio") or "").strip()
+        if not audio:
+            found.append(Input(manifest, "", "", f"{where}: no audio value"))
+            continue
+        path = (manifest.parent / audio).resolve()
+        uri = (row.get("uri") or "").strip() or path.stem
+        try:
+            contained_name(uri)
+        except OutputError as error:
+            found.append(Input(path, "", uri, f"{where}: {error}"))
+            continue
         found.append(Input(path, uri, uri))
     return found
 
 
 def collect_inputs(sources: list[str]) -> list[Input]:
-    """Folders (recursive, audio extensions), files, and manifest TSVs, in the order given."""
+    """Folders (recursive, audio extensions), files, and manifest TSVs, in the order given; the same file
+    reached twice under the same name is kept once."""
     found: list[Input] = []
     for source in sources:
         path = Path(source).expanduser()
@@ -72,8 +87,24 @@ def collect_inputs(sources: list[str]) -> list[Input]:
             found.extend(read_manifest(path))
             continue
         for audio, root in expand_inputs([str(path)]):
-            found.append(Input(audio.resolve(), output_stem(audio, root), audio.stem))
-    return found
+            problem = input_problem(audio)  # a folder without audio: said, not skipped in silence
+            if problem:
+                found.append(Input(audio, "", "", problem))
+            else:
+                found.append(Input(audio.resolve(), output_stem(audio, root), audio.stem))
+    seen, kept = set(), []
+    for item in found:
+        key = (str(item.path), item.output, item.error)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+def check_output_names(inputs: list[Input]) -> None:
+    """OutputError naming both inputs when two would write the same OUTDIR/<name>.* (before any work)."""
+    named = [item for item in inputs if item.error is None]
+    unique_names([item.output for item in named], [item.path for item in named])
 
 
 # --- what the driver makes of a result -----------------------------------------------------------
@@ -208,42 +239,47 @@ class _Slot:
         self.start_failures = 0
 
 
-def _connect(address: str | None, workers: int | None, cpus_per_worker: float) -> tuple[bool, int]:
-    """Attach to a cluster (address or RAY_ADDRESS), reuse an initialized runtime, or start a local one.
-    -> (whether we started it, number of workers)."""
+def _connect(address: str | None, workers: int | None, cpus_per_worker: float):
+    """Attach to a cluster (address or RAY_ADDRESS), reuse an initialized runtime, or start a local one that
+    contacts nothing off this machine (batch_ray.py). -> (the function that stops what we started, or None;
+    number of workers)."""
     from diarize.privacy import quiet_dependencies
+
+    from .batch_ray import connect, start_local
 
     quiet_dependencies()  # RAY_USAGE_STATS_ENABLED=0 must be set before ray reads it
     import ray
 
+    stop = None
     if ray.is_initialized():
-        started = False
+        pass
     elif address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address or os.environ["RAY_ADDRESS"], logging_level=logging.WARNING, log_to_driver=False)
-        started = True
+        connect(address or os.environ["RAY_ADDRESS"])
+        stop = ray.shutdown
     else:
         local_workers = workers or os.cpu_count() or 1
-        ray.init(num_cpus=max(1, math.ceil(local_workers * cpus_per_worker)), include_dashboard=False,
-                 logging_level=logging.WARNING, log_to_driver=False)
-        started = True
+        stop = start_local(max(1, math.ceil(local_workers * cpus_per_worker)))
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
-    return started, workers
+    return stop, workers
 
 
 def _plan(state: JobState, inputs: list[Input], retry_failed: bool, summary: Summary) -> list[Input]:
     """Rows for every input; -> the inputs that need a worker this run."""
-    todo, outputs_seen = [], {}
+    todo = []
+    inside = state.outdir.resolve()
     for item in inputs:
         path = str(item.path)
-        previous = state.row(path)
-        owner = outputs_seen.setdefault(item.output, path)
-        if owner != path:
-            # two inputs (a.wav and a.flac, or a repeated uri) would overwrite each other's results
-            message = f"{path}: output name {item.output!r} is already used by {owner}"
-            state.mark_failed(path, item.output, message, 0)
+        if item.error is not None:
+            # a manifest row or a source that names no file to run: nothing to record against a file
+            summary.failed.append({"path": path, "error": item.error})
+            continue
+        if not (inside / item.output).resolve().is_relative_to(inside):
+            # a folder inside OUTDIR that is a link to elsewhere: outputs are never written outside OUTDIR
+            message = f"{path}: output {state.outdir / item.output}.* would be written outside {state.outdir} (a link)"
             summary.failed.append({"path": path, "error": message})
             continue
+        previous = state.row(path)
         try:
             size, mtime_ns, digest = state.identify_file(item.path, previous)
         except OSError as error:
@@ -284,23 +320,31 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
     on_dispatch(path, worker pid) is called as each file is handed to a worker (progress displays, and
     the tests that kill a worker mid-file). Returns the run's Summary, also written to OUTDIR/summary.json.
     Ctrl-C stops the job with summary.interrupted set; files in flight stay pending for the next run.
+    Refused before Ray starts or any audio is read: OutputError when OUTDIR cannot be a writable folder or
+    two inputs would write the same OUTDIR/<name>.*; BatchError when the cluster refuses or does not answer.
     """
     clock = time.perf_counter()
-    outdir = Path(outdir)
     summary = Summary(task)
-    inputs = collect_inputs(sources)
+    inputs = collect_inputs(sources)  # names only: no audio is read yet
+    check_output_names(inputs)
+    outdir = writable_folder(outdir)  # OutputError before Ray starts or any audio is read
+    cluster = address or os.environ.get("RAY_ADDRESS")
+    if cluster and not ("ray" in sys.modules and sys.modules["ray"].is_initialized()):
+        from .batch_ray import check_cluster
+
+        check_cluster(cluster)  # a refused token is said now, not after every input has been hashed
     output = IdentifyOutput(registry, match_threshold) if task == "identify" else DiarizeOutput()
     try:
         state = JobState(outdir, task, {**asdict(config), **output.settings()})
     except BaseException:
         output.close()
         raise
-    started = False
+    stop = None
     try:
         state.remove_stale_temporaries()
         todo = deque(_plan(state, inputs, retry_failed, summary))
         if todo:
-            started, summary.workers = _connect(address, workers, cpus_per_worker)
+            stop, summary.workers = _connect(address, workers, cpus_per_worker)
             try:
                 _drive(state, todo, config, output, summary, cpus_per_worker, quiet, on_dispatch, split_over)
             except KeyboardInterrupt:
@@ -312,10 +356,8 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
         finally:
             state.close()
             output.close()
-            if started:
-                import ray
-
-                ray.shutdown()
+            if stop is not None:
+                stop()
     return summary
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import time
@@ -51,6 +52,18 @@ class BatchError(RuntimeError):
     """A job-level problem (OUTDIR in use, settings changed, no worker can start): one line."""
 
 
+def _private_file(path: Path, create: bool = True) -> Path:
+    """`path`, created empty if missing (when `create`) and readable by its owner only."""
+    try:
+        if create:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(path, 0o600)
+    except FileNotFoundError:
+        if create:
+            raise
+    return path
+
+
 def content_hash(path: Path) -> str:
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as stream:
@@ -79,13 +92,18 @@ class JobState:
         self.outdir.mkdir(parents=True, exist_ok=True)
         self.task = task
         # flock, not a pid file: the kernel drops it when the process dies, even on SIGKILL
-        self._lock = open(self.outdir / LOCK_NAME, "a+")
+        self._lock = open(_private_file(self.outdir / LOCK_NAME), "a+")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
             raise BatchError(f"{self.outdir}: another batch job is running on this folder") from None
-        self.db = sqlite3.connect(self.outdir / STATE_NAME, timeout=30)
+        # the rows name every recording and its speaker count: owner-only, like the outputs. SQLite gives its
+        # -wal and -shm files the database file's mode, so making that file first covers all three
+        database = _private_file(self.outdir / STATE_NAME)
+        for suffix in ("-wal", "-shm"):
+            _private_file(Path(f"{database}{suffix}"), create=False)  # left 0644 by an older voicemap
+        self.db = sqlite3.connect(database, timeout=30)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")  # readers (a user, a test) never block the job
             self.db.execute("PRAGMA synchronous=NORMAL")

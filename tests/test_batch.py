@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from diarize.audio import AUDIO_EXTENSIONS
 from pipelines.batch import collect_inputs, run_batch
+from pipelines.outputs import OutputError
 from pipelines.batch_state import STATE_NAME, SUMMARY_NAME, BatchError, JobState, read_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,14 +32,15 @@ BROKEN = ["empty.wav", "text.wav", "sub/truncated.flac"]
 @pytest.fixture(scope="module")
 def ray_runtime():
     """One local runtime for the module (run_batch reuses an initialized one and leaves it running)."""
-    from diarize.privacy import quiet_dependencies
-
-    quiet_dependencies()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+    from pipelines.batch_ray import start_local
+
+    stop = start_local(2)  # as the CLI starts it: loopback only, a token of its own (CLI children inherit it)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        stop()
 
 
 @pytest.fixture(scope="module")
@@ -390,12 +393,138 @@ def test_manifest_inputs_and_output_name_collisions(tmp_path):
     manifest = tmp_path / "list.tsv"
     manifest.write_text("uri\taudio\trttm\nmeeting-1\taudio/one.wav\tx.rttm\n")
     inputs = collect_inputs([str(manifest)])
-    assert [(item.path, item.output, item.uri) for item in inputs] == [
-        ((tmp_path / "audio" / "one.wav").resolve(), "meeting-1", "meeting-1")]
-    # two.flac and two.wav would both write OUTDIR/two.*: the second fails with a reason, before any work
-    summary = run_batch([str(tmp_path / "audio")], tmp_path / "out")
-    collision = [entry["error"] for entry in summary.failed if "already used" in entry["error"]]
-    assert len(collision) == 1 and "two" in collision[0]
+    assert [(item.path, item.output, item.uri, item.error) for item in inputs] == [
+        ((tmp_path / "audio" / "one.wav").resolve(), "meeting-1", "meeting-1", None)]
+    # two.flac and two.wav would both write OUTDIR/two.*: the job is refused before any work, naming both
+    with pytest.raises(OutputError, match="two.wav and .*two.flac would both be written as two"):
+        run_batch([str(tmp_path / "audio")], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_refused_before_any_work(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.wav").write_bytes(b"RIFF")
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("keep me\n")
+    with pytest.raises(OutputError, match="results.txt: exists and is not a folder"):
+        run_batch([str(tmp_path / "in")], a_file)
+    with pytest.raises(OutputError, match="results.txt is a file, not a folder"):
+        run_batch([str(tmp_path / "in")], a_file / "sub")
+    assert a_file.read_text() == "keep me\n"
+    # the same file reached twice (its folder and itself) is one input, not a collision
+    assert len(collect_inputs([str(tmp_path / "in"), str(tmp_path / "in" / "x.wav")])) == 1
+    # same names in two source folders: refused, naming both
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.wav").write_bytes(b"RIFF")
+    with pytest.raises(OutputError, match=r"d2/a.wav and .*d1/a.wav would both be written as a\."):
+        run_batch([str(tmp_path / "d1"), str(tmp_path / "d2")], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; the refusal cannot show")
+def test_read_only_output_folder_is_refused(tmp_path):
+    (tmp_path / "ro").mkdir(mode=0o500)
+    with pytest.raises(OutputError, match="ro: cannot write there"):
+        run_batch([str(tmp_path / "nowhere.wav")], tmp_path / "ro")
+
+
+def test_manifest_rows_that_name_no_file_or_leave_outdir_fail_alone(ray_runtime, archive, tmp_path):
+    """A uri is a name, not a path: `../../x` and an absolute uri fail for their row, as does a row without
+    audio, and a source folder without audio is said; the good row is diarized, and nothing is written
+    outside OUTDIR. Every file the job writes is readable by its owner only."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (tmp_path / "silent").mkdir()
+    good = archive / "a.flac"
+    manifest = jobs / "list.tsv"
+    manifest.write_text("uri\taudio\n"
+                        f"ok\t{good}\n"
+                        f"../../escaped\t{good}\n"
+                        f"{tmp_path / 'absolute'}\t{good}\n"
+                        "noaudio\t\n")
+    outdir = jobs / "out"
+    summary = run_batch([str(manifest), str(tmp_path / "silent")], outdir, workers=1)
+    assert summary.done == 1
+    errors = [entry["error"] for entry in summary.failed]
+    assert errors == [
+        f"{manifest} line 3: output name '../../escaped' is a path outside the output folder; a uri must be a plain name",
+        f"{manifest} line 4: output name '{tmp_path / 'absolute'}' is a path outside the output folder; a uri must be "
+        "a plain name",
+        f"{manifest} line 5: no audio value",
+        f"{tmp_path / 'silent'}: no audio files in this folder ({', '.join(sorted(AUDIO_EXTENSIONS))})",
+    ]
+    lines = (outdir / "ok.rttm").read_text().splitlines()
+    assert lines and all(line.startswith("SPEAKER ok 1 ") for line in lines)
+    outside = {str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")
+               if path.is_file() and outdir not in path.parents}
+    assert outside == {"jobs/list.tsv"}, "the job wrote outside OUTDIR"
+    written = {path.name: path.stat().st_mode & 0o777 for path in outdir.iterdir()}
+    assert {STATE_NAME, SUMMARY_NAME, ".voicemap-batch.lock", "ok.rttm", "ok.json"} <= set(written)
+    assert set(written.values()) == {0o600}, written
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_cluster_with_token_auth_refuses_a_driver_without_its_token_in_one_line(archive, tmp_path):
+    """A head started by `ray start --head` with token authentication: without its token, or with another
+    one, the driver ends with one line saying what to do, exit 2, no traceback and no InvalidAuthToken
+    stream. The head runs in a session of its own and is killed by its process group, never `ray stop`
+    (which stops every Ray runtime of the machine)."""
+    import shutil
+    import tempfile
+
+    from pipelines.batch_ray import check_cluster
+
+    ray_cli = shutil.which("ray")
+    if ray_cli is None:
+        pytest.skip("the `ray` command is not on PATH")
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
+    port = _free_port()
+    # a short folder: Ray's unix socket paths under it must stay within 107 bytes
+    scratch = Path(tempfile.mkdtemp(prefix="vmray", dir="/tmp"))
+    (scratch / "head-home").mkdir()
+    (scratch / "driver-home").mkdir()
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1",
+         "--num-cpus", "1", "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", str(scratch / "r")],
+        env={**clean, "HOME": str(scratch / "head-home"), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "c" * 32},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            try:
+                check_cluster(address, timeout=2)
+            except BatchError as error:
+                if "requires its authentication token" in str(error) or "refused the token" in str(error):
+                    break
+            assert head.poll() is None, "ray start --head exited"
+            assert time.monotonic() < deadline, "the head node did not come up within 45 s"
+            time.sleep(0.5)
+        command = [sys.executable, "-m", "pipelines.cli", "batch", "diarize", str(archive / "a.flac"),
+                   "-o", str(tmp_path / "out"), "--address", address]
+        driver_env = {**clean, "HOME": str(scratch / "driver-home")}
+        for extra, expected in (({}, "requires its authentication token: run with RAY_AUTH_MODE=token and the "
+                                     "cluster's token in RAY_AUTH_TOKEN (or in ~/.ray/auth_token)"),
+                                ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "d" * 32},
+                                 "refused the token from RAY_AUTH_TOKEN")):
+            done = subprocess.run(command, cwd=REPO_ROOT, env={**driver_env, **extra}, capture_output=True,
+                                  text=True, timeout=120)
+            lines = done.stderr.strip().splitlines()
+            assert done.returncode == 2 and len(lines) == 1, done.stderr[-3000:]
+            assert lines[0].startswith(f"voicemap batch: the Ray cluster at {address} ") and expected in lines[0]
+        assert not (tmp_path / "out" / STATE_NAME).exists()  # refused before any input was looked at
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def test_identify_without_a_registry_is_a_job_error(tmp_path, archive):

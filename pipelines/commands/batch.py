@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
-from .common import add_diarization_options, add_naming_options, config_from_args
+from .common import add_diarization_options, add_naming_options, check_naming_options, config_from_args
 
 
 def register(subparsers) -> None:
@@ -62,11 +63,18 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1:
         print("voicemap batch: --workers must be at least 1", file=sys.stderr)
         return 2
-    if args.cpus_per_worker <= 0:
-        print("voicemap batch: --cpus-per-worker must be positive", file=sys.stderr)
+    if not (math.isfinite(args.cpus_per_worker) and args.cpus_per_worker > 0):
+        print(f"voicemap batch: --cpus-per-worker {args.cpus_per_worker:g}: must be a positive number", file=sys.stderr)
+        return 2
+    if not (math.isfinite(args.split_over) and args.split_over >= 0):
+        print(f"voicemap batch: --split-over {args.split_over:g}: must be 0 (never split) or a number of seconds",
+              file=sys.stderr)
         return 2
     try:
+        # every option is checked here, before the output folder is touched, Ray starts or any audio is read
         config = config_from_args(args)
+        if args.job == "identify":
+            check_naming_options(args)
         summary = run_batch(args.sources, args.outdir, config, workers=args.workers, address=args.address,
                             retry_failed=args.retry_failed, cpus_per_worker=args.cpus_per_worker, quiet=args.quiet,
                             task=args.job, split_over=args.split_over or None, registry=getattr(args, "registry", None),
