@@ -2,10 +2,11 @@
 
     python benchmarks/trace_network.py -- voicemap diarize meeting.wav
     python benchmarks/trace_network.py --trace-file run.strace -- python -c "import pyannote.audio"
+    python benchmarks/trace_network.py --loopback-only -- voicemap batch diarize /archive -o /results
 
 Reported, one line each:
 - connect()/sendto()/sendmsg()/sendmmsg() to an IPv4/IPv6 address that is not loopback and not one
-  of this machine's own interface addresses;
+  of this machine's own interface addresses (with --loopback-only: not loopback);
 - any exchange with port 53, loopback included: a local stub resolver (systemd-resolved on
   127.0.0.53) forwards the name outward, so a DNS query leaks even when its socket stays local;
 - the host name inside each DNS query the trace shows, to name the culprit;
@@ -173,6 +174,9 @@ def strace_command(trace_file: Path, command: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trace-file", type=Path, help="keep the raw strace output here")
+    parser.add_argument("--loopback-only", action="store_true",
+                        help="count only loopback as local, not this machine's own interface addresses: a service "
+                        "bound to the LAN address (Ray's default node address) is reported too")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"trace_network: {error}", file=sys.stderr)
             return 2
         status = subprocess.run(full).returncode
-        findings = scan(trace_file.read_text(errors="replace"))
+        findings = scan(trace_file.read_text(errors="replace"), set() if args.loopback_only else None)
     for finding in findings:
         print(finding)
     if findings:

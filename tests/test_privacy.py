@@ -1,8 +1,10 @@
 """quiet_dependencies() keeps a real segmentation run off the network; without it, onnxruntime phones home.
+A real `voicemap batch diarize` (its own Ray runtime, workers, models) contacts nothing but loopback; Ray
+started with only its documented switches (usage stats off, no dashboard) does.
 
-The network checks run child processes under strace through benchmarks/trace_network.py. Both
-children start together (a module fixture), so the ~12 s each must wait for onnxruntime's uploader
-(its first attempt comes about 9 s after the library loads) overlap instead of adding up.
+The network checks run child processes under strace through benchmarks/trace_network.py. The children of
+each module fixture start together, so the ~12 s each must wait for onnxruntime's uploader (its first
+attempt comes about 9 s after the library loads) overlap instead of adding up.
 """
 
 from __future__ import annotations
@@ -169,3 +171,75 @@ def test_warns_once_when_onnxruntime_was_imported_first(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == f"['{TelemetryAlreadyActiveWarning.__name__}']"
+
+
+# Ray with its documented privacy switches only: usage stats off (the env var below), no dashboard
+RAY_DEFAULTS_RUN = "import ray; ray.init(num_cpus=1, include_dashboard=False); ray.shutdown()"
+
+
+def _ray_child_env(cache: Path, home: Path) -> dict[str, str]:
+    import huggingface_hub.constants
+
+    env = {k: v for k, v in _child_env(cache).items() if not k.startswith("RAY_")}
+    # a home of its own shows whether Ray writes a token into ~/.ray; the model cache stays where it was
+    env.update(HOME=str(home), HF_HOME=str(huggingface_hub.constants.HF_HOME))
+    return env
+
+
+@pytest.fixture(scope="module")
+def traced_ray_runs(tmp_path_factory):
+    reason = _strace_unusable()
+    if reason:
+        pytest.skip(reason)
+    from pipelines.commands.diarize import demo_path
+
+    try:
+        sample = demo_path()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    scratch = tmp_path_factory.mktemp("ray-trace")
+    (scratch / "in").mkdir()
+    shutil.copy(sample, scratch / "in" / "sample.wav")
+    commands = {
+        "batch": [sys.executable, "-m", "pipelines.cli", "batch", "diarize", str(scratch / "in"),
+                  "-o", str(scratch / "out"), "--workers", "1"],
+        "ray-defaults": [sys.executable, "-c", RAY_DEFAULTS_RUN],
+    }
+    runs = {}
+    for name, command in commands.items():
+        cache, home = scratch / f"cache-{name}", scratch / f"home-{name}"
+        cache.mkdir()
+        home.mkdir()
+        env = _ray_child_env(cache, home)
+        if name == "ray-defaults":
+            env["RAY_USAGE_STATS_ENABLED"] = "0"
+        runs[name] = (home, subprocess.Popen(
+            [sys.executable, str(TRACE_NETWORK), "--loopback-only", "--", *command],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = {}
+    for name, (home, process) in runs.items():
+        stdout, stderr = process.communicate(timeout=400)
+        results[name] = (process.returncode, stdout, stderr, home)
+    return results, scratch
+
+
+def test_batch_diarize_contacts_nothing_but_loopback(traced_ray_runs):
+    results, scratch = traced_ray_runs
+    status, stdout, stderr, home = results["batch"]
+    assert status == 0, f"trace_network exited {status}:\n{stdout}\n{stderr[-3000:]}"
+    assert "nothing left this machine" in stdout
+    lines = (scratch / "out" / "sample.rttm").read_text().splitlines()
+    assert len(lines) > 5 and all(line.startswith("SPEAKER sample 1 ") for line in lines)
+    # Ray's token banner and tracebacks stay off stderr; the local runtime's token is never written to ~/.ray
+    assert "Token authentication" not in stderr and "Traceback" not in stderr, stderr[-3000:]
+    assert not (home / ".ray").exists()
+
+
+def test_ray_with_only_its_documented_switches_reaches_out(traced_ray_runs):
+    # The control: the node-address look-up and the cloud-metadata probes that batch avoids are real, and
+    # the trace sees them, even with usage stats off and the dashboard off.
+    results, _ = traced_ray_runs
+    status, stdout, stderr, _ = results["ray-defaults"]
+    assert status == 1, f"expected the trace to report Ray's probes:\n{stdout}\n{stderr[-2000:]}"
+    assert "8.8.8.8:53 (DNS)" in stdout, stdout
+    assert "169.254.169.254:80" in stdout, stdout
