@@ -21,6 +21,9 @@ COMMAND_MODULES = [
     "pipelines.commands.synth",
     "pipelines.commands.batch",
     "pipelines.commands.anonymize",
+    "pipelines.commands.link",
+    "pipelines.commands.search",
+    "pipelines.commands.report",
 ]
 
 
