@@ -17,6 +17,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -150,8 +151,8 @@ def fail(command: str, message: str, status: int = 1) -> int:
     return status
 
 
-def check_registry_for_writing(registry_path: Path, name: str | None = None, hashes: list[str] = (),
-                                paths: list[str] = (), encoder_id: str | None = None) -> bool:
+def check_registry_for_writing(registry_path: Path, name: str | None = None, hashes: Sequence[str] = (),
+                                paths: Sequence[str] = (), encoder_id: str | None = None) -> bool:
     """Before any slow work: RegistryError when the registry cannot take a write (read-only, damaged, not a
     registry, or a new one cannot be created there), EnrollError when one of `paths` is already enrolled for
     `name`. -> whether the voice exists already."""
