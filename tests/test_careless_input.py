@@ -23,6 +23,7 @@ import soundfile as sf
 
 from pipelines.cli import main
 from pipelines.commands.diarize import demo_path
+from test_eval_inputs import build_eval_workspace
 
 SPEECH = demo_path()  # the 30 s two-speaker call inside the pyannote.audio wheel (MIT)
 
@@ -65,6 +66,10 @@ def template(tmp_path_factory) -> Path:
     sf.write(root / "tone.wav", _sine(5.0), 16000)
     np.save(root / "voice.npy", np.ones(192, dtype=np.float32))
     (root / "out.npy").mkdir()  # a folder with an output file's name
+    build_eval_workspace(root)  # ev/: manifests, references, UEMs and hypotheses, good and broken
+    (root / "escape.tsv").write_text(f"uri\taudio\n../../escaped\t{root / 'speech.wav'}\n", encoding="utf-8")
+    (root / "absolute.tsv").write_text(f"uri\taudio\n/tmp/voicemap-absolute\t{root / 'speech.wav'}\n", encoding="utf-8")
+    (root / "no-audio-column.tsv").write_text("uri\tfile\nx\tspeech.wav\n", encoding="utf-8")
     return root
 
 
@@ -161,6 +166,44 @@ ROWS = [
     Row("anonymize-under-file", "anonymize speech.wav -o afile/x.wav", 2, r"afile: exists and is not a folder"),
     Row("anonymize-missing-input", "anonymize missing.wav -o x.wav", 1, r"^voicemap: missing.wav: no such file$"),
     Row("anonymize-bad-step", "anonymize speech.wav -o x.wav --step 0", 2, r"--step 0: "),
+    # --- eval: one bad file is one line naming file and line; the rest still scores ----------------------
+    Row("eval-uem-outside-audio", "eval ev/uem-outside.tsv --hyp ev/hyp -q", 1,
+        r"^voicemap: ev/uem/uem-outside.uem:1: region 40.000-50.000 s lies outside the audio"),
+    Row("eval-uem-beyond-audio", "eval ev/uem-beyond.tsv --hyp ev/hyp -q", 1, r"uem-beyond.uem:1: .* extends beyond the end"),
+    Row("eval-uem-reversed", "eval ev/uem-reversed.tsv --hyp ev/hyp -q", 1, r"uem-reversed.uem:1: region 20.000-10.000 is reversed"),
+    Row("eval-uem-garbage", "eval ev/uem-garbage.tsv --hyp ev/hyp -q", 1, r"uem-garbage.uem:2: 8 fields, a UEM line has 4"),
+    Row("eval-uem-beyond-m4a", "eval ev/uem-beyond-m4a.tsv --hyp ev/hyp -q", 1, r"extends beyond the end of the audio \(speech.m4a"),
+    Row("eval-rttm-spaces-malformed", "eval ev/ref-name-with-spaces.tsv --hyp ev/hyp -q", 1,
+        r"ref/ref-name-with-spaces.rttm:1: 11 fields, an RTTM SPEAKER line has 10"),
+    Row("eval-rttm-not-a-number", "eval ev/hyp-onset-not-a-number.tsv --hyp ev/hyp -q", 1,
+        r"hyp/hyp-onset-not-a-number.rttm:2: onset 'soon' is not a number"),
+    Row("eval-row-without-audio", "eval ev/row-no-audio.tsv --hyp ev/hyp -q", 1, r"row 'row-no-audio' has no audio value"),
+    Row("eval-collar-negative", "eval ev/ok.tsv --collar -1", 2, r"^voicemap eval: --collar -1.0: must be a finite number"),
+    Row("eval-collar-nan", "eval ev/ok.tsv --collar nan", 2, r"--collar nan"),
+    Row("eval-json-is-folder", "eval ev/ok.tsv --hyp ev/hyp --json ev", 2, r"ev: is a folder; give a file name"),
+    Row("eval-json-under-file", "eval ev/ok.tsv --hyp ev/hyp --json afile/s.json", 2, r"afile: exists and is not a folder"),
+    Row("eval-json-replaces-manifest", "eval ev/ok.tsv --hyp ev/hyp --json ev/ok.tsv", 2, r"would replace ev/ok.tsv"),
+    Row("eval-json-replaces-reference", "eval ev/ok.tsv --hyp ev/hyp --json ev/ref/good.rttm", 2, r"would replace ev/ref/good.rttm"),
+    Row("eval-json-read-only", "eval ev/ok.tsv --hyp ev/hyp --json locked/s.json", 2, r"locked: cannot write there",
+        prepare="readonly"),
+    Row("eval-save-hyp-over-references", "eval ev/ok.tsv --save-hyp ev/ref", 2, r"ev/ref/good.rttm: would replace"),
+    Row("eval-step-tiny", "eval ev/ok.tsv --step 0.001", 2, r"--step 0.001: must be between"),
+    Row("eval-spaces-score", "eval ev/spaces.tsv --hyp ev/hyp -q --json scores.json", 0, r"^$", lines=0, writes=("scores.json",)),
+    # --- batch: refused before Ray starts or any audio is read ---------------------------------------------
+    Row("batch-outdir-is-file", "batch diarize d1 -o afile", 2, r"^voicemap batch: afile: exists and is not a folder"),
+    Row("batch-outdir-under-file", "batch diarize d1 -o afile/sub", 2, r"afile is a file, not a folder"),
+    Row("batch-same-name-two-folders", "batch diarize d1/a.wav d2/a.wav -o out", 2, r"would both be written as a\.\*"),
+    Row("batch-same-stem-two-formats", "batch diarize twins -o out", 2, r"twins/a\.\w+ and \S*twins/a\.\w+ would both"),
+    Row("batch-missing-manifest", "batch diarize missing.tsv -o out", 2, r"missing.tsv: No such file or directory"),
+    Row("batch-manifest-without-audio-column", "batch diarize no-audio-column.tsv -o out", 2,
+        r"manifest has no 'audio' column \(columns: uri, file\)"),
+    Row("batch-workers-zero", "batch diarize d1 -o out --workers 0", 2, r"--workers must be at least 1"),
+    Row("batch-cpus-nan", "batch diarize d1 -o out --cpus-per-worker nan", 2, r"--cpus-per-worker nan: must be a positive"),
+    Row("batch-split-negative", "batch diarize d1 -o out --split-over -1", 2, r"--split-over -1: must be 0"),
+    Row("batch-threshold-nan", "batch diarize d1 -o out --threshold nan", 2, r"--threshold nan: "),
+    Row("batch-naming-threshold-nan", "batch identify d1 -o out --threshold nan", 2, r"--threshold nan: the naming threshold"),
+    Row("batch-nobody-at-address", "batch diarize d1 -o out --address 127.0.0.1:1", 2,
+        r"no Ray cluster answers at 127.0.0.1:1", writes=("out/*",)),
     # --- synth --------------------------------------------------------------------------------------------
     Row("synth-onto-voice", "synth --voice voice.npy --text hi --model nowhere -o voice.npy", 2, r"would replace voice.npy"),
     Row("synth-under-file", "synth --voice voice.npy --text hi --model nowhere -o afile/x.wav", 2, r"afile"),
