@@ -13,7 +13,7 @@ audio. This script links the output folder in memory (as `voicemap link` does, w
   as that speaker when most of the row's speech overlaps the speaker's reference turns. P@1 is counted over
   queries whose speaker has at least 10 s in the archive; P@5 divides by min(5, rows of that speaker).
 
-    python benchmarks/archive_linking.py SET OUTS [SET OUTS ...] [--false-accept P] [--min-seconds S]
+    python benchmarks/archive_linking.py SET OUTS [SET OUTS ...] 
 """
 
 from __future__ import annotations
@@ -99,9 +99,14 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     entries, used = read_set(set_folder)
     recordings = [read_recording(path, outputs) for path in output_files(outputs)]
     by_uri = {r.uri: r for r in recordings}
-    linked = link_archive(recordings, None, recordings[0].encoder,
-                          encoder_threshold=DEFAULT_THRESHOLDS.get(recordings[0].encoder),
-                          min_seconds=args.min_seconds, quantile=args.quantile, threshold=args.threshold)
+    options = dict(encoder_threshold=DEFAULT_THRESHOLDS.get(recordings[0].encoder), min_seconds=args.min_seconds,
+                   quantile=args.quantile, threshold=args.threshold)
+    if args.incremental:
+        # the first half linked alone, then everything linked again on top of that index
+        half = link_archive(recordings[: len(recordings) // 2], None, recordings[0].encoder, **options)
+        linked = link_archive(recordings, half.index, recordings[0].encoder, **options)
+    else:
+        linked = link_archive(recordings, None, recordings[0].encoder, **options)
     labels = linked.labels
     refs, hyps, hyps_linked, uems = [], [], [], []
     archive_ref, archive_hyp = [], []
@@ -116,6 +121,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
         return out
 
     archive_uem = []
+    islands = []  # every recording's labels its own, as without linking
     for uri, reference, (start, end) in entries:
         recording = by_uri[uri]
         hypothesis = annotation_of(recording, lambda s: s)
@@ -125,6 +131,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
         linked_hyp = annotation_of(recording, lambda s, r=recording: labels[(r.stem, s)])
         archive_ref.append(shifted(reference, offset, "archive"))
         archive_hyp.append(shifted(linked_hyp, offset, "archive"))
+        islands.append(shifted(hypothesis, offset, "archive", rename=lambda s, u=uri: f"{u}:{s}"))
         archive_uem.append(Segment(offset + start, offset + end))
         offset += end + 1.0
     within, within_parts = der_components(refs, hyps, uems)
@@ -134,6 +141,10 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     for part in archive_hyp:
         hyp_all.update(part)
     archive, archive_parts = der_components([ref_all], [hyp_all], [Timeline(archive_uem)])
+    island_all = Annotation(uri="archive")
+    for part in islands:
+        island_all.update(part)
+    unlinked_der, _ = der_components([ref_all], [island_all], [Timeline(archive_uem)])
 
     true_speakers = sorted(set().union(*(set(r.labels()) for r in refs)))
     voices = linked.index.voices()
@@ -165,7 +176,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
             hits5.append(sum(t == speaker for t in top) / max(1, min(5, relevant)))
     return {
         "set": set_folder.name, "recordings": len(entries), "true_speakers": len(true_speakers),
-        "within_der": 100 * within, "archive_der": 100 * archive,
+        "within_der": 100 * within, "archive_der": 100 * archive, "islands_der": 100 * unlinked_der,
         "archive_confusion": 100 * archive_parts["confusion"] / archive_parts["total"],
         "voices": len(linked_voices), "labels": len(voices), "unlinked": len(voices) - len(linked_voices),
         "threshold": linked.index.threshold["describe"], "queries": queries,
@@ -183,6 +194,8 @@ def main(argv=None) -> int:
     parser.add_argument("--min-seconds", type=float, default=None)
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--queries", type=int, default=3, help="query utterances per speaker")
+    parser.add_argument("--incremental", action="store_true",
+                        help="link the first half of the recordings, then all of them on top of that index")
     args = parser.parse_args(argv)
     from cluster.linking import MIN_LINK_SECONDS
     from diarize.embedding import load_encoder
@@ -192,12 +205,13 @@ def main(argv=None) -> int:
     args.speakers_for = dict(item.split("=", 1) for item in args.speakers)
     encoder = load_encoder("campplus")
     pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
-    print("set\trecordings\ttrue\tvoices\tunlinked\twithin_DER\tarchive_DER\tarchive_confusion\tP@1\tP@5\tqueries\tthreshold")
+    print("set\trecordings\ttrue\tvoices\tunlinked\twithin_DER\tarchive_DER\tarchive_confusion\tP@1\tP@5\tqueries\t"
+          "archive_DER_without_linking\tthreshold")
     for set_folder, outputs in pairs:
         r = measure(Path(set_folder), Path(outputs), args, encoder)
         print(f"{r['set']}\t{r['recordings']}\t{r['true_speakers']}\t{r['voices']}\t{r['unlinked']}\t"
               f"{r['within_der']:.1f}\t{r['archive_der']:.1f}\t{r['archive_confusion']:.1f}\t{r['p_at_1']:.0f}\t"
-              f"{r['p_at_5']:.0f}\t{r['queries']}\t{r['threshold']}", flush=True)
+              f"{r['p_at_5']:.0f}\t{r['queries']}\t{r['islands_der']:.1f}\t{r['threshold']}", flush=True)
     return 0
 
 

@@ -204,3 +204,18 @@ def test_fixed_voices_never_merge_and_named_ones_take_nobody(archive):
     assert linking.voice[first[4]] == 2
     assert linking.voice[first[5]] in (0, 1)  # the reader's last speaker joins one of its open voices
     assert (linking.voice == 2).sum() == 1
+
+
+def test_search_by_an_enrolled_name(archive, tmp_path, capsys):
+    outdir = fresh_copy(archive, tmp_path)
+    assert main(["link", str(outdir), "-q"]) == 0
+    registry = tmp_path / "registry.sqlite"
+    reader = "3005"
+    assert main(["enroll", "Reader Three", str(archive.held_out[reader]), "--registry", str(registry)]) == 0
+    capsys.readouterr()
+    assert main(["search", str(outdir), "--name", "Reader Three", "--registry", str(registry), "--top", "6"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    found = [archive.truth[tuple(line.split("\t")[:2])] for line in lines]
+    assert found == [reader] * 6  # the reader speaks in six recordings: all six come first
+    assert main(["search", str(outdir), "--name", "Nobody", "--registry", str(registry)]) == 1
+    assert "Nobody" in capsys.readouterr().err
