@@ -535,7 +535,9 @@ def test_enroll_refuses_silence_empty_files_and_too_little_speech(librispeech, t
         (["Bob", str(short), "--min-speech", "0", "--embedding", "no-such-encoder"], "--min-speech 0: must be"),
         (["Bob", str(silence), "--min-speech", "nan"], "--min-speech nan: must be"),
         (["Bob", str(silence), "--min-speech", "-1"], "--min-speech -1: must be"),
-        (["Bob", str(utterances(librispeech, "2609")[1]), "--embedding", "no-such-encoder"], "unknown embedding"),
+        (["Bob", str(utterances(librispeech, "2609")[1]), "--embedding", "no-such-encoder"],
+         "--embedding no-such-encoder: not an encoder"),
+        (["Bob", str(short), "--device", "toaster"], "--device toaster: not a torch device"),
         (["Bob\nSmith", str(short)], "control characters"),
     ]:
         code, out, err = cli(capsys, "enroll", *argv, "--registry", str(registry))

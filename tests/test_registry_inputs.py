@@ -184,10 +184,10 @@ def test_a_read_only_registry_reads_and_refuses_every_write_in_one_line(good, cl
     code, out, err = cli(capsys, "voices", "export", str(tmp_path / "copy.json"), "--registry", str(good))
     assert code == 0 and json.loads((tmp_path / "copy.json").read_text())["voices"][0]["name"] == "Ada"
     # every write: one line naming the file, read-only as the cause; enroll says so before its model loads
-    # (the bogus --embedding would be the error otherwise)
+    # (--embedding names a file that exists, so it passes the up-front check, but does not load as weights)
     for argv in [["voices", "remove", "Ada"], ["voices", "import", str(export), "--on-conflict", "replace"],
                  ["voices", "scrub"], ["voices", "mix", "Ada", "Ada", "--t", "0.5", "--as", "Bea"],
-                 ["enroll", "Bea", str(clip), "--embedding", "no-such-encoder"]]:
+                 ["enroll", "Bea", str(clip), "--embedding", str(export)]]:
         code, _, err = cli(capsys, *argv, "--registry", str(good))
         line = one_line(err)
         assert code == 1 and f"registry {good}: is read-only; nothing was written" in line, (argv, line)
@@ -204,7 +204,7 @@ def test_a_folder_that_takes_no_new_file_gets_no_registry(clip, tmp_path, immuta
     with Registry(good) as registry:
         registry.export_file(export)
     immutable(folder)
-    for argv in [["enroll", "Bea", str(clip), "--embedding", "no-such-encoder"], ["voices", "import", str(export)]]:
+    for argv in [["enroll", "Bea", str(clip), "--embedding", str(export)], ["voices", "import", str(export)]]:
         code, _, err = cli(capsys, *argv, "--registry", str(folder / "new.sqlite"))
         line = one_line(err)
         assert code == 1 and f"registry {folder / 'new.sqlite'}: cannot create" in line, (argv, line)
@@ -333,6 +333,8 @@ def test_names_keep_their_inner_spaces_trimmed_and_single(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["enroll", "Bea", "CLIP", "--min-speech", "0"], "--min-speech 0: must be a number of seconds above 0"),
+    (["enroll", "Bea", "CLIP", "--device", "toaster"], "--device toaster: not a torch device"),
+    (["voices", "search", "CLIP", "--device", "cuda:99"], "--device cuda:99: "),
     (["enroll", "Bea", "CLIP", "--min-speech", "inf"], "--min-speech inf: must be"),
     (["enroll", "", "CLIP"], "voice name '': must be a non-empty string"),
     (["enroll", "unknown_1", "CLIP"], "reserved"),

@@ -131,11 +131,25 @@ def embed_file(path: str, encoder, *, min_speech: float) -> SpeechEmbedding:
     return SpeechEmbedding(embed_speech_audio(audio, encoder, label=path), seconds, total)
 
 
+def check_encoder_options(name: str, device: str) -> None:
+    """UsageError (one line) unless --embedding names an encoder and --device one this machine has: checked
+    before anything is read or loaded (a missing GPU otherwise shows only at the first embedding)."""
+    from diarize.embedding import EncoderError, check_encoder_spec
+    from diarize.models import ModelNotFoundError, check_device
+
+    try:
+        check_device(device)
+        check_encoder_spec(name)
+    except (EncoderError, ModelNotFoundError, ValueError) as error:
+        raise UsageError(str(error).strip().splitlines()[0]) from None
+
+
 def load_encoder_or_fail(name: str, device: str):
     """The encoder, loaded before any audio is read; UsageError (one line) when --embedding or --device is wrong."""
     from diarize.embedding import EncoderError, load_encoder
     from diarize.models import ModelNotFoundError
 
+    check_encoder_options(name, device)
     try:
         return load_encoder(name, device=device)
     except (EncoderError, ModelNotFoundError) as error:
@@ -198,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         except RegistryError as error:
             raise UsageError(str(error)) from None
         check_min_speech(args.min_speech)
+        check_encoder_options(args.embedding, args.device)
         registry_path = resolve_registry_path(args.registry)
         hashes: list[str] = []
         for path in args.audio:
