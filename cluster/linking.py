@@ -153,9 +153,10 @@ def linking_threshold(unit: np.ndarray, recordings: np.ndarray, eligible: np.nda
 
 
 def candidate_pairs(unit: np.ndarray, eligible: np.ndarray, threshold: float, max_neighbours: int = MAX_NEIGHBOURS,
-                    block_elements: int = 1 << 25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    block_elements: int = 1 << 25, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i < j) of eligible speakers with cosine >= threshold, at most `max_neighbours` per speaker (its
     best), found a block of rows at a time so that memory stays about `block_elements` scores (128 MiB).
+    progress: optional callable(fraction done), called after each block (the search is the n^2 part).
 
     unit: (n, dim) float32 unit rows. Returns (first, second, cosine), each (num_pairs,)."""
     index = np.flatnonzero(eligible)
@@ -177,6 +178,8 @@ def candidate_pairs(unit: np.ndarray, eligible: np.ndarray, threshold: float, ma
         firsts.append(rows[r])
         seconds_.append(c)
         scores.append(sims[r, c])
+        if progress is not None:
+            progress(min(start + block, m) / m)
     if not firsts:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     a, b = np.concatenate(firsts), np.concatenate(seconds_)
@@ -188,13 +191,14 @@ def candidate_pairs(unit: np.ndarray, eligible: np.ndarray, threshold: float, ma
 
 def link_speakers(vectors: np.ndarray, recordings: np.ndarray, seconds: np.ndarray, threshold: Threshold | float,
                   *, fixed_voices: list[FixedVoice] = (), min_seconds: float = MIN_LINK_SECONDS,
-                  max_neighbours: int = MAX_NEIGHBOURS) -> Linking:
+                  max_neighbours: int = MAX_NEIGHBOURS, progress=None) -> Linking:
     """Archive voices of per-recording speakers (module docstring).
 
     vectors: (n, dim) raw centroids of one encoder; recordings: (n,) int, which recording each speaker is
     from; seconds: (n,) its speech; threshold: a Threshold or a cosine; fixed_voices: voices that exist
     before linking (earlier runs, enrolled names); min_seconds: speakers with less speech are not linked
-    (those inside a fixed voice stay in it). Returns a Linking.
+    (those inside a fixed voice stay in it); progress: optional callable(fraction) for the candidate search.
+    Returns a Linking.
     """
     if not isinstance(threshold, Threshold):
         threshold = Threshold(float(threshold), "given")
@@ -252,7 +256,7 @@ def link_speakers(vectors: np.ndarray, recordings: np.ndarray, seconds: np.ndarr
     def similarity(a: int, others: np.ndarray) -> np.ndarray:
         return (sums[others] @ sums[a]) / (weights[others] * weights[a])
 
-    first, second, _ = candidate_pairs(unit, live, threshold.value, max_neighbours)
+    first, second, _ = candidate_pairs(unit, live, threshold.value, max_neighbours, progress=progress)
     neighbours: list[set] = [set() for _ in range(size)]
     for i, j in zip(cluster_of[first], cluster_of[second]):
         if i != j:

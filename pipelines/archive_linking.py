@@ -78,13 +78,13 @@ class LinkedArchive:
 def link_archive(recordings: list[Recording], previous: ArchiveIndex | None, encoder: str, *,
                  encoder_threshold: float | None,
                  threshold: float | None = None, min_seconds: float = MIN_LINK_SECONDS,
-                 quantile: float | None = None) -> LinkedArchive:
+                 quantile: float | None = None, progress=None) -> LinkedArchive:
     """Link every speaker of `recordings` (all of `encoder`, see `split_by_encoder`) into archive voices.
 
     previous: the index of an earlier run; recordings it holds with the same digest keep their voices, and
     those voices may gain speakers of new recordings but never merge with each other. encoder_threshold:
     the encoder's open-set threshold (a floor for the archive's own, and the fallback); threshold: a given
-    cosine instead of the measured one.
+    cosine instead of the measured one; progress: optional callable(fraction) during the pair search.
     """
     speakers = [(recording, position, speaker) for position, recording in enumerate(recordings)
                 for speaker in recording.speakers]
@@ -121,7 +121,8 @@ def link_archive(recordings: list[Recording], previous: ArchiveIndex | None, enc
         eligible = valid & (seconds >= min_seconds)
         options = {} if quantile is None else {"quantile": quantile}
         chosen = linking_threshold(unit, where, eligible, encoder_threshold, **options)
-    linking = link_speakers(vectors, where, seconds, chosen, fixed_voices=fixed, min_seconds=min_seconds)
+    linking = link_speakers(vectors, where, seconds, chosen, fixed_voices=fixed, min_seconds=min_seconds,
+                            progress=progress)
 
     next_voice = previous.next_voice if previous is not None else 1
     names = {g: label for g, (label, _) in enumerate(fixed_labels)}

@@ -219,3 +219,30 @@ def test_search_by_an_enrolled_name(archive, tmp_path, capsys):
     assert found == [reader] * 6  # the reader speaks in six recordings: all six come first
     assert main(["search", str(outdir), "--name", "Nobody", "--registry", str(registry)]) == 1
     assert "Nobody" in capsys.readouterr().err
+
+
+def test_batch_link_links_the_outputs_at_the_end(shared_data, tmp_path):
+    import shutil as files
+
+    # two short real recordings through a real batch job; the linking at its end must leave the same files
+    # as `voicemap link` run by hand afterwards
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for uri in ("sample", "dev00"):
+        files.copy(shared_data / "diarization" / "audio" / f"{uri}.flac", audio / f"{uri}.flac")
+    outdir = tmp_path / "out"
+    try:
+        assert main(["batch", "diarize", str(audio), "-o", str(outdir), "--workers", "1", "--link", "-q"]) == 0
+    finally:
+        import ray
+
+        ray.shutdown()
+    linked = sorted(p.name for p in (outdir / "linked").iterdir())
+    assert linked == ["dev00.json", "dev00.rttm", "sample.json", "sample.rttm"]
+    by_batch = (outdir / "voices.tsv").read_text()
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in ("sample.json", "dev00.json"):
+        files.copy(outdir / name, again / name)
+    assert main(["link", str(again), "-q"]) == 0
+    assert (again / "voices.tsv").read_text() == by_batch

@@ -54,6 +54,9 @@ def _add_job_options(job) -> None:
     job.add_argument("--split-over", type=float, default=900.0, metavar="SECONDS",
                      help="recordings longer than this are cut into pieces diarized on several workers, then "
                      "clustered once (wav/flac/ogg/mp3; 0: never split)")
+    job.add_argument("--link", action="store_true",
+                     help="at the end, link the speakers of every output in OUTDIR into archive voices, as "
+                     "`voicemap link OUTDIR` does (on the driver, from the centroids alone)")
 
 
 def run(args) -> int:
@@ -85,4 +88,10 @@ def run(args) -> int:
     print(f"batch {args.job}: {args.outdir}\n{summary_table(summary)}", file=sys.stderr)
     if summary.interrupted:
         return 130
-    return 1 if summary.failed else 0
+    status = 1 if summary.failed else 0
+    if getattr(args, "link", False):
+        from pipelines.commands.link import link_defaults
+        from pipelines.commands.link import run as link
+
+        status = max(status, link(link_defaults(args.outdir, quiet=args.quiet)))
+    return status

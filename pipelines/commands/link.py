@@ -43,6 +43,16 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def link_defaults(outdir, quiet: bool = False):
+    """The arguments of `voicemap link OUTDIR` with every option at its default (for `batch ... --link`)."""
+    import argparse
+
+    from cluster.linking import MIN_LINK_SECONDS
+
+    return argparse.Namespace(outdir=str(outdir), min_seconds=MIN_LINK_SECONDS, threshold=None, quantile=None,
+                              quiet=quiet)
+
+
 def _check_options(args) -> str | None:
     if not (math.isfinite(args.min_seconds) and args.min_seconds >= 0):
         return f"--min-seconds {args.min_seconds:g}: must be a number of seconds, 0 or more"
@@ -56,7 +66,7 @@ def _check_options(args) -> str | None:
 def run(args) -> int:
     from cluster.linking import LinkingError
     from cluster.match import DEFAULT_THRESHOLDS
-    from pipelines.archive import ArchiveInputError, output_files, read_recording
+    from pipelines.archive import INDEX_NAME, TABLE_NAME, ArchiveInputError, output_files, read_recording
     from pipelines.archive_index import ArchiveIndexError, read_index, write_index
     from pipelines.archive_linking import (archive_encoder, link_archive, remove_stale_linked, split_by_encoder,
                                            write_linked)
@@ -73,6 +83,9 @@ def run(args) -> int:
     try:
         writable_folder(outdir, create=False)
         previous = read_index(outdir, vectors=False)
+        if previous is None and (outdir / TABLE_NAME).exists():
+            raise OutputError(f"{outdir / TABLE_NAME}: exists but {outdir / INDEX_NAME} does not; it is not this "
+                              "archive's table, and linking would replace it: move it away first")
     except (OutputError, ArchiveIndexError) as error:
         print(f"voicemap link: {error}", file=sys.stderr)
         return 2
@@ -102,8 +115,16 @@ def run(args) -> int:
         failed += 1
         print(f"voicemap link: {error}", file=sys.stderr)
     try:
-        linked = link_archive(recordings, previous, encoder, encoder_threshold=DEFAULT_THRESHOLDS.get(encoder),
-                              threshold=args.threshold, min_seconds=args.min_seconds, quantile=args.quantile)
+        # the pair search grows with the square of the speakers (5 minutes at 100,000): show it
+        with progress([], args.quiet, total=100, unit="%", desc="link",
+                      bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
+            def advance(fraction: float) -> None:
+                bar.n = int(100 * fraction)
+                bar.refresh()
+
+            linked = link_archive(recordings, previous, encoder, encoder_threshold=DEFAULT_THRESHOLDS.get(encoder),
+                                  threshold=args.threshold, min_seconds=args.min_seconds, quantile=args.quantile,
+                                  progress=advance)
     except LinkingError as error:
         print(f"voicemap link: {outdir}: {error}", file=sys.stderr)
         return 2
