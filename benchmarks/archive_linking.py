@@ -108,7 +108,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     else:
         linked = link_archive(recordings, None, recordings[0].encoder, **options)
     labels = linked.labels
-    refs, hyps, hyps_linked, uems = [], [], [], []
+    refs, hyps, uems = [], [], []
     archive_ref, archive_hyp = [], []
     offset = 0.0
     from pyannote.core import Annotation
