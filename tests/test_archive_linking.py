@@ -246,3 +246,34 @@ def test_batch_link_links_the_outputs_at_the_end(shared_data, tmp_path):
         files.copy(outdir / name, again / name)
     assert main(["link", str(again), "-q"]) == 0
     assert (again / "voices.tsv").read_text() == by_batch
+
+
+def test_a_changed_recording_is_linked_anew_and_a_removed_one_leaves(archive, tmp_path):
+    outdir = fresh_copy(archive, tmp_path)
+    assert main(["link", str(outdir), "-q"]) == 0
+    before = labels_of(outdir)
+    # rec02 re-diarized: its speakers come back in another order; rec05 deleted
+    path = outdir / "rec02.json"
+    payload = json.loads(path.read_text())
+    renamed = {"SPEAKER_00": "SPEAKER_02", "SPEAKER_01": "SPEAKER_00", "SPEAKER_02": "SPEAKER_01"}
+    payload["speakers"] = {renamed[k]: v for k, v in payload["speakers"].items()}
+    for turn in payload["segments"] + payload["exclusive_segments"]:
+        turn["speaker"] = renamed[turn["speaker"]]
+    path.write_text(json.dumps(payload))
+    (outdir / "rec05.json").unlink()
+    assert main(["link", str(outdir), "-q"]) == 0
+    after = labels_of(outdir)
+    assert not (outdir / "linked" / "rec05.json").exists() and not (outdir / "linked" / "rec05.rttm").exists()
+    assert {k: v for k, v in before.items() if k[0] not in ("rec02", "rec05")} == \
+        {k: v for k, v in after.items() if k[0] != "rec02"}
+    for old, new in renamed.items():  # the same voices, now under the new labels
+        assert after[("rec02", new)] == before[("rec02", old)]
+
+
+def test_report_and_search_refuse_what_they_cannot_use(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert main(["report", str(tmp_path)]) == 2  # not linked
+    assert main(["report", str(tmp_path), "--audio", str(tmp_path / "none")]) == 2
+    assert main(["search", str(tmp_path), "--voice", "x.flac", "--top", "0"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4 and "voicemap link" in errors[1]
