@@ -8,13 +8,15 @@ only where the row allows (its output folder), never beside an input or outside 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,10 +95,58 @@ def _enroll_registry(workspace: Path) -> None:
     assert main(["enroll", "Known", str(workspace / "speech.wav"), "--registry", str(workspace / "reg.sqlite")]) == 0
 
 
+def _clips(ws: Path) -> None:
+    """ten 2 s clips of the call from 8 s on, where it is all speech (under the 3 s minimum alone, about 20 s together)"""
+    samples, rate = sf.read(ws / "speech.wav", dtype="float32")
+    for i in range(10):
+        sf.write(ws / f"clip{i}.wav", samples[(8 + 2 * i) * rate:(10 + 2 * i) * rate], rate)
+
+
+def _bad_registries(ws: Path) -> None:
+    _enroll_registry(ws)
+    assert main(["voices", "export", str(ws / "export.json"), "--registry", str(ws / "reg.sqlite")]) == 0
+    data = (ws / "reg.sqlite").read_bytes()
+    (ws / "random.sqlite").write_bytes(np.random.default_rng(0).integers(0, 256, 16384, dtype=np.uint8).tobytes())
+    (ws / "truncated.sqlite").write_bytes(data[: len(data) // 2])
+    with sqlite3.connect(ws / "foreign.sqlite") as other:  # another program's database
+        other.execute("CREATE TABLE notes (body TEXT)")
+    other.close()
+
+
+def _exports(ws: Path) -> None:
+    _enroll_registry(ws)
+    assert main(["voices", "export", str(ws / "export.json"), "--registry", str(ws / "reg.sqlite")]) == 0
+    data = json.loads((ws / "export.json").read_text())
+    def write(name, change):
+        copy = json.loads(json.dumps(data)); change(copy); (ws / name).write_text(json.dumps(copy))
+    write("complex.json", lambda d: d.update(vector_dtype="complex128"))
+    def inf(d):
+        d["voices"][0]["embeddings"][0]["vector"] = base64.b64encode(np.full(192, np.inf, "<f4").tobytes()).decode()
+    write("inf.json", inf)
+    def dim(d):
+        d["voices"][0]["embeddings"].append({**d["voices"][0]["embeddings"][0], "dimension": 64,
+                                             "vector": base64.b64encode(np.ones(64, "<f4").tobytes()).decode()})
+    write("dim.json", dim)
+    write("clash.json", lambda d: d["voices"].extend([{**d["voices"][0], "name": "Bo Li"}, {**d["voices"][0], "name": "Bo_Li"}]))
+
+
+def _readonly_registry(ws: Path) -> None:
+    """a registry nobody may change, root included: chattr +i on the file itself (locked.sqlite)"""
+    assert main(["enroll", "Known", str(ws / "speech.wav"), "--registry", str(ws / "locked.sqlite")]) == 0
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(ws / "locked.sqlite")]).returncode:
+        pytest.skip("chattr +i is not available here")
+
+
 SETUPS = {
     "readonly": lambda ws: _immutable(ws / "locked") or pytest.skip("chattr +i is not available here"),
     "registry": _enroll_registry,
+    "clips": _clips,
+    "bad_registries": _bad_registries,
+    "exports": _exports,
+    "readonly_registry": _readonly_registry,
 }
+CLIPS = " ".join(f"clip{i}.wav" for i in range(10))
+REG = ("reg.sqlite*",)
 
 
 def _rttm_has_ten_fields(workspace: Path) -> None:
@@ -204,6 +254,93 @@ ROWS = [
     Row("batch-naming-threshold-nan", "batch identify d1 -o out --threshold nan", 2, r"--threshold nan: the naming threshold"),
     Row("batch-nobody-at-address", "batch diarize d1 -o out --address 127.0.0.1:1", 2,
         r"no Ray cluster answers at 127.0.0.1:1", writes=("out/*",)),
+    # --- enroll: the minimum speech is over all files; options refused before any audio or model ---------------
+    Row("enroll-ten-short-clips-with-a-spaced-name", f"enroll Ada+Lovelace {CLIPS} --registry new.sqlite", 0, r"^$",
+        lines=0, writes=("new.sqlite*",), prepare="clips"),
+    Row("enroll-silent-clip-left-out", f"enroll Ada {CLIPS} silence.wav --registry new.sqlite", 0,
+        r"^voicemap enroll: note: silence.wav: left out, only 0.00 s of speech found in 5.0 s of audio",
+        writes=("new.sqlite*",), prepare="clips"),
+    Row("enroll-too-little-in-all", "enroll Ada clip0.wav silence.wav --registry new.sqlite", 1,
+        r"only \d\.\d\d s of usable speech in all 2 files \(clip0.wav \d\.\d\d s, silence.wav 0.00 s \[too short to use\]\); "
+        r"at least 3 s needed in all", prepare="clips"),
+    Row("enroll-silence-alone", "enroll Ada silence.wav --registry new.sqlite", 1,
+        r"^voicemap enroll: silence.wav: only 0.00 s of speech found in 5.0 s of audio \(at least 3 s needed\)$"),
+    Row("enroll-min-speech-zero", "enroll Ada silence.wav --min-speech 0", 2,
+        r"^voicemap enroll: --min-speech 0: must be a number of seconds above 0$"),
+    Row("enroll-min-speech-nan", "enroll Ada silence.wav --min-speech nan", 2, r"--min-speech nan: must be"),
+    Row("enroll-min-speech-negative", "enroll Ada silence.wav --min-speech -1", 2, r"--min-speech -1: must be"),
+    Row("enroll-min-speech-checked-first", "enroll Ada missing.wav --min-speech 0 --embedding nope", 2,
+        r"--min-speech 0: must be"),
+    Row("enroll-name-control-character", "enroll Ada\x07X speech.wav", 2, r"must not contain control characters"),
+    Row("enroll-name-blank", "enroll + speech.wav", 2, r"voice name ' ': must be a non-empty string"),
+    Row("enroll-name-reserved-with-space", "enroll unknown+2 speech.wav", 2, r"reserved for speakers that match no"),
+    Row("enroll-unknown-embedding", "enroll Ada speech.wav --embedding nope", 2, r"^voicemap enroll: --embedding nope: not an encoder"),
+    Row("enroll-device-unavailable", "enroll Ada speech.wav --device cuda:99", 2, r"^voicemap enroll: --device cuda:99: "),
+    Row("enroll-device-garbage", "enroll Ada speech.wav --device toaster", 2, r"--device toaster: not a torch device"),
+    # --- enroll / voices on a registry that is damaged, foreign, read-only or cannot be created ---------------
+    Row("enroll-random-registry", "enroll Ada speech.wav --registry random.sqlite", 1,
+        r"registry random.sqlite: not a voicemap registry \(file is not a database\)$", prepare="bad_registries", writes=REG),
+    Row("enroll-truncated-registry", "enroll Ada speech.wav --registry truncated.sqlite", 1,
+        r"registry truncated.sqlite: damaged or not a voicemap registry", prepare="bad_registries", writes=REG),
+    Row("enroll-foreign-sqlite", "enroll Ada speech.wav --registry foreign.sqlite", 1,
+        r"registry foreign.sqlite: not a voicemap registry \(an SQLite database of something else\)",
+        prepare="bad_registries", writes=REG),
+    Row("enroll-registry-under-file", "enroll Ada speech.wav --registry afile/reg.sqlite", 1,
+        r"registry afile/reg.sqlite: afile is a file, not a folder"),
+    Row("enroll-registry-read-only-folder", "enroll Ada speech.wav --registry locked/reg.sqlite", 1,
+        r"registry locked/reg.sqlite: cannot create it in locked", prepare="readonly"),
+    Row("enroll-read-only-registry", "enroll Ada speech.wav --registry locked.sqlite --embedding notes.txt", 1,
+        r"registry locked.sqlite: is read-only; nothing was written", prepare="readonly_registry",
+        writes=("locked.sqlite-*",)),
+    Row("voices-remove-read-only-registry", "voices remove Known --registry locked.sqlite", 1,
+        r"^voicemap voices remove: registry locked.sqlite: is read-only; nothing was written",
+        prepare="readonly_registry", writes=("locked.sqlite-*",)),
+    Row("voices-list-read-only-registry", "voices list --registry locked.sqlite", 0, r"^$", lines=0,
+        prepare="readonly_registry", writes=("locked.sqlite-*",)),
+    Row("voices-list-random", "voices list --registry random.sqlite", 1,
+        r"^voicemap voices list: registry random.sqlite: not a voicemap registry", prepare="bad_registries", writes=REG),
+    Row("voices-show-truncated", "voices show Known --registry truncated.sqlite", 1,
+        r"^voicemap voices show: registry truncated.sqlite: damaged", prepare="bad_registries", writes=REG),
+    Row("voices-remove-foreign", "voices remove Known --registry foreign.sqlite", 1,
+        r"registry foreign.sqlite: not a voicemap registry", prepare="bad_registries", writes=REG),
+    Row("voices-scrub-truncated", "voices scrub --registry truncated.sqlite", 1, r"registry truncated.sqlite: damaged",
+        prepare="bad_registries", writes=REG),
+    Row("voices-search-truncated", "voices search speech.wav --registry truncated.sqlite", 1,
+        r"registry truncated.sqlite: damaged", prepare="bad_registries", writes=REG),
+    Row("voices-import-into-random", "voices import export.json --registry random.sqlite", 1,
+        r"registry random.sqlite: not a voicemap registry", prepare="bad_registries", writes=REG),
+    # --- voices export never replaces the registry --------------------------------------------------------------
+    Row("voices-export-onto-registry", "voices export reg.sqlite --registry reg.sqlite", 2,
+        r"^voicemap voices export: reg.sqlite: would replace reg.sqlite", prepare="registry", writes=REG),
+    Row("voices-export-onto-registry-wal", "voices export ./reg.sqlite-wal --registry reg.sqlite", 2,
+        r"would replace reg.sqlite-wal", prepare="registry", writes=REG),
+    Row("voices-export-to-folder", "voices export empty --registry reg.sqlite", 2, r"empty: is a folder",
+        prepare="registry", writes=REG),
+    Row("voices-export-under-file", "voices export afile/x.json --registry reg.sqlite", 2,
+        r"afile: exists and is not a folder", prepare="registry", writes=REG),
+    Row("voices-export-missing-folder", "voices export nowhere/x.json --registry reg.sqlite", 2,
+        r"folder nowhere does not exist", prepare="registry", writes=REG),
+    # --- voices import: checked whole, nothing written, no new registry file left ---------------------------------
+    Row("voices-import-complex128", "voices import complex.json --registry new.sqlite", 1,
+        r"complex.json: vector_dtype 'complex128' is not supported", prepare="exports", writes=REG),
+    Row("voices-import-non-finite", "voices import inf.json --registry new.sqlite", 1, r"inf.json: .*NaN or infinite",
+        prepare="exports", writes=REG),
+    Row("voices-import-wrong-dimension", "voices import dim.json --registry new.sqlite", 1,
+        r"dim.json: voice 'Known': .* vectors of different dimensions", prepare="exports", writes=REG),
+    Row("voices-import-rttm-name-clash", "voices import clash.json --registry new.sqlite", 1,
+        r"clash.json: voice name 'Bo_Li': reads as Bo_Li in RTTM files", prepare="exports", writes=REG),
+    Row("voices-import-the-registry-itself", "voices import reg.sqlite --registry new.sqlite", 1,
+        r"import reg.sqlite: not a voicemap registry export", prepare="registry", writes=REG),
+    Row("voices-import-folder", "voices import empty --registry new.sqlite", 1, r"import empty: cannot read \(Is a directory\)"),
+    # --- voices: option values -------------------------------------------------------------------------------------
+    Row("voices-search-min-speech-zero", "voices search speech.wav --min-speech 0 --registry reg.sqlite", 2,
+        r"^voicemap voices search: --min-speech 0: must be", prepare="registry", writes=REG),
+    Row("voices-search-k-zero", "voices search speech.wav -k 0 --registry reg.sqlite", 2, r"-k 0: must be at least 1",
+        prepare="registry", writes=REG),
+    Row("voices-mix-t-nan", "voices mix Known Known --t nan --as Bea --registry reg.sqlite", 2, r"--t nan: must be between 0",
+        prepare="registry", writes=REG),
+    Row("voices-edit-alpha-inf", "voices edit Known --direction pitch --alpha inf --as Bea --registry reg.sqlite", 2,
+        r"--alpha inf: must be a finite number", prepare="registry", writes=REG),
     # --- synth --------------------------------------------------------------------------------------------
     Row("synth-onto-voice", "synth --voice voice.npy --text hi --model nowhere -o voice.npy", 2, r"would replace voice.npy"),
     Row("synth-under-file", "synth --voice voice.npy --text hi --model nowhere -o afile/x.wav", 2, r"afile"),
@@ -226,7 +363,7 @@ def test_careless_input(row: Row, template: Path, tmp_path: Path, capsys, monkey
         code = main(argv)
         captured = capsys.readouterr()
     finally:
-        for locked in workspace.glob("locked"):
+        for locked in workspace.glob("locked*"):
             subprocess.run(["chattr", "-i", str(locked)], capture_output=True)
     stderr = [line for line in captured.err.splitlines() if line.strip()]
     assert code == row.code, captured.err
