@@ -114,6 +114,11 @@ def run(args) -> int:
     for _, error in refused:
         failed += 1
         print(f"voicemap link: {error}", file=sys.stderr)
+    if refused and not any(r.speakers for r in recordings):
+        # linking nothing would empty the archive: leave the last index and linked files as they are
+        print(f"voicemap link: {outdir}: no output of the archive's encoder {encoder} left to link; nothing written",
+              file=sys.stderr)
+        return 2
     try:
         # the pair search grows with the square of the speakers (5 minutes at 100,000): show it
         with progress([], args.quiet, total=100, unit="%", desc="link",
