@@ -77,3 +77,9 @@ def test_a_click_on_a_turn_plays_the_recording_there(reported, browser, tmp_path
     outside = [url for url in browser.requested_urls() if not url.startswith(("file:", "data:", "about:"))]
     assert outside == []
     print(f"screenshots in {tmp_path}")
+
+
+def test_times_never_read_sixty_seconds():
+    from pipelines.report.pages import clock
+
+    assert [clock(s) for s in (0, 12.34, 59.96, 3599.97)] == ["0:00.0", "0:12.3", "1:00.0", "1:00:00.0"]

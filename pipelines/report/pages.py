@@ -43,7 +43,7 @@ def e(text) -> str:
 
 
 def clock(seconds: float) -> str:
-    seconds = max(0.0, float(seconds))
+    seconds = round(max(0.0, float(seconds)), 1)  # rounded first, so 59.96 reads 1:00.0, never 0:60.0
     minutes, rest = divmod(seconds, 60)
     hours, minutes = divmod(int(minutes), 60)
     return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes}:{rest:04.1f}"
