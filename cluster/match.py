@@ -17,6 +17,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .registry import Registry, RegistryError
+from .score_norm import Impostors, cohort_vectors, normalized_scores, unit_rows
+
+#: the chance that a speaker nobody enrolled gets a name, where impostor AS-norm scores are normal: a speaker
+#: is compared with every voice, so past 100 voices each comparison gets this share divided by their number
+#: (`named_spreads`); a wrong name is the worst error naming can make, an unknown the user can see and fix
+STRANGER_NAMED_RATE = 0.01
+#: and a lead of this many spreads over the cluster's runner-up voice: a speaker about equally close to two
+#: enrolled voices is named neither (the one-to-one assignment would otherwise pick by a hair)
+NAMING_LEAD = 1.0
 
 #: Open-set thresholds on cosine(cluster centroid, enrolled centroid), per encoder id; override per call.
 #: campplus-common-advanced: 0.472, measured by benchmarks/registry_threshold.py (seed 0) with real CAM++
@@ -38,6 +47,17 @@ class MatchError(ValueError):
     """Cluster centroids that cannot be matched (wrong shape or encoder); one line."""
 
 
+def named_spreads(num_voices: int) -> float:
+    """The AS-norm score a name needs with `num_voices` enrolled: the 1e-4 tail per comparison of the raw
+    thresholds (cluster/calibration.py DEFAULT_FALSE_ACCEPT, 3.72 spreads), and past 100 voices the
+    STRANGER_NAMED_RATE share split over them (3.89 for 200, 4.26 for 1000)."""
+    from scipy.stats import norm
+
+    from .calibration import DEFAULT_FALSE_ACCEPT
+
+    return float(norm.isf(min(DEFAULT_FALSE_ACCEPT, STRANGER_NAMED_RATE / max(num_voices, 1))))
+
+
 def default_threshold(encoder_id: str) -> float:
     """The measured threshold for `encoder_id`; MatchError when none was measured (pass one explicitly)."""
     try:
@@ -56,13 +76,16 @@ class Assignment:
         voice (NaN when nothing could be compared);
     nearest: per cluster, the best-scoring enrolled name regardless of threshold and assignment (None when
         there are no voices), so a report can say "unknown, nearest Ada at 0.41";
-    threshold: the threshold used.
+    threshold: the raw cosine threshold used;
+    normalized: (num_clusters,) the AS-norm score (cluster/score_norm.py) of the same pair as `scores`, in
+        units of the impostor spread; None when naming used raw cosines only.
     """
 
     labels: list[str]
     scores: np.ndarray
     nearest: list[str | None]
     threshold: float
+    normalized: np.ndarray | None = None
 
     @property
     def known(self) -> np.ndarray:
@@ -81,13 +104,16 @@ def _unit_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_names: list[str],
-           threshold: float, weights: np.ndarray | None = None) -> Assignment:
+           threshold: float, weights: np.ndarray | None = None, *, cohort: np.ndarray | None = None) -> Assignment:
     """One-to-one open-set assignment of clusters to voices by cosine similarity.
 
     cluster_centroids: (num_clusters, dim) raw or normalized; a row with NaN or all zeros cannot be
         compared and stays unknown with score NaN.
     voice_centroids: (num_voices, dim) of the same encoder; voice_names: (num_voices,) their names.
     weights: optional (num_clusters,) evidence per cluster (seconds of speech), see `assign_scores`.
+    cohort: (num_cohort, dim) shipped impostor vectors (cluster/score_norm.py `cohort_vectors`, may be empty);
+        given, a name also needs the AS-norm rule of `assign_scores` (scores against the other voices, the
+        cohort and the recording's other clusters); None: raw cosines only.
     """
     clusters = np.asarray(cluster_centroids, dtype=np.float64)
     if clusters.ndim != 2:
@@ -96,6 +122,7 @@ def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_nam
     if len(voice_names) != len(voices):
         raise MatchError(f"{len(voices)} voice centroids but {len(voice_names)} names")
     similarity = np.full((len(clusters), len(voices)), np.nan)
+    normalized = None
     if len(clusters) and len(voices):
         if voices.ndim != 2 or voices.shape[1] != clusters.shape[1]:
             raise MatchError(f"cluster centroids have dimension {clusters.shape[1]} but the enrolled voices have "
@@ -104,16 +131,42 @@ def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_nam
         unit_voices, _ = _unit_rows(voices)
         similarity = unit_clusters @ unit_voices.T
         similarity[~valid] = np.nan
-    return assign_scores(similarity, voice_names, threshold, weights)
+        if cohort is not None:
+            normalized = normalized_naming_scores(unit_clusters[valid], unit_voices, cohort, len(clusters), valid)
+    return assign_scores(similarity, voice_names, threshold, weights, normalized)
+
+
+def normalized_naming_scores(probes: np.ndarray, voices: np.ndarray, cohort: np.ndarray, num_rows: int,
+                             valid: np.ndarray, *, probes_are_speakers: bool = True) -> np.ndarray:
+    """(num_rows, num_voices) AS-norm scores of the `valid` rows' probes ((num_valid, dim) unit) against the
+    voices. Impostors: the other voices, the cohort, and, when the probes are a recording's speakers, the
+    recording's other speakers (local embeddings of one speaker are not impostors for each other)."""
+    cohort = np.asarray(cohort, dtype=np.float64).reshape(-1, voices.shape[1]) if np.size(cohort) else None
+    members = [voices] + ([unit_rows(cohort)] if cohort is not None else [])
+    owners = [np.arange(len(voices))] + ([np.full(len(cohort), -1)] if cohort is not None else [])
+    own = None
+    if probes_are_speakers:
+        own = sum(len(part) for part in members) + np.arange(len(probes))
+        members.append(probes)
+        owners.append(np.full(len(probes), -1))
+    impostors = Impostors(np.vstack(members), np.concatenate(owners))
+    result = np.full((num_rows, len(voices)), np.nan)
+    result[valid] = normalized_scores(probes, voices, impostors, own)
+    return result
 
 
 def assign_scores(similarity: np.ndarray, voice_names: list[str], threshold: float,
-                  weights: np.ndarray | None = None) -> Assignment:
+                  weights: np.ndarray | None = None, normalized: np.ndarray | None = None) -> Assignment:
     """`assign` on a precomputed (num_clusters, num_voices) similarity matrix (NaN: cannot compare).
 
     A pair is eligible when its similarity is >= threshold; among eligible pairs the assignment maximizes
     the summed margin (similarity - threshold), so it names as many clusters as it can with the best
     total fit, never giving one name to two clusters.
+
+    normalized: optional (num_clusters, num_voices) AS-norm scores of the same pairs (cluster/score_norm.py).
+    Given, a pair is eligible only if it also scores at least `named_spreads(num_voices)` impostor spreads and
+    leads the cluster's runner-up voice by NAMING_LEAD spreads, and the margins are counted in those units;
+    a NaN (too few impostors to measure a spread) leaves that pair to the raw threshold alone.
 
     weights: optional (num_clusters,) non-negative evidence per cluster, the seconds of speech it holds;
     each margin is then multiplied by its cluster's weight, so the assignment maximizes the speech named
@@ -147,12 +200,21 @@ def assign_scores(similarity: np.ndarray, voice_names: list[str], threshold: flo
             nearest[c] = voice_names[best[c]]
             scores[c] = similarity[c, best[c]]
         eligible = filled >= threshold
+        margins = filled - threshold
+        if normalized is not None:
+            # where too few impostors exist to measure a spread (a registry of one or two voices of an encoder
+            # without a shipped cohort), the raw threshold alone decides, as it did before normalisation
+            measured = np.isfinite(normalized)
+            spreads = np.where(measured, normalized, -np.inf)
+            needed = named_spreads(len(voice_names))
+            eligible &= ~measured | ((spreads >= needed) & (_lead(spreads) >= NAMING_LEAD))
+            margins = np.where(measured, spreads - needed, margins)
         # Only voices some cluster could take enter the assignment: a handful even in a large registry.
         columns = np.flatnonzero(eligible.any(axis=0))
         if len(columns):
             # Ineligible pairs gain 0, the same as leaving the cluster unknown; the tiny bonus makes a pair
             # exactly at the threshold preferable to no pair.
-            margin = filled[:, columns] - threshold
+            margin = np.where(eligible[:, columns], margins[:, columns], 0.0)
             if weights is not None:
                 margin = weights[:, None] * margin
             gain = np.where(eligible[:, columns], margin + 1e-9, 0.0)
@@ -170,7 +232,25 @@ def assign_scores(similarity: np.ndarray, voice_names: list[str], threshold: flo
             labels.append(f"unknown_{unknown}")
         else:
             labels.append(names[c])
-    return Assignment(labels, scores, nearest, float(threshold))
+    spreads = None
+    if normalized is not None:
+        spreads = np.full(num_clusters, np.nan)
+        for c in range(num_clusters):
+            voice = names[c] if names[c] is not None else nearest[c]
+            if voice is not None:
+                spreads[c] = normalized[c, voice_names.index(voice)]
+    return Assignment(labels, scores, nearest, float(threshold), spreads)
+
+
+def _lead(spreads: np.ndarray) -> np.ndarray:
+    """(num_clusters, num_voices) -> each pair's lead over the best other voice of its cluster (+inf alone)."""
+    if spreads.shape[1] < 2:
+        return np.full(spreads.shape, np.inf)
+    order = np.sort(spreads, axis=1)
+    best, second = order[:, -1:], order[:, -2:-1]
+    others = np.where(spreads == best, second, best)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(spreads), spreads - others, -np.inf)
 
 
 def match_registry(cluster_centroids: np.ndarray, encoder_id: str, registry: Registry,
@@ -183,7 +263,7 @@ def match_registry(cluster_centroids: np.ndarray, encoder_id: str, registry: Reg
     if names and clusters.ndim == 2 and clusters.shape[1] != voices.shape[1]:
         raise MatchError(f"cluster centroids have dimension {clusters.shape[1]} but {encoder_id} voices in "
                          f"{registry.path} have {voices.shape[1]}")
-    return assign(clusters, voices, names, threshold, weights)
+    return assign(clusters, voices, names, threshold, weights, cohort=cohort_vectors(encoder_id))
 
 
 def name_speakers(centroids: np.ndarray, encoder_id: str, registry: Registry,

@@ -38,6 +38,7 @@ class NamedSpeaker:
     score: float | None
     nearest: str | None
     speech_seconds: float
+    normalized: float | None = None  # AS-norm score of the same pair, in impostor spreads (cluster/score_norm.py)
 
     @property
     def known(self) -> bool:
@@ -55,6 +56,8 @@ class Identification:
 
     def to_json_dict(self, extra: dict | None = None) -> dict:
         """diarize/output.py's JSON, with score, nearest voice and cluster added per speaker."""
+        from scipy.stats import norm
+
         from diarize.output import to_json_dict
 
         payload = to_json_dict(self.result, extra)
@@ -62,6 +65,10 @@ class Identification:
             payload["speakers"][speaker.label].update({
                 "known": speaker.known,
                 "score": None if speaker.score is None else round(speaker.score, 4),
+                "normalized_score": None if speaker.normalized is None else round(speaker.normalized, 2),
+                # the chance that a voice nobody enrolled scores this high against this one, from the normal
+                # fit of the impostor scores the normalisation measured (cluster/score_norm.py)
+                "impostor_chance": None if speaker.normalized is None else float(f"{norm.sf(speaker.normalized):.2g}"),
                 "nearest": speaker.nearest,
                 "cluster": speaker.cluster,
             })
@@ -78,8 +85,10 @@ def enrolled_voices(registry, encoder_id: str, threshold: float | None = None):
     names, vectors = registry.centroids(encoder_id)
     if not names:
         return None
+    from cluster.score_norm import cohort_vectors
+
     threshold = default_threshold(encoder_id) if threshold is None else float(threshold)
-    return EnrolledVoices(tuple(names), np.asarray(vectors), threshold)
+    return EnrolledVoices(tuple(names), np.asarray(vectors), threshold, cohort_vectors(encoder_id))
 
 
 def identify_result(result, registry, threshold: float | None = None) -> Identification:
@@ -96,10 +105,11 @@ def identify_result(result, registry, threshold: float | None = None) -> Identif
     assignment = match_registry(result.speaker_centroids, result.encoder_id, registry, threshold, weights=seconds)
     mapping = dict(zip(result.labels, assignment.labels))
     speakers = []
-    for cluster, label, score, nearest, speech in zip(result.labels, assignment.labels, assignment.scores,
-                                                       assignment.nearest, seconds):
+    normalized = assignment.normalized if assignment.normalized is not None else np.full(len(seconds), np.nan)
+    for cluster, label, score, nearest, speech, spreads in zip(result.labels, assignment.labels, assignment.scores,
+                                                               assignment.nearest, seconds, normalized):
         speakers.append(NamedSpeaker(label, cluster, None if not math.isfinite(score) else float(score), nearest,
-                                     float(speech)))
+                                     float(speech), None if not math.isfinite(spreads) else float(spreads)))
     # The assignment is one-to-one and unknown labels are distinct, so renaming never merges two speakers:
     # labels and centroids keep their order and stay one per speaker.
     named = dataclasses.replace(

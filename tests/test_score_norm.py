@@ -1,0 +1,118 @@
+"""Naming that adapts to how close voices sit: AS-norm scores (cluster/score_norm.py) in the naming rule.
+
+The failure this guards against, measured on acted emotional speech: every voice of one studio sits close to
+every other (impostor cosines 0.5-0.6), so a fixed cosine threshold calibrated on audiobooks (impostors near
+0.1) gave strangers enrolled names. A shared "room" component added to every vector reproduces that
+geometry exactly; a rule that measures scores against the impostors at hand must decide the same way with
+and without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cluster.match import assign, named_spreads
+from cluster.score_norm import Impostors, cohort_vectors, normalized_scores, unit_rows
+
+DIM = 192
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _room(vectors: np.ndarray, room: np.ndarray, weight: float) -> np.ndarray:
+    """Every vector pulled towards one shared direction (a studio, a language, a channel)."""
+    return unit_rows(unit_rows(vectors) + weight * room)
+
+
+def _scene(seed: int = 0):
+    """8 enrolled voices, and a recording with one of them (target) and two strangers."""
+    rng = np.random.default_rng(seed)
+    voices = rng.normal(size=(8, DIM))
+    target = voices[3] + 0.6 * rng.normal(size=DIM)  # the same speaker, another session
+    strangers = rng.normal(size=(2, DIM))
+    clusters = np.vstack([target, strangers])
+    room = unit_rows(rng.normal(size=DIM))
+    return voices, clusters, room
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.9, 1.1])
+def test_naming_decision_does_not_move_with_the_room(weight):
+    voices, clusters, room = _scene()
+    voices, clusters = _room(voices, room, weight), _room(clusters, room, weight)
+    names = [f"v{k}" for k in range(len(voices))]
+    result = assign(clusters, voices, names, threshold=-1.0, cohort=np.zeros((0, DIM)))
+    assert result.labels == ["v3", "unknown_1", "unknown_2"]
+    assert result.normalized[0] >= named_spreads(len(voices)) > max(result.normalized[1:])
+
+
+def test_a_fixed_cosine_threshold_names_strangers_in_a_close_room():
+    """The measured failure, shown on the same scene: raw cosine alone names a stranger once the room is close."""
+    voices, clusters, room = _scene()
+    voices, clusters = _room(voices, room, 1.1), _room(clusters, room, 1.1)
+    names = [f"v{k}" for k in range(len(voices))]
+    raw = assign(clusters, voices, names, threshold=0.472)
+    assert any(label.startswith("v") for label in raw.labels[1:])  # a stranger got a name
+    adaptive = assign(clusters, voices, names, threshold=0.472, cohort=np.zeros((0, DIM)))
+    assert adaptive.labels[1:] == ["unknown_1", "unknown_2"]
+
+
+def test_a_speaker_between_two_voices_is_named_neither():
+    """Two enrolled voices almost alike (twins, or one person enrolled twice): a speaker equally close to both
+    must not get either name by a hair."""
+    rng = np.random.default_rng(3)
+    voices = rng.normal(size=(6, DIM))
+    voices[1] = voices[0] + 0.05 * rng.normal(size=DIM)
+    cluster = voices[0] + 0.3 * rng.normal(size=DIM)
+    result = assign(cluster[None], voices, [f"v{k}" for k in range(6)], threshold=-1.0, cohort=np.zeros((0, DIM)))
+    assert result.labels == ["unknown_1"] and result.nearest[0] in ("v0", "v1")
+
+
+def test_a_probe_is_never_its_own_impostor():
+    rng = np.random.default_rng(1)
+    voices = unit_rows(rng.normal(size=(5, DIM)))
+    probes = unit_rows(voices[:2] + 0.2 * rng.normal(size=(2, DIM)))
+    members = np.vstack([voices, probes])
+    owners = np.concatenate([np.arange(5), [-1, -1]])
+    with_self = normalized_scores(probes, voices, Impostors(members, owners), probe_members=None)
+    without_self = normalized_scores(probes, voices, Impostors(members, owners), probe_members=np.array([5, 6]))
+    # standardised against itself (a cosine of 1), a probe looks like an impostor of everybody
+    assert without_self[0, 0] > with_self[0, 0] and without_self[1, 1] > with_self[1, 1]
+
+
+def test_the_shipped_cohort_is_real_campplus_vectors():
+    vectors = cohort_vectors("campplus-common-advanced")
+    assert vectors.shape[1] == DIM and len(vectors) >= 10
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    assert cohort_vectors("no-such-encoder").size == 0
+
+
+@pytest.mark.skipif(not (DATA / "speakers" / "ravdess-dev").is_dir(), reason="needs ../shared/data/speakers/ravdess-dev")
+def test_actors_of_one_studio_never_enrolled_stay_unknown():
+    """Real CAM++ on acted emotional speech: 6 actors enrolled from 10 files each, 3 actors nobody enrolled.
+    Speakers made of other files of 3 enrolled actors and of the 3 strangers: no stranger gets a name, nobody
+    gets a wrong name, and every enrolled actor scores more impostor spreads than any stranger."""
+    from diarize.audio import load_audio
+    from diarize.embedding import load_encoder
+
+    encoder = load_encoder("campplus")
+    actors = sorted(p for p in (DATA / "speakers" / "ravdess-dev").iterdir() if p.is_dir())
+
+    def centroid(files):
+        return unit_rows(np.stack([encoder.embed(load_audio(f).samples) for f in files])).mean(axis=0)
+
+    files = {actor.name: sorted(actor.glob("*.flac")) for actor in actors}
+    enrolled = [a.name for a in actors[:6]]
+    strangers = [a.name for a in actors[9:12]]
+    voices = np.stack([centroid(files[a][::3][:10]) for a in enrolled])
+    clusters = np.stack([centroid(files[a][1::3][:8]) for a in enrolled[:3]] +
+                        [centroid(files[a][1::3][:8]) for a in strangers])
+    result = assign(clusters, voices, enrolled, threshold=-1.0, cohort=cohort_vectors(encoder.encoder_id))
+    assert all(label.startswith("unknown_") for label in result.labels[3:]), (result.labels, result.normalized)
+    assert all(label == actor or label.startswith("unknown_")
+               for label, actor in zip(result.labels[:3], enrolled[:3])), (result.labels, result.normalized)
+    assert min(result.normalized[:3]) > max(result.normalized[3:])
+    # what the fixed cosine threshold did on the same speakers: strangers named
+    raw = assign(clusters, voices, enrolled, threshold=0.472)
+    assert any(not label.startswith("unknown_") for label in raw.labels[3:])
