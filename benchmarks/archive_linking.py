@@ -94,7 +94,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     from pipelines.archive import output_files, read_recording
     from pipelines.archive_linking import link_archive
     from pipelines.archive_search import nearest_rows
-    from pipelines.commands.enroll import embed_file
+    from pipelines.commands.enroll import EnrollError, embed_file
 
     entries, used = read_set(set_folder)
     recordings = [read_recording(path, outputs) for path in output_files(outputs)]
@@ -162,10 +162,16 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     for speaker in true_speakers:
         files = sorted((speakers_dir / speaker).glob("*.flac"))
         unused = [f for f in files if f"{speaker}/{f.name}" not in used[speaker]]
-        chosen = (unused or files)[: args.queries]
         relevant = sum(1 for i in truth if truth[i] == speaker)
-        for file in chosen:
-            vector = embed_file(str(file), encoder, min_speech=0.5).vector
+        embedded = 0
+        for file in unused or files:
+            if embedded == args.queries:
+                break
+            try:
+                vector = embed_file(str(file), encoder, min_speech=0.5).vector
+            except EnrollError:  # a clip without speech (one RAVDESS file is silent to silero-vad)
+                continue
+            embedded += 1
             rows, _scores = nearest_rows(vectors, vector, 5)
             top = [truth[int(r)] for r in rows]
             if seconds_in_archive[speaker] < 10.0:
