@@ -119,6 +119,29 @@ def test_fractional_weights_scale_free(encoder, utterances):
     assert np.abs(out[2] - out[0]).max() > 1e-2 * np.abs(out[0]).max()
 
 
+def test_moving_mean_is_the_mean_of_each_window():
+    x = torch.from_numpy(np.random.default_rng(2).standard_normal((1, 3, 50)).astype(np.float32))
+    got = ecapa._moving_mean(x, 9)
+    for t in range(50):
+        np.testing.assert_allclose(got[0, :, t], x[0, :, max(0, t - 4):t + 5].mean(dim=1), rtol=1e-5, atol=1e-6)
+
+
+def test_frame_features_gate_on_local_context_and_embed_stays_speechbrains(encoder, checkpoint, utterances):
+    """The diarizer's frames use squeeze-excitation means over a sliding window (module docstring); an input
+    shorter than that window, and `embed` of any input, are computed exactly as SpeechBrain does."""
+    whole = ecapa.ECAPAEncoder(se_context_seconds=None)
+    longest = max(utterances, key=len)
+    assert len(longest) > 2 * ecapa.SE_CONTEXT_SECONDS * 16000
+    local, global_ = encoder.frame_features(longest), whole.frame_features(longest)
+    assert local.shape == global_.shape
+    assert np.abs(local - global_).max() > 1e-2 * np.abs(global_).max()
+    np.testing.assert_array_equal(encoder.embed(longest), whole.embed(longest))
+    ones = np.ones((1, len(global_)), dtype=np.float32)
+    np.testing.assert_allclose(whole.pool(global_, ones)[0], whole.embed(longest), rtol=1e-5, atol=1e-4)
+    short = longest[: int((ecapa.SE_CONTEXT_SECONDS - 0.5) * 16000)]
+    np.testing.assert_array_equal(encoder.frame_features(short), whole.frame_features(short))
+
+
 def test_short_inputs(encoder):
     assert encoder.frame_features(np.zeros(encoder.min_samples - 1, dtype=np.float32)).shape == (0, 3072)
     with pytest.raises(EncoderError):
