@@ -5,6 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def scored_region(reference, hypothesis, uem=None):
+    """`uem`, or without one the extent of reference and hypothesis together: what pyannote.metrics scores
+    then too, said here so that it does not warn on stderr for every file."""
+    if uem is not None:
+        return uem
+    from pyannote.core import Timeline
+
+    covered = reference.get_timeline().union(hypothesis.get_timeline())
+    return Timeline([covered.extent()]) if covered else Timeline()
+
+
 @dataclass
 class DiarizationScores:
     """Accumulates DER components and JER over files; `rows` has one dict per file."""
@@ -20,6 +31,7 @@ class DiarizationScores:
         self._jer = JaccardErrorRate(collar=self.collar, skip_overlap=self.skip_overlap)
 
     def add(self, uri: str, reference, hypothesis, uem=None) -> dict:
+        uem = scored_region(reference, hypothesis, uem)
         components = self._der(reference, hypothesis, uem=uem, detailed=True)
         jer = self._jer(reference, hypothesis, uem=uem)
         total = components["total"]
@@ -101,6 +113,7 @@ class IdentificationScores:
         self._enrolled_labels = {rttm_name(name) for name in self.enrolled}
 
     def add(self, uri: str, reference, hypothesis, uem=None) -> dict:
+        uem = scored_region(reference, hypothesis, uem)
         components = self._ier(open_set_labels(_rttm_labels(reference), self._enrolled_labels),
                                open_set_labels(_rttm_labels(hypothesis), None), uem=uem, detailed=True)
         row = {
