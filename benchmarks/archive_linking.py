@@ -100,7 +100,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     recordings = [read_recording(path, outputs) for path in output_files(outputs)]
     by_uri = {r.uri: r for r in recordings}
     options = dict(encoder_threshold=DEFAULT_THRESHOLDS.get(recordings[0].encoder), min_seconds=args.min_seconds,
-                   quantile=args.quantile, threshold=args.threshold)
+                   quantile=args.quantile, threshold=args.threshold, ignore_top=args.ignore_top)
     if args.incremental:
         # the first half linked alone, then everything linked again on top of that index
         half = link_archive(recordings[: len(recordings) // 2], None, recordings[0].encoder, **options)
@@ -197,6 +197,8 @@ def main(argv=None) -> int:
     parser.add_argument("--speakers", nargs="+", required=True,
                         help="NAME=FOLDER: for set folder NAME, the single-speaker folder it was simulated from")
     parser.add_argument("--quantile", type=float, default=None)
+    parser.add_argument("--ignore-top", type=int, default=None,
+                        help="threshold: the (N+1)-th highest within-recording cosine instead of the highest")
     parser.add_argument("--min-seconds", type=float, default=None)
     parser.add_argument("--threshold", type=float, default=None)
     parser.add_argument("--queries", type=int, default=3, help="query utterances per speaker")

@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DIMENSION = 192
+IGNORE_TOP_OVERRIDE = None  # set by --ignore-top, to compare threshold rules at scale
 
 
 def synthetic_archive(num_speakers: int, seed: int = 0):
@@ -65,7 +66,8 @@ def measure(num_speakers: int, queries: int = 20) -> dict:
     start = time.perf_counter()
     unit, valid = unit_rows(vectors)
     eligible = valid & (seconds >= MIN_LINK_SECONDS)
-    threshold = linking_threshold(unit, recordings, eligible, encoder_threshold=None)
+    threshold = linking_threshold(unit, recordings, eligible, encoder_threshold=None,
+                                  **({} if IGNORE_TOP_OVERRIDE is None else {"ignore_top": IGNORE_TOP_OVERRIDE}))
     threshold_s = time.perf_counter() - start
     start = time.perf_counter()
     linking = link_speakers(vectors, recordings, seconds, threshold)
@@ -94,14 +96,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 30000, 100000])
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a single size, in this process
+    parser.add_argument("--ignore-top", type=int, default=None,
+                        help="threshold: the (N+1)-th highest within-recording cosine (default: the library's)")
     args = parser.parse_args(argv)
+    global IGNORE_TOP_OVERRIDE
+    IGNORE_TOP_OVERRIDE = args.ignore_top
     if args.one:
         print(json.dumps(measure(args.one)))
         return 0
     print("speakers\ttrue_voices\tvoices\tunlinked\tARI\tthreshold\tmerges\tthreshold_s\tlink_s\t"
           "search_ms/query\tsearch_P@1\tpeak_RSS_MiB")
     for size in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(size)], capture_output=True, text=True, check=True)
+        extra = [] if args.ignore_top is None else ["--ignore-top", str(args.ignore_top)]
+        out = subprocess.run([sys.executable, __file__, "--one", str(size), *extra], capture_output=True, text=True,
+                             check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{r['speakers']}\t{r['true_voices']}\t{r['voices']}\t{r['unlinked']}\t{r['ari']:.3f}\t{r['threshold']}\t"
               f"{r['merges']}\t{r['threshold_s']:.2f}\t{r['link_s']:.1f}\t{r['search_ms']:.1f}\t"

@@ -78,7 +78,7 @@ class LinkedArchive:
 def link_archive(recordings: list[Recording], previous: ArchiveIndex | None, encoder: str, *,
                  encoder_threshold: float | None,
                  threshold: float | None = None, min_seconds: float = MIN_LINK_SECONDS,
-                 quantile: float | None = None, progress=None) -> LinkedArchive:
+                 quantile: float | None = None, ignore_top: int | None = None, progress=None) -> LinkedArchive:
     """Link every speaker of `recordings` (all of `encoder`, see `split_by_encoder`) into archive voices.
 
     previous: the index of an earlier run; recordings it holds with the same digest keep their voices, and
@@ -120,6 +120,8 @@ def link_archive(recordings: list[Recording], previous: ArchiveIndex | None, enc
     else:
         eligible = valid & (seconds >= min_seconds)
         options = {} if quantile is None else {"quantile": quantile}
+        if ignore_top is not None:
+            options["ignore_top"] = ignore_top
         chosen = linking_threshold(unit, where, eligible, encoder_threshold, **options)
     linking = link_speakers(vectors, where, seconds, chosen, fixed_voices=fixed, min_seconds=min_seconds,
                             progress=progress)
