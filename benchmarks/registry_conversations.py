@@ -23,7 +23,6 @@ detected speech was called unknown.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 import time
@@ -98,8 +97,6 @@ def main() -> int:
     parser.add_argument("--energy-only", action="store_true", help="references marked from frame energy alone")
     parser.add_argument("--unsteered", action="store_true",
                         help="diarize without the enrolled voices, then name (as before cluster/anchoring.py)")
-    parser.add_argument("--steer-raw", action="store_true",
-                        help="steer the diarization by raw cosines at the threshold (names still need the AS-norm rule)")
     parser.add_argument("--threshold", type=float, default=None, help="naming threshold (default: the encoder's)")
     parser.add_argument("--details", action="store_true",
                         help="per speaker found: its label, nearest voice, cosine, AS-norm score and true speaker")
@@ -141,8 +138,6 @@ def main() -> int:
                             [h for _, h in kept])
         enrolled = {voice.name for voice in registry.list()}
         voices = None if args.unsteered else enrolled_voices(registry, diarizer.encoder.encoder_id, args.threshold)
-        if args.steer_raw and voices is not None:
-            voices = dataclasses.replace(voices, cohort=None)
         print(f"{args.speakers}: enrolled {len(enrolled)} in {time.time() - started:.0f} s; never enrolled: "
               f"{', '.join(not_enrolled)}")
 

@@ -18,20 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .match import assign, named_spreads, normalized_naming_scores
+from .match import assign
 
 
 @dataclass(frozen=True)
 class EnrolledVoices:
     """The voices of one encoder a recording may contain: `names` (num_voices,), `vectors`
-    (num_voices, dim) centroids, `threshold` the open-set naming threshold on cosine similarity; `cohort`
-    (num_cohort, dim) shipped impostor vectors when naming also needs the AS-norm rule (cluster/match.py),
-    None for raw cosines only."""
+    (num_voices, dim) centroids, `threshold` the open-set naming threshold on cosine similarity."""
 
     names: tuple[str, ...]
     vectors: np.ndarray
     threshold: float
-    cohort: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -55,13 +52,6 @@ def present_unclaimed_voices(embeddings: np.ndarray, voices: EnrolledVoices, cla
     scores = _unit(embeddings) @ _unit(voices.vectors).T
     best = scores.argmax(axis=1)
     confident = scores[np.arange(len(best)), best] >= voices.threshold
-    if voices.cohort is not None:
-        # the same rule as naming: a local embedding "hears" a voice only if it stands out from the impostors
-        spreads = normalized_naming_scores(_unit(embeddings), _unit(voices.vectors), voices.cohort,
-                                           len(embeddings), np.ones(len(embeddings), dtype=bool),
-                                           probes_are_speakers=False)
-        rows = np.arange(len(best))
-        confident &= spreads[rows, best] >= named_spreads(len(voices))
     counts = np.bincount(best[confident], minlength=len(voices))
     heard = [j for j in np.flatnonzero(counts >= min_members) if voices.names[j] not in claimed]
     return sorted(heard, key=lambda j: -counts[j])
@@ -81,7 +71,7 @@ def anchored_centroids(cluster_centroids: np.ndarray, embeddings: np.ndarray, vo
         return clusters
     vectors = _unit(voices.vectors)
     names = list(voices.names)
-    naming = assign(clusters, vectors, names, voices.threshold, cohort=voices.cohort)
+    naming = assign(clusters, vectors, names, voices.threshold)
     candidates = []
     for centroid, label in zip(clusters, naming.labels):
         candidates.append(_unit(centroid + vectors[names.index(label)]) if label in names else centroid)

@@ -85,10 +85,10 @@ def enrolled_voices(registry, encoder_id: str, threshold: float | None = None):
     names, vectors = registry.centroids(encoder_id)
     if not names:
         return None
-    from cluster.score_norm import cohort_vectors
-
+    # Steering stays on raw cosines at the threshold: on the acted-speech registry, steering by the AS-norm
+    # rule too named the same share right but left diarization 5.7 points worse (docs/naming.md)
     threshold = default_threshold(encoder_id) if threshold is None else float(threshold)
-    return EnrolledVoices(tuple(names), np.asarray(vectors), threshold, cohort_vectors(encoder_id))
+    return EnrolledVoices(tuple(names), np.asarray(vectors), threshold)
 
 
 def identify_result(result, registry, threshold: float | None = None) -> Identification:
