@@ -277,3 +277,15 @@ def test_report_and_search_refuse_what_they_cannot_use(tmp_path, capsys):
     assert main(["search", str(tmp_path), "--voice", "x.flac", "--top", "0"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 4 and "voicemap link" in errors[1]
+
+
+def test_a_second_link_on_the_same_folder_waits_its_turn(archive, tmp_path, capsys):
+    import fcntl
+
+    outdir = fresh_copy(archive, tmp_path)
+    with open(outdir / ".voicemap-link.lock", "a+") as held:  # as a first `voicemap link` still running holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert main(["link", str(outdir), "-q"]) == 2
+        assert "another `voicemap link`" in capsys.readouterr().err
+        assert not (outdir / "voices.index.json").exists()
+    assert main(["link", str(outdir), "-q"]) == 0

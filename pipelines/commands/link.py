@@ -64,13 +64,9 @@ def _check_options(args) -> str | None:
 
 
 def run(args) -> int:
-    from cluster.linking import LinkingError
-    from cluster.match import DEFAULT_THRESHOLDS
-    from pipelines.archive import INDEX_NAME, TABLE_NAME, ArchiveInputError, output_files, read_recording
-    from pipelines.archive_index import ArchiveIndexError, read_index, write_index
-    from pipelines.archive_linking import (archive_encoder, link_archive, remove_stale_linked, split_by_encoder,
-                                           write_linked)
-    from pipelines.outputs import OutputError, contained_name, writable_folder
+    from pipelines.archive import INDEX_NAME, TABLE_NAME
+    from pipelines.archive_index import ArchiveIndexError, read_index
+    from pipelines.outputs import OutputError, writable_folder
 
     problem = _check_options(args)
     if problem:
@@ -82,13 +78,47 @@ def run(args) -> int:
         return 2
     try:
         writable_folder(outdir, create=False)
-        previous = read_index(outdir, vectors=False)
-        if previous is None and (outdir / TABLE_NAME).exists():
-            raise OutputError(f"{outdir / TABLE_NAME}: exists but {outdir / INDEX_NAME} does not; it is not this "
-                              "archive's table, and linking would replace it: move it away first")
-    except (OutputError, ArchiveIndexError) as error:
+    except OutputError as error:
         print(f"voicemap link: {error}", file=sys.stderr)
         return 2
+    lock = _hold_lock(outdir)
+    if lock is None:
+        print(f"voicemap link: {outdir}: another `voicemap link` is linking this folder; wait for it", file=sys.stderr)
+        return 2
+    with lock:
+        try:
+            previous = read_index(outdir, vectors=False)
+            if previous is None and (outdir / TABLE_NAME).exists():
+                raise OutputError(f"{outdir / TABLE_NAME}: exists but {outdir / INDEX_NAME} does not; it is not "
+                                  "this archive's table, and linking would replace it: move it away first")
+        except (OutputError, ArchiveIndexError) as error:
+            print(f"voicemap link: {error}", file=sys.stderr)
+            return 2
+        return _link(args, outdir, previous)
+
+
+def _hold_lock(outdir: Path):
+    """An open, exclusively locked OUTDIR/.voicemap-link.lock, or None when another run holds it: two runs
+    writing one index could pair one run's vectors with the other's rows."""
+    import fcntl
+
+    handle = open(outdir / ".voicemap-link.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def _link(args, outdir: Path, previous) -> int:
+    from cluster.linking import LinkingError
+    from cluster.match import DEFAULT_THRESHOLDS
+    from pipelines.archive import ArchiveInputError, output_files, read_recording
+    from pipelines.archive_index import write_index
+    from pipelines.archive_linking import (archive_encoder, link_archive, remove_stale_linked, split_by_encoder,
+                                           write_linked)
+    from pipelines.outputs import OutputError, contained_name
 
     failed = 0
     recordings = []
