@@ -289,3 +289,27 @@ def test_a_second_link_on_the_same_folder_waits_its_turn(archive, tmp_path, caps
         assert "another `voicemap link`" in capsys.readouterr().err
         assert not (outdir / "voices.index.json").exists()
     assert main(["link", str(outdir), "-q"]) == 0
+
+
+def test_names_from_a_real_identify_run_stay_names(shared_data, tmp_path):
+    # reader 533 speaks in simconv-dev's dsim000 and dsim007: enrolled, identified in both, linked
+    conversations = shared_data / "simconv-dev" / "audio"
+    reader = shared_data / "speakers" / "librispeech-test-other" / "533"
+    registry = tmp_path / "registry.sqlite"
+    outdir = tmp_path / "out"
+    assert main(["enroll", "Reader 533", *map(str, sorted(reader.glob("*.flac"))[:3]), "--registry", str(registry)]) == 0
+    assert main(["identify", str(conversations / "dsim000.flac"), str(conversations / "dsim007.flac"), "-o",
+                 str(outdir), "--registry", str(registry), "-q"]) == 0
+    named_in = {p.stem for p in outdir.glob("*.json") if "Reader 533" in json.loads(p.read_text())["speakers"]}
+    assert named_in  # identify's part (it named the reader in one of the two when this was written)
+    assert main(["link", str(outdir), "-q"]) == 0
+    for uri in ("dsim000", "dsim007"):
+        linked = json.loads((outdir / "linked" / f"{uri}.json").read_text())
+        labels = set(linked["speakers"])
+        assert ("Reader 533" in labels) == (uri in named_in)
+        if uri in named_in:
+            assert linked["speakers"]["Reader 533"] | {"kind": "name", "speaker": "Reader 533"} == \
+                linked["speakers"]["Reader 533"]
+            assert "Reader_533" in (outdir / "linked" / f"{uri}.rttm").read_text()
+        # identify's unknown_N speakers become archive voices (or stay unlinked), never the enrolled name
+        assert all(label.startswith("VOICE_") or "@" in label for label in labels - {"Reader 533"})
