@@ -116,3 +116,24 @@ def test_actors_of_one_studio_never_enrolled_stay_unknown():
     # what the fixed cosine threshold did on the same speakers: strangers named
     raw = assign(clusters, voices, enrolled, threshold=0.472)
     assert any(not label.startswith("unknown_") for label in raw.labels[3:])
+
+
+def test_voices_too_close_to_tell_apart_are_flagged():
+    """Two voices enrolled from one person are flagged on both sides; distinct voices are not, and each
+    voice's consistency is the leave-one-out cosine of its files."""
+    from cluster.voice_separation import voice_separations
+
+    rng = np.random.default_rng(5)
+    people = rng.normal(size=(6, DIM))
+    files = [person + 0.4 * rng.normal(size=(4, DIM)) for person in people]
+    files.append(people[0] + 0.4 * rng.normal(size=(3, DIM)))  # person 0 again, other recordings
+    names = [f"p{k}" for k in range(6)] + ["p0 again"]
+    centroids = np.stack([unit_rows(f).mean(axis=0) for f in files])
+    found = {item.name: item for item in voice_separations(names, centroids, files, np.zeros((0, DIM)))}
+    assert found["p0"].too_close and found["p0 again"].too_close
+    assert found["p0"].nearest == "p0 again" and found["p0 again"].nearest == "p0"
+    assert not any(found[f"p{k}"].too_close for k in range(1, 6))
+    units = unit_rows(files[1])
+    expected = np.mean([units[i] @ unit_rows(units[np.arange(4) != i].sum(axis=0)[None])[0] for i in range(4)])
+    assert found["p1"].consistency == pytest.approx(expected)
+    assert voice_separations(["alone"], centroids[:1], files[:1], np.zeros((0, DIM)))[0].nearest is None

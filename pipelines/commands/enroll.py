@@ -203,6 +203,7 @@ def too_little_in_all(found: list[tuple[str, float, float]], min_speech: float) 
 
 def run(args: argparse.Namespace) -> int:
     from cluster.registry import RegistryError, check_voice_name, file_sha256, open_registry, resolve_registry_path
+    from cluster.voice_separation import registry_separations, separation_line
     from pipelines.errors import error_line
 
     notes: list[str] = []
@@ -263,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
                 others = [other for other in registry.sources(digest) if other != voice.name]
                 if others:
                     notes.append(f"{path} is also enrolled for {', '.join(others)}")
+            separation = next(item for item in registry_separations(registry, encoder.encoder_id)
+                              if item.name == voice.name)
     except UsageError as error:
         return fail("enroll", str(error), 2)
     except (EnrollError, RegistryError) as error:
@@ -275,6 +278,10 @@ def run(args: argparse.Namespace) -> int:
     verb = "added to" if existing else "enrolled"
     print(f"{verb} {voice.name}: {len(kept)} file(s), {speech:.1f} s of speech, {encoder.encoder_id} "
           f"({total} embedding(s) in total) -> {registry_path}")
+    if separation.too_close:
+        print(f"voicemap enroll: warning: {voice.name}: {separation_line(separation)}", file=sys.stderr)
+    else:
+        print(f"  {separation_line(separation)}")
     return 0
 
 

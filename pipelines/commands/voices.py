@@ -23,15 +23,29 @@ def _open(args: argparse.Namespace, *, create: bool = False):
 def _list(args: argparse.Namespace) -> int:
     from cluster.registry import resolve_registry_path
 
+    from cluster.voice_separation import registry_separations, separation_line
+
     path = resolve_registry_path(args.registry)
-    if not path.exists():
-        voices = []
-    else:
+    voices = []
+    separations: dict[str, dict] = {}  # name -> encoder id -> how it sits among the other voices
+    if path.exists():
         with _open(args) as registry:
             voices = registry.list()
+            for encoder_id in registry.encoders():
+                for item in registry_separations(registry, encoder_id):
+                    separations.setdefault(item.name, {})[encoder_id] = item
     if args.json:
+        def separation(item):
+            return {"files": item.files, "consistency": None if item.consistency is None else round(item.consistency, 3),
+                    "nearest": item.nearest,
+                    "nearest_cosine": None if item.nearest_cosine is None else round(item.nearest_cosine, 3),
+                    "nearest_spreads": None if item.nearest_spreads is None else round(item.nearest_spreads, 2),
+                    "too_close": item.too_close}
+
         print(json.dumps([{"name": v.name, "embeddings": v.counts, "metadata": v.metadata, "created": v.created,
-                           "updated": v.updated} for v in voices], ensure_ascii=False, indent=1))
+                           "updated": v.updated,
+                           "separation": {enc: separation(item) for enc, item in separations.get(v.name, {}).items()}}
+                          for v in voices], ensure_ascii=False, indent=1))
         return 0
     if not voices:
         print(f"no voices enrolled ({path})")
@@ -41,6 +55,9 @@ def _list(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{encoder} x{count}" for encoder, count in voice.counts.items()) or "no embeddings"
         tags = voice.metadata.get("tags") or []
         print(f"{voice.name:<{width}}  {counts}  updated {voice.updated[:19]}" + (f"  tags: {', '.join(tags)}" if tags else ""))
+        for encoder_id, item in separations.get(voice.name, {}).items():
+            alike = "" if item.consistency is None else f"files alike at cosine {item.consistency:.2f}; "
+            print(f"{'':<{width}}    {encoder_id}: {alike}{separation_line(item)}")
     print(f"{len(voices)} voice(s) in {path}")
     return 0
 
