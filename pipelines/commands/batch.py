@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
-from .common import add_diarization_options, add_naming_options, check_naming_options, config_from_args
+from .common import HelpFormatter, add_diarization_options, add_naming_options, check_naming_options, config_from_args
 
 
 def register(subparsers) -> None:
@@ -24,7 +23,7 @@ def register(subparsers) -> None:
                "in this run, 1 when some input failed, 2 for a job-level error, 130 when interrupted.")
     diarize = jobs.add_parser("diarize", help="who spoke when, for every input",
                               description="Diarize every input, as `voicemap diarize` does. " + outputs,
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=HelpFormatter)
     _add_job_options(diarize)
     add_diarization_options(diarize)
     identify = jobs.add_parser(
@@ -32,7 +31,7 @@ def register(subparsers) -> None:
         description="Diarize every input and name its speakers from the voice registry, as `voicemap identify` "
         "does; naming runs on the driver, so only its machine needs the registry. Files already done are not "
         "renamed when the registry changes later: use a new OUTDIR. " + outputs,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     _add_job_options(identify)
     add_naming_options(identify)
     # as in `voicemap identify`: --threshold names, --cluster-threshold cuts the clustering

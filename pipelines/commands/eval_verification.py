@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+
+from .common import HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         description="Build every same/different-speaker trial from SPEAKERS_DIR/<speaker>/<utterance> audio files, "
         "embed each utterance with each encoder, and print EER, normalized minDCF and the encoder time to embed "
         "one minute of audio as a Markdown table.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("folder", metavar="SPEAKERS_DIR", help="folder of <speaker>/<utterance> audio files")
     parser.add_argument("--embedding", nargs="+", default=["campplus"], metavar="E",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from .common import HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         "'embedding' (batch, dim) raw float32, batch and frames dynamic. The front end's settings are stored in "
         "the model's metadata. The file is checked against torch with onnxruntime on two inputs of different "
         "lengths (--check-audio files, else built-in test signals); a mismatch is an error.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--embedding", default="qwen3-0.6b", metavar="E",
                         help="qwen3-0.6b, qwen3-1.7b, qwen3-*:PATH, a checkpoint path or hub id")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from .common import HelpFormatter
 
 
 def register(subparsers) -> None:
@@ -17,7 +18,7 @@ def register(subparsers) -> None:
         description="Generate speech for --text in the voice given by --voice: a .npy vector of the checkpoint's "
         "speaker dimension (enrolled, edited or mixed), or the name of a voice in the registry enrolled with a "
         "Qwen3-TTS speaker encoder. Writes a 24 kHz mono WAV. Nothing is downloaded unless --model names a hub id.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--voice", required=True, help="VECTOR.npy, or the name of an enrolled voice")
     parser.add_argument("--text", required=True, help="what to say")
