@@ -88,6 +88,100 @@ def enroll_vector(path: Path, encoder) -> np.ndarray | None:
     return embed_speech_audio(audio, encoder, label=str(path))
 
 
+def measure(speakers: str = "readers", *, data: Path = ROOT.parent / "shared/data", n: int = 8, seed: int = 100,
+            energy_only: bool = False, unsteered: bool = False, threshold: float | None = None, details: bool = False,
+            save: Path | None = None, diarizer=None, log=print) -> dict:
+    """Run the protocol on one speaker set -> totals: der, missed, false_alarm, confusion (shares of reference
+    speech), ier, wrong_name, unknown_recall, speakers_found, speakers_true, seconds (reference speech)."""
+    import soundfile as sf
+    from pyannote.core import Segment, Timeline
+
+    from cluster.registry import Registry, file_sha256
+    from diarize.output import rttm_lines
+    from diarize.pipeline import Diarizer
+    from eval.metrics import DiarizationScores, IdentificationScores
+    from eval.simulate import SimulationConfig, SourceCache, simulate_conversation
+    from pipelines.identify import enrolled_voices, identify_result
+
+    spec = SETS[speakers]
+    not_enrolled = spec["not_enrolled"]
+    folder = data / "speakers" / spec["folder"]
+    files = {d.name: sorted(d.glob("*.flac")) for d in sorted(folder.iterdir()) if d.is_dir()}
+    enroll_files = {s: spec["enroll"](f) for s, f in files.items() if s not in not_enrolled}
+    config = SimulationConfig(vad_confirmed=not energy_only)
+    cache = SourceCache(config)
+    talk_files = {s: [path for path in spec["talk"](f) if has_speech(cache, s, path)] for s, f in files.items()}
+    diarizer = diarizer or Diarizer()
+    work = Path(save or tempfile.mkdtemp(prefix="voicemap-ier-"))
+    work.mkdir(parents=True, exist_ok=True)
+    registry_path = work / "voices.sqlite"
+    registry_path.unlink(missing_ok=True)
+    started = time.time()
+    with Registry(registry_path) as registry:
+        for speaker, paths in enroll_files.items():
+            kept = [(vector, file_sha256(path)) for path in paths
+                    if (vector := enroll_vector(path, diarizer.encoder)) is not None]
+            registry.enroll(f"spk_{speaker}", diarizer.encoder.encoder_id, np.stack([v for v, _ in kept]),
+                            [h for _, h in kept])
+        enrolled = {voice.name for voice in registry.list()}
+        voices = None if unsteered else enrolled_voices(registry, diarizer.encoder.encoder_id, threshold)
+        log(f"{speakers}: enrolled {len(enrolled)} in {time.time() - started:.0f} s; never enrolled: "
+            f"{', '.join(not_enrolled)}")
+
+        diarization, identification = DiarizationScores(), IdentificationScores(enrolled)
+        unknown_share, wrong, found = [], 0.0, []
+        rng = np.random.default_rng(seed)
+        for index in range(n):
+            uri = f"reg{index:03d}"
+            chosen = participants(rng, sorted(files), not_enrolled)
+            audio, reference = simulate_conversation({s: talk_files[s] for s in chosen}, len(chosen),
+                                                     seed=seed * 1000 + index, config=config, uri=uri, cache=cache)
+            reference = reference.rename_labels({s: f"spk_{s}" for s in chosen if s not in not_enrolled})
+            path = work / f"{uri}.flac"
+            sf.write(path, audio, 16000)
+            named = identify_result(diarizer(path, voices=voices), registry, threshold)
+            hypothesis = named.result.annotation
+            if details:
+                for speaker in named.speakers:
+                    turns = hypothesis.label_timeline(speaker.label)
+                    truth = max(reference.labels(), key=lambda r: reference.label_timeline(r).crop(
+                        turns, mode="intersection").duration(), default=None)
+                    log(f"  {speaker.label:>14} {speaker.speech_seconds:5.1f}s nearest {speaker.nearest} "
+                        f"cos {speaker.score if speaker.score is not None else float('nan'):.3f} "
+                        f"as-norm {speaker.normalized if speaker.normalized is not None else float('nan'):.2f} "
+                        f"truth {truth}")
+            if save:
+                (work / f"{uri}.ref.rttm").write_text("\n".join(rttm_lines(reference, uri)) + "\n", encoding="utf-8")
+                (work / f"{uri}.rttm").write_text("\n".join(rttm_lines(hypothesis, uri)) + "\n", encoding="utf-8")
+            uem = Timeline([Segment(0.0, len(audio) / 16000)])
+            der = diarization.add(uri, reference, hypothesis, uem)
+            ier = identification.add(uri, reference, hypothesis, uem)
+            wrong_here = wrong_name_seconds(reference, hypothesis, enrolled, uem)
+            wrong += wrong_here
+            found.append((len(hypothesis.labels()), len(chosen)))
+            for speaker in (s for s in chosen if s in not_enrolled):
+                speech = reference.label_timeline(speaker).support()
+                labelled = {label: hypothesis.label_timeline(label).crop(speech, mode="intersection").duration()
+                            for label in hypothesis.labels()}
+                covered = sum(labelled.values())
+                unknown = sum(d for label, d in labelled.items() if str(label).startswith("unknown_"))
+                unknown_share.append((unknown, covered))
+            log(f"{uri}: {len(chosen)} speakers, {len(hypothesis.labels())} found; DER {100 * der['der']:.1f}% "
+                f"IER {100 * ier['ier']:.1f}% wrong-name {100 * wrong_here / der['total']:.1f}%; "
+                f"labels {sorted(map(str, hypothesis.labels()))}")
+    total, ids = diarization.total(), identification.total()
+    seconds = total["total"]
+    return {
+        "der": total["der"], **{key: total[key] / seconds for key in ("missed", "false_alarm", "confusion")},
+        "ier": ids["ier"], "ier_confusion": ids["ier_confusion"] / ids["ier_total"],
+        "ier_missed": ids["ier_missed"] / ids["ier_total"], "ier_false_alarm": ids["ier_false_alarm"] / ids["ier_total"],
+        "wrong_name": wrong / seconds,
+        "unknown_recall": sum(u for u, _ in unknown_share) / max(sum(c for _, c in unknown_share), 1e-9),
+        "appearances": len(unknown_share), "speakers_found": sum(f for f, _ in found),
+        "speakers_true": sum(t for _, t in found), "seconds": seconds, "elapsed": time.time() - started,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--speakers", choices=sorted(SETS), default="readers")
@@ -104,98 +198,23 @@ def main() -> int:
     parser.add_argument("--save", type=Path, default=None, help="also write audio, reference and named RTTMs here")
     args = parser.parse_args()
 
-    import soundfile as sf
     import torch
-    from pyannote.core import Segment, Timeline
 
-    from cluster.registry import Registry, file_sha256
-    from diarize.output import rttm_lines
-    from diarize.pipeline import Diarizer
-    from eval.metrics import DiarizationScores, IdentificationScores
-    from eval.simulate import SimulationConfig, SourceCache, simulate_conversation
-    from pipelines.identify import enrolled_voices, identify_result
-
-    spec = SETS[args.speakers]
-    not_enrolled = spec["not_enrolled"]
     torch.set_num_threads(args.threads)
-    folder = args.data / "speakers" / spec["folder"]
-    files = {d.name: sorted(d.glob("*.flac")) for d in sorted(folder.iterdir()) if d.is_dir()}
-    enroll_files = {s: spec["enroll"](f) for s, f in files.items() if s not in not_enrolled}
-    config = SimulationConfig(vad_confirmed=not args.energy_only)
-    cache = SourceCache(config)
-    talk_files = {s: [path for path in spec["talk"](f) if has_speech(cache, s, path)] for s, f in files.items()}
-    diarizer = Diarizer()
-    work = Path(args.save or tempfile.mkdtemp(prefix="voicemap-ier-"))
-    work.mkdir(parents=True, exist_ok=True)
-    registry_path = work / "voices.sqlite"
-    registry_path.unlink(missing_ok=True)
-    started = time.time()
-    with Registry(registry_path) as registry:
-        for speaker, paths in enroll_files.items():
-            kept = [(vector, file_sha256(path)) for path in paths
-                    if (vector := enroll_vector(path, diarizer.encoder)) is not None]
-            registry.enroll(f"spk_{speaker}", diarizer.encoder.encoder_id, np.stack([v for v, _ in kept]),
-                            [h for _, h in kept])
-        enrolled = {voice.name for voice in registry.list()}
-        voices = None if args.unsteered else enrolled_voices(registry, diarizer.encoder.encoder_id, args.threshold)
-        print(f"{args.speakers}: enrolled {len(enrolled)} in {time.time() - started:.0f} s; never enrolled: "
-              f"{', '.join(not_enrolled)}")
-
-        diarization, identification = DiarizationScores(), IdentificationScores(enrolled)
-        unknown_share, wrong, found = [], 0.0, []
-        rng = np.random.default_rng(args.seed)
-        for index in range(args.n):
-            uri = f"reg{index:03d}"
-            speakers = participants(rng, sorted(files), not_enrolled)
-            audio, reference = simulate_conversation({s: talk_files[s] for s in speakers}, len(speakers),
-                                                     seed=args.seed * 1000 + index, config=config, uri=uri,
-                                                     cache=cache)
-            reference = reference.rename_labels({s: f"spk_{s}" for s in speakers if s not in not_enrolled})
-            path = work / f"{uri}.flac"
-            sf.write(path, audio, 16000)
-            named = identify_result(diarizer(path, voices=voices), registry, args.threshold)
-            hypothesis = named.result.annotation
-            if args.details:
-                for speaker in named.speakers:
-                    turns = hypothesis.label_timeline(speaker.label)
-                    truth = max(reference.labels(), key=lambda r: reference.label_timeline(r).crop(
-                        turns, mode="intersection").duration(), default=None)
-                    print(f"  {speaker.label:>14} {speaker.speech_seconds:5.1f}s nearest {speaker.nearest} "
-                          f"cos {speaker.score if speaker.score is not None else float('nan'):.3f} "
-                          f"as-norm {speaker.normalized if speaker.normalized is not None else float('nan'):.2f} "
-                          f"truth {truth}")
-            if args.save:
-                (work / f"{uri}.ref.rttm").write_text("\n".join(rttm_lines(reference, uri)) + "\n", encoding="utf-8")
-                (work / f"{uri}.rttm").write_text("\n".join(rttm_lines(hypothesis, uri)) + "\n", encoding="utf-8")
-            uem = Timeline([Segment(0.0, len(audio) / 16000)])
-            der = diarization.add(uri, reference, hypothesis, uem)
-            ier = identification.add(uri, reference, hypothesis, uem)
-            wrong_here = wrong_name_seconds(reference, hypothesis, enrolled, uem)
-            wrong += wrong_here
-            found.append((len(hypothesis.labels()), len(speakers)))
-            for speaker in (s for s in speakers if s in not_enrolled):
-                speech = reference.label_timeline(speaker).support()
-                labelled = {label: hypothesis.label_timeline(label).crop(speech, mode="intersection").duration()
-                            for label in hypothesis.labels()}
-                covered = sum(labelled.values())
-                unknown = sum(d for label, d in labelled.items() if str(label).startswith("unknown_"))
-                unknown_share.append((unknown, covered))
-            print(f"{uri}: {len(speakers)} speakers, {len(hypothesis.labels())} found; DER {100 * der['der']:.1f}% "
-                  f"IER {100 * ier['ier']:.1f}% wrong-name {100 * wrong_here / der['total']:.1f}%; "
-                  f"labels {sorted(map(str, hypothesis.labels()))}", flush=True)
-    total, ids = diarization.total(), identification.total()
-    parts = {key: 100 * total[key] / total["total"] for key in ("missed", "false_alarm", "confusion")}
-    unknown_recall = sum(u for u, _ in unknown_share) / max(sum(c for _, c in unknown_share), 1e-9)
-    print(f"\n{args.speakers}: {args.n} conversations, {total['total']:.0f} s of reference speech; references "
+    result = measure(args.speakers, data=args.data, n=args.n, seed=args.seed, energy_only=args.energy_only,
+                     unsteered=args.unsteered, threshold=args.threshold, details=args.details, save=args.save,
+                     log=lambda line: print(line, flush=True))
+    print(f"\n{args.speakers}: {args.n} conversations, {result['seconds']:.0f} s of reference speech; references "
           f"{'energy only' if args.energy_only else 'energy and silero-vad'}")
-    print(f"DER {100 * total['der']:.1f}% (missed {parts['missed']:.1f}, false alarm {parts['false_alarm']:.1f}, "
-          f"confusion {parts['confusion']:.1f}); speakers found/true {sum(f for f, _ in found)}/{sum(t for _, t in found)}")
-    print(f"IER {100 * ids['ier']:.1f}% (confusion {100 * ids['ier_confusion'] / ids['ier_total']:.1f}, missed "
-          f"{100 * ids['ier_missed'] / ids['ier_total']:.1f}, false alarm {100 * ids['ier_false_alarm'] / ids['ier_total']:.1f})")
-    print(f"wrong-name share {100 * wrong / total['total']:.1f}% of reference speech")
-    print(f"unenrolled speakers' detected speech called unknown: {100 * unknown_recall:.0f}% over "
-          f"{len(unknown_share)} appearances")
-    print(f"{time.time() - started:.0f} s in all")
+    print(f"DER {100 * result['der']:.1f}% (missed {100 * result['missed']:.1f}, false alarm "
+          f"{100 * result['false_alarm']:.1f}, confusion {100 * result['confusion']:.1f}); speakers found/true "
+          f"{result['speakers_found']}/{result['speakers_true']}")
+    print(f"IER {100 * result['ier']:.1f}% (confusion {100 * result['ier_confusion']:.1f}, missed "
+          f"{100 * result['ier_missed']:.1f}, false alarm {100 * result['ier_false_alarm']:.1f})")
+    print(f"wrong-name share {100 * result['wrong_name']:.1f}% of reference speech")
+    print(f"unenrolled speakers' detected speech called unknown: {100 * result['unknown_recall']:.0f}% over "
+          f"{result['appearances']} appearances")
+    print(f"{result['elapsed']:.0f} s in all")
     return 0
 
 
