@@ -57,13 +57,12 @@ def writable_folder(folder: str | Path, *, create: bool = True) -> Path:
 
 
 def writable_file(path: str | Path) -> Path:
-    """An output file's path, checked before any work: not a folder, and its folder can take a new file."""
+    """An output file's path, checked before any work: not a folder, and its folder (made here when missing,
+    as an output folder is) can take a new file."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name")
-    writable_folder(path.parent if str(path.parent) else Path("."), create=False)
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: folder {path.parent} does not exist")
+    writable_folder(path.parent if str(path.parent) else Path("."))
     return path
 
 

@@ -521,6 +521,6 @@ def test_direction_command_along_needs_audio_and_a_whole_line(voices, capsys):
     assert len(err.strip().splitlines()) == 1 and "needs the labelled audio" in err
     code, _, err = cli(capsys, "voices", "direction", "gender", "--labels", str(labels), "--along", "speed",
                        "--method", "topk", "--k", "5", "--registry", str(path))
-    assert code == 1 and "only with --method mean or fisher" in err
+    assert code == 2 and "only with --method mean or fisher" in err  # an option refused: usage
     with Registry(path) as opened:
         assert "gender" not in [row.name for row in opened.list_directions()]

@@ -202,7 +202,8 @@ ROWS = [
     # --- embed --------------------------------------------------------------------------------------------
     Row("embed-output-under-file", "embed speech.wav -o afile/x.npy", 2, r"afile: exists and is not a folder"),
     Row("embed-output-is-folder", "embed speech.wav -o out.npy", 2, r"out.npy: is a folder"),
-    Row("embed-output-missing-folder", "embed speech.wav -o nowhere/x.npy", 2, r"nowhere/x.npy: folder nowhere does not exist"),
+    Row("embed-output-folder-made", "embed speech.wav -o nowhere/x.npy", 0, r"^nowhere/x.npy: 1 x 192",
+        writes=("nowhere/*",)),
     Row("embed-unknown-encoder", "embed speech.wav -o x.npy --embedding nope", 2, r"--embedding nope"),
     Row("embed-replaces-input", "embed voice.npy -o voice.npy", 2, r"would replace voice.npy"),
     Row("embed-missing-input", "embed speech.wav missing.wav -o x.npy", 1, r"missing.wav(.|\n)*nothing written",
@@ -318,8 +319,8 @@ ROWS = [
         prepare="registry", writes=REG),
     Row("voices-export-under-file", "voices export afile/x.json --registry reg.sqlite", 2,
         r"afile: exists and is not a folder", prepare="registry", writes=REG),
-    Row("voices-export-missing-folder", "voices export nowhere/x.json --registry reg.sqlite", 2,
-        r"folder nowhere does not exist", prepare="registry", writes=REG),
+    Row("voices-export-folder-made", "voices export nowhere/x.json --registry reg.sqlite", 0, r"^$", lines=0,
+        prepare="registry", writes=("nowhere/*",)),
     # --- voices import: checked whole, nothing written, no new registry file left ---------------------------------
     Row("voices-import-complex128", "voices import complex.json --registry new.sqlite", 1,
         r"complex.json: vector_dtype 'complex128' is not supported", prepare="exports", writes=REG),

@@ -163,7 +163,6 @@ ROWS = [Row(f"eval-{name}", f"eval ev/{name}.tsv --hyp ev/hyp -q", 1, pattern) f
     # --json and --save-hyp checked before any work (pipelines/outputs.py)
     Row("eval-json-is-folder", "eval ev/ok.tsv --hyp ev/hyp --json ev", 2, r"^voicemap eval: ev: is a folder; give a file name$"),
     Row("eval-json-under-file", "eval ev/ok.tsv --hyp ev/hyp --json afile/s.json", 2, r"afile: exists and is not a folder"),
-    Row("eval-json-missing-folder", "eval ev/ok.tsv --hyp ev/hyp --json nowhere/s.json", 2, r"folder nowhere does not exist"),
     Row("eval-json-not-permitted", "eval ev/ok.tsv --hyp ev/hyp --json /proc/voicemap.json", 2, r"/proc: cannot write there"),
     Row("eval-json-onto-manifest", "eval ev/ok.tsv --hyp ev/hyp --json ev/ok.tsv", 2, r"would replace ev/ok.tsv"),
     Row("eval-json-onto-reference", "eval ev/ok.tsv --hyp ev/hyp --json ev/ref/good.rttm", 2, r"would replace ev/ref/good.rttm"),
