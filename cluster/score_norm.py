@@ -8,7 +8,7 @@ What transfers is how far a score stands above the scores of voices that are kno
 - for a recording's speaker c, its cosines with those same impostors give the impostor scores of c (the "t"
   side: a voice that sits close to everybody in this room is not close to v in particular).
 The normalised score is the mean of the two standardised scores, each against the top-k most similar
-impostors only (adaptive: the impostors that matter are the near ones, and they come from the domain at hand).
+impostors only (the very highest left out, in case it is the same person) (adaptive: the impostors that matter are the near ones, and they come from the domain at hand).
 It is in units of the impostor spread, so one threshold means the same false-accept rate in any domain
 (cluster/calibration.py: 3.72 sd is a 1e-4 tail of a normal impostor distribution).
 """
@@ -55,6 +55,10 @@ def _standardise(scores: np.ndarray, impostor_scores: np.ndarray, usable: np.nda
         values = np.sort(impostor_scores[row, usable[row]])[::-1]
         if len(values) < MIN_IMPOSTORS:
             continue
+        # the single highest impostor score is left out: it may be the same person (a cohort speaker who is
+        # also enrolled, or a second cluster of the speaker), and one such score would pull mean and spread
+        if len(values) > MIN_IMPOSTORS:
+            values = values[1:]
         top = values[: max(MIN_IMPOSTORS, int(np.ceil(TOP_SHARE * len(values))))]
         out[row] = (scores[row] - top.mean()) / max(top.std(), MIN_SPREAD)
     return out
