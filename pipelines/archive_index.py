@@ -11,8 +11,6 @@ an old matrix without noticing.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,25 +61,12 @@ def voice_label(number: int) -> str:
     return f"VOICE_{number:04d}"
 
 
-def _atomic_save_array(path: Path, array: np.ndarray) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, array)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_index(outdir: Path, index: ArchiveIndex) -> None:
     """voices.index.npy, voices.index.json and voices.tsv, each atomically, in that order."""
-    from diarize.output import atomic_write_text
+    from diarize.output import atomic_write, atomic_write_text
 
     vectors = np.zeros((0, index.dimension), np.float32) if index.vectors is None else index.vectors
-    _atomic_save_array(outdir / VECTORS_NAME, np.asarray(vectors, dtype=np.float32))
+    atomic_write(outdir / VECTORS_NAME, lambda stream: np.save(stream, np.asarray(vectors, dtype=np.float32)))
     payload = {
         "format": FORMAT, "encoder": index.encoder, "dimension": index.dimension, "threshold": index.threshold,
         "min_seconds": index.min_seconds, "next_voice": index.next_voice, "vectors": VECTORS_NAME,

@@ -141,8 +141,8 @@ def check_cluster(address: str, timeout: float = 10.0) -> None:
         except RayError:  # Ray 2.60 raises AuthenticationError rather than answering False
             found = False
         if not found:
-            raise BatchError(f"RAY_AUTH_MODE=token but no Ray token is set (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
-                             f"~/.ray/auth_token): give the cluster's token (`ray get-auth-token` on its head node "
+            raise BatchError("RAY_AUTH_MODE=token but no Ray token is set (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                             "~/.ray/auth_token): give the cluster's token (`ray get-auth-token` on its head node "
                              "prints it)")
     channel = init_grpc_channel(address)
     try:

@@ -60,6 +60,22 @@ class SpeakerEncoder(ABC):
         return out
 
 
+def pool_frames(network, features: np.ndarray, weights: np.ndarray, device, label: str) -> np.ndarray:
+    """(num_frames, channels) frame features and (num_spans, num_frames) non-negative frame weights ->
+    (num_spans, dimension) embeddings through `network.pool` (a module's masked statistics pooling)."""
+    import torch
+
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.ndim != 2 or weights.shape[1] != len(features):
+        raise EncoderError(f"{label}: weights of shape {weights.shape} do not match {len(features)} frames")
+    if (weights < 0).any() or not np.isfinite(weights).all():
+        raise EncoderError(f"{label}: frame weights must be finite and non-negative")
+    with torch.inference_mode():
+        out = network.pool(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device),
+                           torch.from_numpy(weights).to(device))
+    return out.float().cpu().numpy()
+
+
 def resample_weights(weights: np.ndarray, num_frames: int) -> np.ndarray:
     """(..., n) frame weights spread over the same span -> (..., num_frames) by nearest frame centre."""
     n = weights.shape[-1]

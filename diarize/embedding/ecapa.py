@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import EncoderError, SpeakerEncoder
+from .base import EncoderError, SpeakerEncoder, pool_frames
 
 SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms window; SpeechBrain's Fbank uses n_fft = window length
@@ -428,15 +428,7 @@ class ECAPAEncoder(SpeakerEncoder):
         return frames[0].T.contiguous().float().cpu().numpy()
 
     def pool(self, features: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        weights = np.asarray(weights, dtype=np.float32)
-        if weights.ndim != 2 or weights.shape[1] != len(features):
-            raise EncoderError(f"ecapa: weights of shape {weights.shape} do not match {len(features)} frames")
-        if (weights < 0).any() or not np.isfinite(weights).all():
-            raise EncoderError("ecapa: frame weights must be finite and non-negative")
-        with torch.inference_mode():
-            out = self.network.pool(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device),
-                                    torch.from_numpy(weights).to(self.device))
-        return out.float().cpu().numpy()
+        return pool_frames(self.network, features, weights, self.device, "ecapa")
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         """(num_samples,) -> (192,) SpeechBrain's embedding of the whole input (gates over all of it)."""

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import EncoderError, SpeakerEncoder
+from .base import EncoderError, SpeakerEncoder, pool_frames
 from .qwen3_weights import HUB_CHECKPOINTS, EncoderCheckpoint, EncoderConfig, cached_snapshot, locate, read_checkpoint
 
 SAMPLE_RATE = 24000
@@ -400,15 +400,7 @@ class Qwen3Encoder(SpeakerEncoder):
         return frames[0].T.contiguous().float().cpu().numpy()
 
     def pool(self, features: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        weights = np.asarray(weights, dtype=np.float32)
-        if weights.ndim != 2 or weights.shape[1] != len(features):
-            raise EncoderError(f"qwen3 encoder: weights of shape {weights.shape} do not match {len(features)} frames")
-        if (weights < 0).any() or not np.isfinite(weights).all():
-            raise EncoderError("qwen3 encoder: frame weights must be finite and non-negative")
-        with torch.inference_mode():
-            out = self.network.pool(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(self.device),
-                                    torch.from_numpy(weights).to(self.device))
-        return out.float().cpu().numpy()
+        return pool_frames(self.network, features, weights, self.device, "qwen3 encoder")
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         if len(samples) < self.min_samples:

@@ -11,9 +11,7 @@ every input was embedded.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +35,6 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npy", help="output array (.npy)")
     parser.add_argument("--device", default="cpu", help="torch device for the encoder")
     parser.set_defaults(func=run)
-
-
-def _write_private(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, mode 0600, then rename: no partial or world-readable output."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def embed_files(paths: list[str], encoder) -> tuple[np.ndarray, list[dict], list[str]]:
@@ -78,6 +63,7 @@ def embed_files(paths: list[str], encoder) -> tuple[np.ndarray, list[dict], list
 def run(args) -> int:
     from diarize.embedding import EncoderError, check_encoder_spec, load_encoder
     from diarize.models import ModelNotFoundError, check_device
+    from diarize.output import atomic_write
     from pipelines.outputs import OutputError, refuse_overwriting, writable_file
 
     output = Path(args.output)
@@ -110,8 +96,8 @@ def run(args) -> int:
         "sample_rate": int(encoder.sample_rate),
         "sources": sources,
     }
-    _write_private(output, lambda stream: np.save(stream, vectors))
-    _write_private(output.with_suffix(".json"),
+    atomic_write(output, lambda stream: np.save(stream, vectors))
+    atomic_write(output.with_suffix(".json"),
                    lambda stream: stream.write((json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()))
     print(f"{output}: {len(vectors)} x {encoder.dimension} ({encoder.encoder_id})", file=sys.stderr)
     return 0
