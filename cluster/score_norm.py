@@ -8,7 +8,7 @@ What transfers is how far a score stands above the scores of voices that are kno
 - for a recording's speaker c, its cosines with those same impostors give the impostor scores of c (the "t"
   side: a voice that sits close to everybody in this room is not close to v in particular).
 The normalised score is the mean of the two standardised scores, each against the top-k most similar
-impostors only (the very highest left out, in case it is the same person) (adaptive: the impostors that matter are the near ones, and they come from the domain at hand).
+impostors only (an impostor that stands out as the same person left out) (adaptive: the impostors that matter are the near ones, and they come from the domain at hand).
 It is in units of the impostor spread, so one threshold means the same false-accept rate in any domain
 (cluster/calibration.py: 3.72 sd is a 1e-4 tail of a normal impostor distribution).
 """
@@ -21,11 +21,17 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+from scipy.stats import norm
+
+from .calibration import DEFAULT_FALSE_ACCEPT
 
 #: share of the impostors each side is standardised against (the most similar ones); at least MIN_IMPOSTORS
 TOP_SHARE = 0.5
 #: fewer impostors than this cannot give a spread; the shipped cohort keeps every registry above it
 MIN_IMPOSTORS = 4
+#: an impostor standing this many spreads above the others is taken for the same person and left out: the
+#: 1e-4 normal tail, the point at which naming would call it the same voice (cluster/calibration.py)
+SAME_PERSON_SPREADS = float(norm.isf(DEFAULT_FALSE_ACCEPT))
 #: a spread below this (cosine units) is taken as this: a handful of near-identical impostor scores would
 #: otherwise turn a tiny score difference into many standard deviations
 MIN_SPREAD = 0.03
@@ -55,9 +61,12 @@ def _standardise(scores: np.ndarray, impostor_scores: np.ndarray, usable: np.nda
         values = np.sort(impostor_scores[row, usable[row]])[::-1]
         if len(values) < MIN_IMPOSTORS:
             continue
-        # the single highest impostor score is left out: it may be the same person (a cohort speaker who is
-        # also enrolled, or a second cluster of the speaker), and one such score would pull mean and spread
-        if len(values) > MIN_IMPOSTORS:
+        # An "impostor" that the naming rule itself would take for the same person (a cohort speaker who is
+        # also enrolled, a second cluster of the speaker) is not one: it would pull mean and spread up.
+        while len(values) > MIN_IMPOSTORS:
+            rest = values[1: max(MIN_IMPOSTORS, int(np.ceil(TOP_SHARE * (len(values) - 1)))) + 1]
+            if (values[0] - rest.mean()) / max(rest.std(), MIN_SPREAD) < SAME_PERSON_SPREADS:
+                break
             values = values[1:]
         top = values[: max(MIN_IMPOSTORS, int(np.ceil(TOP_SHARE * len(values))))]
         out[row] = (scores[row] - top.mean()) / max(top.std(), MIN_SPREAD)
