@@ -76,6 +76,28 @@ def pool_frames(network, features: np.ndarray, weights: np.ndarray, device, labe
     return out.float().cpu().numpy()
 
 
+def pool_rows(features, projected, weights, statistics):
+    """Masked pooling over frames, row by row: features (frames, channels) and projected (frames, k) torch
+    tensors, weights (segments, frames) non-negative; `statistics(x, h, w)` pools the frames a row weights
+    above zero -> ((segments, 2 * channels) statistics, (segments,) bool: rows that had any frame)."""
+    import torch
+
+    stats = features.new_zeros((len(weights), 2 * features.shape[1]))
+    used = torch.zeros(len(weights), dtype=torch.bool, device=features.device)
+    for row, weight in enumerate(weights):
+        support = torch.nonzero(weight > 0).flatten()
+        if len(support) == 0:
+            continue
+        used[row] = True
+        first, last = int(support[0]), int(support[-1]) + 1
+        if last - first == len(support):  # a contiguous run: views instead of gathered copies
+            x, h, w = features[first:last], projected[first:last], weight[first:last]
+        else:
+            x, h, w = features[support], projected[support], weight[support]
+        stats[row] = statistics(x, h, w)
+    return stats, used
+
+
 def resample_weights(weights: np.ndarray, num_frames: int) -> np.ndarray:
     """(..., n) frame weights spread over the same span -> (..., num_frames) by nearest frame centre."""
     n = weights.shape[-1]

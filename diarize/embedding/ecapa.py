@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import EncoderError, SpeakerEncoder, pool_frames
+from .base import EncoderError, SpeakerEncoder, pool_frames, pool_rows
 
 SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms window; SpeechBrain's Fbank uses n_fft = window length
@@ -299,19 +299,8 @@ class ECAPANetwork(nn.Module):
         weight = self.asp.tdnn.conv.conv.weight[..., 0]
         w_frames, w_mean, w_std = weight.chunk(3, dim=1)  # the attention input is [frames; mean; std]
         projected = features @ w_frames.T  # shared by every segment; the diarizer's segments overlap
-        stats = features.new_zeros((len(weights), 2 * features.shape[1]))
-        used = torch.zeros(len(weights), dtype=torch.bool, device=features.device)
-        for row, row_weight in enumerate(weights):
-            support = torch.nonzero(row_weight > 0).flatten()
-            if len(support) == 0:
-                continue
-            used[row] = True
-            first, last = int(support[0]), int(support[-1]) + 1
-            if last - first == len(support):  # a contiguous run: views instead of gathered copies
-                x, h, w = features[first:last], projected[first:last], row_weight[first:last]
-            else:
-                x, h, w = features[support], projected[support], row_weight[support]
-            stats[row] = self._pooled_statistics(x, h, w, w_mean, w_std, block)
+        stats, used = pool_rows(features, projected, weights,
+                                lambda x, h, w: self._pooled_statistics(x, h, w, w_mean, w_std, block))
         scale, shift = _affine_of(self.asp_bn)
         out = (stats * scale + shift) @ self.fc.conv.weight[..., 0].T + self.fc.conv.bias
         return out * used[:, None].to(out.dtype)

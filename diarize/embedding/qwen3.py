@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import EncoderError, SpeakerEncoder, pool_frames
+from .base import EncoderError, SpeakerEncoder, pool_frames, pool_rows
 from .qwen3_weights import HUB_CHECKPOINTS, EncoderCheckpoint, EncoderConfig, cached_snapshot, locate, read_checkpoint
 
 SAMPLE_RATE = 24000
@@ -230,19 +230,7 @@ class Qwen3SpeakerNetwork(nn.Module):
         """
         w_frames, _, _ = self._attention_weights()
         projected = features @ w_frames.T  # shared by every segment; the diarizer's segments overlap
-        stats = features.new_zeros((len(weights), 2 * features.shape[1]))
-        used = torch.zeros(len(weights), dtype=torch.bool, device=features.device)
-        for row, weight in enumerate(weights):
-            support = torch.nonzero(weight > 0).flatten()
-            if len(support) == 0:
-                continue
-            used[row] = True
-            first, last = int(support[0]), int(support[-1]) + 1
-            if last - first == len(support):  # a contiguous run: views instead of gathered copies
-                x, h, w = features[first:last], projected[first:last], weight[first:last]
-            else:
-                x, h, w = features[support], projected[support], weight[support]
-            stats[row] = self._pooled_statistics(x, h, w, block)
+        stats, used = pool_rows(features, projected, weights, lambda x, h, w: self._pooled_statistics(x, h, w, block))
         out = stats @ self.fc.weight[..., 0].T + self.fc.bias
         return out * used[:, None].to(out.dtype)
 
