@@ -98,6 +98,56 @@ def pool_rows(features, projected, weights, statistics):
     return stats, used
 
 
+#: variance floor of the attentive statistics pooling
+STATS_EPS = 1e-12
+
+
+def attentive_statistics(x, projected, weight, w_mean, w_std, context_bias, hidden_of, conv_weight, conv_bias,
+                         block: int):
+    """Attentive mean and std of frames x (n, C) with positive weights (n,) -> (2 C,), the pooling of ECAPA-style
+    encoders: the attention sees each frame's projection `projected` (n, k) plus a context made of the weighted
+    mean and std (w_mean, w_std: (k, C), context_bias (k,)), through `hidden_of` (the model's activation, in
+    place) and a 1x1 convolution (conv_weight (C, k), conv_bias (C,)).
+
+    The softmax over time runs through the frames in blocks with a running per-channel maximum (sums rescaled
+    when it grows), so memory stays at one block whatever the span's length and every intermediate stays in
+    cache; moments are taken around the plain weighted mean, which keeps E[d^2] - E[d]^2 free of cancellation.
+    """
+    import torch
+
+    share = weight / weight.sum()
+    centre = share @ x
+    variance = x.new_zeros(x.shape[1])
+    for start in range(0, len(x), block):
+        variance += share[start:start + block] @ (x[start:start + block] - centre).square_()
+    std = variance.clamp(min=STATS_EPS).sqrt()
+    context = w_mean @ centre + w_std @ std + context_bias
+    log_weight = None if bool((weight == 1).all()) else torch.log(weight)
+    top = torch.full_like(centre, -torch.inf)
+    total = torch.zeros_like(centre)
+    first = torch.zeros_like(centre)
+    second = torch.zeros_like(centre)
+    for start in range(0, len(x), block):
+        stop = start + block
+        # in place where possible: at this size, allocating and writing temporaries costs more than the math
+        hidden = hidden_of(projected[start:stop] + context)
+        logits = torch.addmm(conv_bias, hidden, conv_weight.T)
+        if log_weight is not None:
+            logits += log_weight[start:stop, None]
+        new_top = torch.maximum(top, logits.max(dim=0).values)
+        rescale = torch.exp(top - new_top)
+        top = new_top
+        scores = logits.sub_(top).exp_()
+        deviation = x[start:stop] - centre
+        total = total * rescale + scores.sum(dim=0)
+        weighted = scores.mul_(deviation)
+        first = first * rescale + weighted.sum(dim=0)
+        second = second * rescale + weighted.mul_(deviation).sum(dim=0)
+    offset = first / total
+    pooled_std = (second / total - offset.square()).clamp(min=STATS_EPS).sqrt()
+    return torch.cat([centre + offset, pooled_std])
+
+
 def resample_weights(weights: np.ndarray, num_frames: int) -> np.ndarray:
     """(..., n) frame weights spread over the same span -> (..., num_frames) by nearest frame centre."""
     n = weights.shape[-1]

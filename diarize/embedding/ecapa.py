@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import EncoderError, SpeakerEncoder, pool_frames, pool_rows
+from .base import EncoderError, SpeakerEncoder, attentive_statistics, pool_frames, pool_rows
 
 SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms window; SpeechBrain's Fbank uses n_fft = window length
@@ -60,7 +60,6 @@ F_MAX = SAMPLE_RATE / 2
 POWER_FLOOR = 1e-10  # amin of SpeechBrain's Filterbank: mel power clamped here before the log
 TOP_DB = 80.0  # dynamic range kept below the input's loudest bin
 BATCH_NORM_EPS = 1e-5
-STATS_EPS = 1e-12  # variance floor of the attentive statistics pooling
 #: window of the squeeze-excitation means in `frame_features` (see the module docstring)
 SE_CONTEXT_SECONDS = 4.0
 
@@ -307,44 +306,12 @@ class ECAPANetwork(nn.Module):
 
     def _pooled_statistics(self, x: torch.Tensor, projected: torch.Tensor, weight: torch.Tensor,
                            w_mean: torch.Tensor, w_std: torch.Tensor, block: int) -> torch.Tensor:
-        """Attentive mean and std of frames x (n, C) with positive weights (n,) -> (2 C,).
-
-        The softmax over time runs through the frames in blocks with a running per-channel maximum (sums
-        rescaled when it grows), so memory stays at one block whatever the span's length; moments are taken
-        around the plain weighted mean, which keeps E[d^2] - E[d]^2 free of cancellation.
-        """
-        share = weight / weight.sum()
-        centre = share @ x
-        variance = x.new_zeros(x.shape[1])
-        for start in range(0, len(x), block):
-            variance += share[start:start + block] @ (x[start:start + block] - centre).square()
-        std = variance.clamp(min=STATS_EPS).sqrt()
-        context = w_mean @ centre + w_std @ std + self.asp.tdnn.conv.conv.bias
+        """Attentive mean and std of frames x (n, C) with positive weights (n,) -> (2 C,)
+        (base.attentive_statistics; ECAPA's attention is relu, batch norm, tanh)."""
         scale, shift = _affine_of(self.asp.tdnn.norm)
-        conv_weight, conv_bias = self.asp.conv.conv.weight[..., 0], self.asp.conv.conv.bias
-        log_weight = None if bool((weight == 1).all()) else torch.log(weight)
-        top = torch.full_like(centre, -torch.inf)
-        total = torch.zeros_like(centre)
-        first = torch.zeros_like(centre)
-        second = torch.zeros_like(centre)
-        for start in range(0, len(x), block):
-            stop = start + block
-            hidden = ((projected[start:stop] + context).relu_() * scale + shift).tanh_()
-            logits = torch.addmm(conv_bias, hidden, conv_weight.T)
-            if log_weight is not None:
-                logits += log_weight[start:stop, None]
-            new_top = torch.maximum(top, logits.max(dim=0).values)
-            rescale = torch.exp(top - new_top)
-            top = new_top
-            scores = logits.sub_(top).exp_()
-            deviation = x[start:stop] - centre
-            total = total * rescale + scores.sum(dim=0)
-            weighted = scores.mul_(deviation)
-            first = first * rescale + weighted.sum(dim=0)
-            second = second * rescale + weighted.mul_(deviation).sum(dim=0)
-        offset = first / total
-        pooled_std = (second / total - offset.square()).clamp(min=STATS_EPS).sqrt()
-        return torch.cat([centre + offset, pooled_std])
+        return attentive_statistics(x, projected, weight, w_mean, w_std, self.asp.tdnn.conv.conv.bias,
+                                    lambda pre: (pre.relu_() * scale + shift).tanh_(),
+                                    self.asp.conv.conv.weight[..., 0], self.asp.conv.conv.bias, block)
 
 
 # ---------------------------------------------------------------------------------------------- backend

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import EncoderError, SpeakerEncoder, pool_frames, pool_rows
+from .base import STATS_EPS, EncoderError, SpeakerEncoder, attentive_statistics, pool_frames, pool_rows
 from .qwen3_weights import HUB_CHECKPOINTS, EncoderCheckpoint, EncoderConfig, cached_snapshot, locate, read_checkpoint
 
 SAMPLE_RATE = 24000
@@ -42,7 +42,6 @@ F_MIN = 0.0
 F_MAX = 12000.0
 LOG_FLOOR = 1e-5  # qwen-tts's dynamic range compression clamps magnitudes here before the log
 MAGNITUDE_EPS = 1e-9  # added under the square root of the STFT power, as qwen-tts does
-STATS_EPS = 1e-12  # variance floor of the attentive statistics pooling
 
 
 # ---------------------------------------------------------------------------------------------- front end
@@ -236,48 +235,13 @@ class Qwen3SpeakerNetwork(nn.Module):
 
     def _pooled_statistics(self, x: torch.Tensor, projected: torch.Tensor, weight: torch.Tensor,
                            block: int) -> torch.Tensor:
-        """Attentive mean and std of frames x (n, C) with positive weights (n,) -> (2 C,).
-
-        Works through the frames in blocks so that every intermediate stays in cache: the softmax over
-        time is accumulated online (running maximum per channel, sums rescaled when it grows), and the
-        second moment is taken around the unweighted mean, which keeps E[d^2] - E[d]^2 free of
-        cancellation. One pass over the frames instead of the dozen full-size temporaries a direct
-        formula makes; the tests hold it to qwen-tts's direct computation.
-        """
+        """Attentive mean and std of frames x (n, C) with positive weights (n,) -> (2 C,)
+        (base.attentive_statistics; this attention is relu, tanh); the tests hold it to qwen-tts's direct
+        computation."""
         _, w_mean, w_std = self._attention_weights()
-        conv_weight = self.asp.conv.weight[..., 0]
-        share = weight / weight.sum()
-        centre = share @ x
-        variance = x.new_zeros(x.shape[1])
-        for start in range(0, len(x), block):
-            variance += share[start:start + block] @ (x[start:start + block] - centre).square_()
-        std = variance.clamp(min=STATS_EPS).sqrt()
-        context = w_mean @ centre + w_std @ std + self.asp.tdnn.conv.bias
-        log_weight = None if bool((weight == 1).all()) else torch.log(weight)
-        top = torch.full_like(centre, -torch.inf)
-        total = torch.zeros_like(centre)
-        first = torch.zeros_like(centre)
-        second = torch.zeros_like(centre)
-        for start in range(0, len(x), block):
-            stop = start + block
-            # in place where possible: at this size, allocating and writing temporaries costs more than the math
-            hidden = (projected[start:stop] + context).relu_().tanh_()
-            logits = torch.addmm(self.asp.conv.bias, hidden, conv_weight.T)
-            if log_weight is not None:
-                logits += log_weight[start:stop, None]
-            new_top = torch.maximum(top, logits.max(dim=0).values)
-            rescale = torch.exp(top - new_top)
-            top = new_top
-            scores = logits.sub_(top).exp_()
-            deviation = x[start:stop] - centre
-            total = total * rescale + scores.sum(dim=0)
-            weighted = scores.mul_(deviation)
-            first = first * rescale + weighted.sum(dim=0)
-            second = second * rescale + weighted.mul_(deviation).sum(dim=0)
-        offset = first / total
-        pooled_mean = centre + offset
-        pooled_std = (second / total - offset.square()).clamp(min=STATS_EPS).sqrt()
-        return torch.cat([pooled_mean, pooled_std])
+        return attentive_statistics(x, projected, weight, w_mean, w_std, self.asp.tdnn.conv.bias,
+                                    lambda pre: pre.relu_().tanh_(), self.asp.conv.weight[..., 0],
+                                    self.asp.conv.bias, block)
 
 
 # ---------------------------------------------------------------------------------------------- backend
