@@ -342,6 +342,13 @@ ROWS = [
         prepare="registry", writes=REG),
     Row("voices-edit-alpha-inf", "voices edit Known --direction pitch --alpha inf --as Bea --registry reg.sqlite", 2,
         r"--alpha inf: must be a finite number", prepare="registry", writes=REG),
+    # --- link, search, report: an archive folder that is not one ------------------------------------------
+    Row("link-missing-folder", "link nowhere", 2, r"^voicemap link: nowhere: no such folder$"),
+    Row("link-folder-without-outputs", "link empty", 2, r"^voicemap link: empty: no voicemap outputs with speakers",
+        writes=("empty/.voicemap-link.lock",)),  # the folder's lock file stays, as batch's does (flock)
+    Row("search-before-linking", "search empty --voice speech.wav", 2, r"^voicemap search: empty: not linked yet"),
+    Row("search-top-zero", "search empty --voice speech.wav --top 0", 2, r"--top 0: must be 1 or more"),
+    Row("report-missing-folder", "report nowhere", 2, r"^voicemap report: nowhere: no such folder$"),
     # --- synth --------------------------------------------------------------------------------------------
     Row("synth-onto-voice", "synth --voice voice.npy --text hi --model nowhere -o voice.npy", 2, r"would replace voice.npy"),
     Row("synth-under-file", "synth --voice voice.npy --text hi --model nowhere -o afile/x.wav", 2, r"afile"),
