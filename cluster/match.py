@@ -137,18 +137,15 @@ def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_nam
 
 
 def normalized_naming_scores(probes: np.ndarray, voices: np.ndarray, cohort: np.ndarray, num_rows: int,
-                             valid: np.ndarray, *, probes_are_speakers: bool = True) -> np.ndarray:
-    """(num_rows, num_voices) AS-norm scores of the `valid` rows' probes ((num_valid, dim) unit) against the
-    voices. Impostors: the other voices, the cohort, and, when the probes are a recording's speakers, the
-    recording's other speakers (local embeddings of one speaker are not impostors for each other)."""
+                             valid: np.ndarray) -> np.ndarray:
+    """(num_rows, num_voices) AS-norm scores of the `valid` rows' probes ((num_valid, dim) unit, a recording's
+    speakers) against the voices. Impostors: the other voices, the cohort, and the recording's other speakers."""
     cohort = np.asarray(cohort, dtype=np.float64).reshape(-1, voices.shape[1]) if np.size(cohort) else None
     members = [voices] + ([unit_rows(cohort)] if cohort is not None else [])
     owners = [np.arange(len(voices))] + ([np.full(len(cohort), -1)] if cohort is not None else [])
-    own = None
-    if probes_are_speakers:
-        own = sum(len(part) for part in members) + np.arange(len(probes))
-        members.append(probes)
-        owners.append(np.full(len(probes), -1))
+    own = sum(len(part) for part in members) + np.arange(len(probes))
+    members.append(probes)
+    owners.append(np.full(len(probes), -1))
     impostors = Impostors(np.vstack(members), np.concatenate(owners))
     result = np.full((num_rows, len(voices)), np.nan)
     result[valid] = normalized_scores(probes, voices, impostors, own)

@@ -117,21 +117,4 @@ def cohort_vectors(encoder_id: str) -> np.ndarray:
     return unit_rows(np.array(vectors)) if vectors else np.zeros((0, 0))
 
 
-def naming_impostors(voices: np.ndarray, encoder_id: str, speakers: np.ndarray | None = None) -> tuple[Impostors, np.ndarray]:
-    """The impostors for naming a recording: the enrolled voices (each owned by itself), the shipped cohort,
-    and the recording's own speakers (owned by nobody). -> (Impostors, (num_speakers,) member index of each
-    speaker). voices: (num_voices, dim); speakers: (num_speakers, dim) or None."""
-    voices = unit_rows(voices)
-    parts, owners = [voices], [np.arange(len(voices))]
-    shipped = cohort_vectors(encoder_id)
-    if shipped.size and shipped.shape[1] == voices.shape[1]:
-        parts.append(shipped)
-        owners.append(np.full(len(shipped), -1))
-    start = sum(len(part) for part in parts)
-    speakers = np.zeros((0, voices.shape[1])) if speakers is None else unit_rows(speakers)
-    parts.append(speakers)
-    owners.append(np.full(len(speakers), -1))
-    return Impostors(np.vstack(parts), np.concatenate(owners)), start + np.arange(len(speakers))
-
-
-__all__ = ["Impostors", "cohort_vectors", "naming_impostors", "normalized_scores", "unit_rows"]
+__all__ = ["Impostors", "cohort_vectors", "normalized_scores", "unit_rows"]
