@@ -104,6 +104,10 @@ class Turn:
         return self.regions[-1][1]
 
 
+class SilentRecording(ValueError):
+    """A source recording with no speech in it (a few RAVDESS takes are all breath and room noise)."""
+
+
 @dataclass
 class SourceCache:
     """Decoded sources by path, so a set of conversations decodes each recording once."""
@@ -120,7 +124,7 @@ class SourceCache:
                 active &= vad_activity(samples, len(active))
             regions = regions_of(active, min_pause=self.config.min_pause, min_speech=self.config.min_speech)
             if not regions:
-                raise ValueError(f"{key}: no speech found (silent recording)")
+                raise SilentRecording(f"{key}: no speech found (silent recording)")
             self._sources[key] = Source(speaker, key, samples, regions, active, _speech_gain(samples, regions, self.config))
         return self._sources[key]
 
@@ -255,6 +259,15 @@ def plan_conversation(utterances_by_speaker, num_speakers: int, *, seed: int | n
             queues[speaker] = [pool[speaker][i] for i in rng.permutation(len(pool[speaker]))]
         return queues[speaker].pop()
 
+    def next_source(speaker: str) -> Source:
+        # a silent recording is passed over; a speaker with nothing but silent ones cannot take part
+        for _ in range(len(pool[speaker])):
+            try:
+                return cache.get(speaker, next_recording(speaker))
+            except SilentRecording:
+                continue
+        raise ValueError(f"{speaker}: none of its {len(pool[speaker])} recordings holds speech")
+
     turns: list[Turn] = []
     heard: set[str] = set()
     owed_overlaps = 0  # drawn overlaps that did not fit, tried again on later turns to keep the share
@@ -264,7 +277,7 @@ def plan_conversation(utterances_by_speaker, num_speakers: int, *, seed: int | n
         others = [s for s in speakers if s != current]
         weights = np.array([3.0 if s not in heard else 1.0 for s in others])
         speaker = others[int(rng.choice(len(others), p=weights / weights.sum()))]
-        source = cache.get(speaker, next_recording(speaker))
+        source = next_source(speaker)
         crop_start, crop_end, regions = _pick_piece(source, rng, config)
         level_db = float(rng.uniform(-config.level_jitter_db, config.level_jitter_db))
         drawn = rng.random() < config.overlap_fraction

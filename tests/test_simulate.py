@@ -374,3 +374,20 @@ def test_impossible_requests_are_refused(tone_speakers):
         plan_conversation(speakers_from_folder(root), 5)
     with pytest.raises(ValueError, match="overlap_fraction"):
         SimulationConfig(overlap_fraction=1.5)
+
+
+def test_silent_recordings_are_passed_over_and_a_speaker_with_only_silence_is_named(tone_speakers, tmp_path):
+    """A few takes in a real speaker folder hold no speech (RAVDESS has some): a conversation is planned
+    from the others, and only a speaker left with nothing to say stops the plan, by name."""
+    root, _ = tone_speakers
+    pool = {speaker: list(paths) for speaker, paths in speakers_from_folder(root).items()}
+    hush = tmp_path / "hush.flac"
+    sf.write(hush, np.zeros(RATE, dtype=np.float32), RATE)
+    pool["ann"] = [hush, *pool["ann"], hush]
+    config = SimulationConfig(target_duration=30.0, vad_confirmed=False)
+    turns = plan_conversation(pool, 4, seed=1, config=config)
+    assert {turn.speaker for turn in turns} == set(TONES)
+    assert hush not in {turn.path for turn in turns}
+    pool["ann"] = [hush]
+    with pytest.raises(ValueError, match="ann: none of its 1 recordings holds speech"):
+        plan_conversation(pool, 4, seed=1, config=config)
