@@ -229,21 +229,33 @@ def merge_split_voices(embeddings: np.ndarray, labels: np.ndarray, cosine: float
     return labels
 
 
+def recording_centered(embeddings: np.ndarray) -> np.ndarray:
+    """(n, d) unit vectors -> (n, d) unit vectors with the recording's mean embedding taken away.
+
+    What every voice of a recording shares (room, channel, language, the same scripted words) lifts every
+    cosine between them alike; taken away, the affinity measures what tells this recording's voices apart.
+    """
+    centered = embeddings - embeddings.mean(axis=0)
+    return centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)
+
+
 def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[float, ...] = PRUNINGS,
              split_voice_cosine: float = SPLIT_VOICE_COSINE) -> np.ndarray:
-    """Spectral clustering on a row-pruned cosine affinity. (n, d) -> (n,).
+    """Spectral clustering on a row-pruned cosine affinity between `recording_centered` embeddings. (n, d) -> (n,).
 
     Each pruning level in `prunings` gives a count (its largest eigengap); the level with the largest gap
     is used, ties going to the earlier level, unless its clusters split one voice (two centroids at cosine
     `split_voice_cosine` or more; the first level is never refused). A count given or bounded by `bounds`
     is clipped first. Unless the count was given, a near tie with one cluster more goes to the larger count
     when that splits no voice (`_near_tie_split`), and a pair of the result's clusters that is one voice
-    split in two is merged (`merge_split_voices`).
+    split in two is merged (`merge_split_voices`). Those split-voice tests use the embeddings as given: their
+    cosine is a property of the encoder, not of the recording.
     """
     n = len(embeddings)
     if n <= 2:
         return ahc(embeddings, 1.0, bounds)
-    similarity = np.clip(embeddings @ embeddings.T, 0.0, 1.0)
+    centered = recording_centered(embeddings)
+    similarity = np.clip(centered @ centered.T, 0.0, 1.0)
     best_gap, labels, chosen = -1.0, None, None
     for pruning in prunings:
         affinity = _pruned_affinity(similarity, pruning)
