@@ -240,8 +240,9 @@ def recording_centered(embeddings: np.ndarray) -> np.ndarray:
 
 
 def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[float, ...] = PRUNINGS,
-             split_voice_cosine: float = SPLIT_VOICE_COSINE) -> np.ndarray:
-    """Spectral clustering on a row-pruned cosine affinity between `recording_centered` embeddings. (n, d) -> (n,).
+             split_voice_cosine: float = SPLIT_VOICE_COSINE, centered: bool = True) -> np.ndarray:
+    """Spectral clustering on a row-pruned cosine affinity between the embeddings, `recording_centered`
+    first when `centered`. (n, d) -> (n,).
 
     Each pruning level in `prunings` gives a count (its largest eigengap); the level with the largest gap
     is used, ties going to the earlier level, unless its clusters split one voice (two centroids at cosine
@@ -254,8 +255,8 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
     n = len(embeddings)
     if n <= 2:
         return ahc(embeddings, 1.0, bounds)
-    centered = recording_centered(embeddings)
-    similarity = np.clip(centered @ centered.T, 0.0, 1.0)
+    compared = recording_centered(embeddings) if centered else embeddings
+    similarity = np.clip(compared @ compared.T, 0.0, 1.0)
     best_gap, labels, chosen = -1.0, None, None
     for pruning in prunings:
         affinity = _pruned_affinity(similarity, pruning)
@@ -312,8 +313,10 @@ def hdbscan_clusters(embeddings: np.ndarray, bounds: SpeakerBounds, min_cluster_
 
 
 def cluster_embeddings(embeddings: np.ndarray, method: str = "auto", threshold: float = 0.8,
-                       bounds: SpeakerBounds = SpeakerBounds(), min_cluster_size: int = 1) -> np.ndarray:
-    """(num_embeddings, dimension) unit vectors -> (num_embeddings,) labels 0..k-1."""
+                       bounds: SpeakerBounds = SpeakerBounds(), min_cluster_size: int = 1,
+                       centered: bool = True) -> np.ndarray:
+    """(num_embeddings, dimension) unit vectors -> (num_embeddings,) labels 0..k-1. `centered`: spectral
+    clustering compares `recording_centered` embeddings (AHC and HDBSCAN always compare them as given)."""
     if method not in METHODS:
         raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
     if len(embeddings) == 0:
@@ -323,7 +326,7 @@ def cluster_embeddings(embeddings: np.ndarray, method: str = "auto", threshold: 
     if method == "ahc":
         return ahc(embeddings, threshold, bounds, min_cluster_size)
     if method == "spectral":
-        return spectral(embeddings, bounds)
+        return spectral(embeddings, bounds, centered=centered)
     return hdbscan_clusters(embeddings, bounds)
 
 
