@@ -10,6 +10,7 @@ Sets (every one scored with the same default settings, collar 0, overlap scored)
 - simconv-emo-dev: 8 simulated conversations of acted emotional speech, 3-5 actors (shared)
 - telephone: 8 conversations of the readers through a 300-3400 Hz channel with white noise at 20 dB SNR
 - many: 6 conversations of 6-8 readers
+- pairs / pairs-actors: 6 conversations of 2 readers / of 2 RAVDESS actors (interviews, calls)
 - registry-readers / registry-actors: benchmarks/registry_conversations.py (8 conversations each; names from
   a registry, 1-2 speakers in each never enrolled)
 The simulated sets are written once to --cache (default: a folder in the system's temporary directory) and
@@ -37,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SIMULATED = {
     "telephone": ("librispeech-test-other", 8, 300, 3, 5, {"telephone": True, "noise_snr_db": 20.0}),
     "many": ("librispeech-test-other", 6, 400, 6, 8, {}),
+    "pairs": ("librispeech-test-other", 6, 500, 2, 2, {}),
+    "pairs-actors": ("ravdess-dev", 6, 600, 2, 2, {}),
 }
 SHARED = {"ami": "diarization", "simconv-dev": "simconv-dev", "simconv-emo-dev": "simconv-emo-dev"}
 REGISTRY = {"registry-readers": "readers", "registry-actors": "actors"}
