@@ -33,6 +33,8 @@ from synth.speed_prior import CROP_SECONDS as PRIOR_CROP_S  # noqa: E402  (every
 METHODS = [("mean", None), ("topk", 5), ("topk", 10), ("topk", 20), ("topk", 50), ("topk", 192), ("fisher", None)]
 CROPS_S = (2.0, 4.0)
 MEETING_MIN_S = 2.0
+#: issues 6 and 24: sex read on held-out speakers for at least this share of utterances and of speakers
+TARGET_ACCURACY = 0.9
 
 
 def speaker_sex(folder: Path) -> dict[str, str]:
@@ -163,15 +165,17 @@ def main() -> int:
     rows = [(name, method, k, None) for name in inputs for method, k in METHODS]
     rows += [(name, method, None, prior) for prior in priors for name in inputs for method in ("mean", "fisher")]
     print("\nLeave one reader out (LibriSpeech test-other)\n")
-    print("| input | method | k | utterance accuracy | speaker accuracy | speakers misread |")
-    print("|---|---|---|---|---|---|")
+    print(f"| input | method | k | utterance accuracy | speaker accuracy | speakers misread | "
+          f"target (>= {TARGET_ACCURACY:.0%} both) |")
+    print("|---|---|---|---|---|---|---|")
     for name, method, k, prior in rows:
         pairs = priors[prior] if prior else None
         result = leave_one_group_out(inputs[name], labels, speakers, method=method, k=k, pairs=pairs)
         wrong = [g for g, ok in zip(result.groups, result.group_correct) if not ok]
         shown = f"{method} along the {prior}" if prior else method
+        met = min(result.item_accuracy, result.group_accuracy) >= TARGET_ACCURACY
         print(f"| {name} | {shown} | {k or encoder.dimension} | {result.item_accuracy:.0%} | "
-              f"{result.group_accuracy:.0%} | {', '.join(wrong) or '-'} |")
+              f"{result.group_accuracy:.0%} | {', '.join(wrong) or '-'} | {'met' if met else 'not met'} |")
     if not args.meetings.is_dir():
         print(f"\n{args.meetings}: absent, no second split")
         return 0
