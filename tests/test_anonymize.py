@@ -96,7 +96,8 @@ def test_full_der_against_the_original_diarization(rediarized):
     """On this two-speaker call the diarization of the anonymized recording matches the original's within the
     issue's 10 %. (Measured 4.9 %; 8.1 % before double talk went to the floor holder's voice, 10.6 % before the
     diarizer's second look at short turns; on the benchmark's
-    simulated three-reader conversations the target is still not met, see README, Anonymization.)"""
+    simulated three-reader conversations the target is still not met, see docs/anonymization-experiments.md,
+    "Reading the figures".)"""
     print(f"\nDER against the original's diarization: {100 * rediarized['der']:.1f} %")
     assert rediarized["der"] <= 0.10, rediarized
 
@@ -321,7 +322,8 @@ def _band_level_db(samples: np.ndarray, low: float, high: float) -> float:
 def test_telephone_band_input_keeps_its_band(conversation):
     """A telephone-band recording stays telephone-band: the LPC transforms whiten the empty band above
     3.4 kHz and an upward formant warp moves the band edge up, which filled 5-8 kHz to within 10-20 dB of the
-    speech band and made the anonymized calls' diarization miss much of the speech (README, Anonymization)."""
+    speech band and made the anonymized calls' diarization miss much of the speech (docs/anonymization-experiments.md,
+    "How the transforms work", narrowband input)."""
     from scipy.signal import butter, sosfiltfilt
 
     from synth.anonymize import anonymize_samples

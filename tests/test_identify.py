@@ -173,8 +173,8 @@ def test_identification_error_rate_on_the_conversations(identified):
     # DER 13.1 %, with the runs cut where the voice changes and the noise floor free of digital silence;
     # 16.2 % before those, 28.3 % before the steering and the second look (conv_a's clustering had merged
     # readers 3080 and 1998). IER can sit below DER because two unenrolled readers sharing one unknown label
-    # is no identification error. These three short conversations are not the benchmark (README,
-    # Voice registry: benchmarks/registry_conversations.py). The bounds hold today's quality with a little
+    # is no identification error. These three short conversations are not the benchmark (docs/registry.md,
+    # Measured IER: benchmarks/registry_conversations.py). The bounds hold today's quality with a little
     # room: naming adds at most 2 points over the best labelling of the same clusters, and IER stays <= 14 %.
     assert ier - der <= 0.02
     assert ier <= 0.14
