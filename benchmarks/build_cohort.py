@@ -33,9 +33,9 @@ def main() -> int:
 
     from diarize.audio import load_audio
     from diarize.embedding import load_encoder
-    from diarize.output import atomic_write_text
+    from cluster.atomic_files import atomic_write_text
     from eval.corpora import load_rttm, load_uem, read_manifest
-    from pipelines.commands.enroll import embed_speech_audio
+    from pipelines.voice_embedding import embed_speech_audio
 
     encoder = load_encoder(args.embedding)
     pieces: dict[str, list[np.ndarray]] = {}

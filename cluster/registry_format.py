@@ -18,13 +18,13 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .atomic_files import atomic_write_text
 from .registry_values import (SHA256_HEX, Direction, RegistryError, StoredEmbedding, Voice, as_vectors,
                               check_encoder_id, check_name, check_voice_name, metadata_json, to_blob, utc_now)
 
@@ -66,22 +66,10 @@ def write_export(data: dict, path: str | os.PathLike) -> None:
         raise RegistryError(f"export {target}: is a folder")
     if not target.parent.is_dir():
         raise RegistryError(f"export {target}: folder {target.parent} does not exist")
-    text = json.dumps(data, ensure_ascii=False, indent=1)
-    temp = None
     try:
-        # mkstemp creates the file 0600, which is what an export of biometric vectors should be
-        handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    except BaseException as error:
-        if temp is not None:
-            Path(temp).unlink(missing_ok=True)
-        if isinstance(error, OSError):  # no space, read-only folder, ...: the old target is untouched
-            raise RegistryError(f"export {target}: cannot write ({error.strerror or error})") from None
-        raise
+        atomic_write_text(target, json.dumps(data, ensure_ascii=False, indent=1))
+    except OSError as error:  # no space, read-only folder, ...: the old target is untouched
+        raise RegistryError(f"export {target}: cannot write ({error.strerror or error})") from None
 
 
 def read_export(path: Path) -> Any:

@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import numpy as np
 
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(stream)` on a temporary file beside `path` (mode 0600: outputs hold voice data), then rename it
-    into place, so readers see the old file or the whole new one, never a part; on any failure nothing is left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """`atomic_write` of UTF-8 text."""
-    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+from cluster.atomic_files import atomic_write_text
 
 
 def rttm_name(name) -> str:

@@ -380,7 +380,8 @@ def write_simulated_set(out_dir: str | os.PathLike, speakers_dir: str | os.PathL
     """
     import soundfile as sf
 
-    from diarize.output import atomic_write_text, rttm_lines
+    from cluster.atomic_files import atomic_write_text
+    from diarize.output import rttm_lines
 
     pool = speakers_from_folder(speakers_dir)
     if not 2 <= min_speakers <= max_speakers <= len(pool):

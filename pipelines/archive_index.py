@@ -63,7 +63,7 @@ def voice_label(number: int) -> str:
 
 def write_index(outdir: Path, index: ArchiveIndex) -> None:
     """voices.index.npy, voices.index.json and voices.tsv, each atomically, in that order."""
-    from diarize.output import atomic_write, atomic_write_text
+    from cluster.atomic_files import atomic_write, atomic_write_text
 
     vectors = np.zeros((0, index.dimension), np.float32) if index.vectors is None else index.vectors
     atomic_write(outdir / VECTORS_NAME, lambda stream: np.save(stream, np.asarray(vectors, dtype=np.float32)))

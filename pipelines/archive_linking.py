@@ -186,7 +186,7 @@ def linked_rttm(recording: Recording, labels: dict[tuple[str, str], str]) -> str
 
 def write_linked(outdir: Path, recording: Recording, labels: dict[tuple[str, str], str], index: ArchiveIndex) -> None:
     """OUTDIR/linked/<stem>.rttm and .json, each atomically."""
-    from diarize.output import atomic_write_text
+    from cluster.atomic_files import atomic_write_text
 
     base = outdir / LINKED_FOLDER / recording.stem
     atomic_write_text(base.with_name(base.name + ".rttm"), linked_rttm(recording, labels))

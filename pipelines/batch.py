@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from diarize.output import atomic_write_text
+from cluster.atomic_files import atomic_write_text
 from diarize.pipeline import DiarizationConfig
 
 from .batch_long import concatenate_segmentations

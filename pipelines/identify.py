@@ -125,7 +125,8 @@ def identify_result(result, registry, threshold: float | None = None) -> Identif
 def write_identification(identification: Identification, outdir: str | Path, stem: str | None = None,
                          extra: dict | None = None) -> tuple[Path, Path]:
     """OUTDIR/<stem>.rttm (labels are names) and OUTDIR/<stem>.json, each written atomically."""
-    from diarize.output import atomic_write_text, to_rttm
+    from cluster.atomic_files import atomic_write_text
+    from diarize.output import to_rttm
 
     outdir = Path(outdir)
     stem = stem or identification.result.uri

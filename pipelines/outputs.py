@@ -5,8 +5,9 @@ nothing outside the output folder. Every command that writes checks its plan her
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path, PurePosixPath
+
+from cluster.atomic_files import probe_new_file
 
 
 class OutputError(ValueError):
@@ -48,9 +49,7 @@ def writable_folder(folder: str | Path, *, create: bool = True) -> Path:
         if create:
             folder.mkdir(parents=True, exist_ok=True)
         if folder.is_dir():
-            handle, probe = tempfile.mkstemp(prefix=".voicemap-probe.", dir=folder)
-            os.close(handle)
-            os.unlink(probe)
+            probe_new_file(folder)
     except OSError as error:
         raise OutputError(f"{folder}: cannot write there ({error.strerror or error})") from None
     return folder

@@ -9,10 +9,9 @@ number of samples):
   smoothed by a 20 ms raised-cosine ramp (no clicks at turn edges);
 - in double talk one transform owns the mixture: the speaker who already held the floor (whose turn started
   first). Its pitch and envelope move then apply to both voices alike, so the two stay two voices. Summing
-  each speaker's transform of the mixture at half weight, as before, gave four pitch tracks at half level,
-  and the anonymized recording's diarization lost much of the double talk (spread, DER vs original: 13.0
-  -> 12.4 % on the benchmark's 5 conversations, 12.4 -> 11.6 % on its dev set, 17.3 -> 16.1 % on 10
-  others; README). The overlap is never the raw signal;
+  each speaker's transform of the mixture at half weight would give four pitch tracks at half level, and
+  the anonymized recording's diarization would lose much of the double talk
+  (docs/anonymization-experiments.md). The overlap is never the raw signal;
 - a narrowband input (telephone-band speech) keeps its band: the output is cut at the input's band edge,
   where the LPC transforms would otherwise put energy the channel never carried;
 - w_bg = 1 - sum_k w_k covers what diarization calls non-speech. It is lightly processed (McAdams with a
@@ -27,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,17 +46,14 @@ WIDE_FORMANT_RANGE = (0.8, 1.25)
 #: pitch slots of different speakers in one recording are at least this many semitones apart
 MIN_F0_GAP_SEMITONES = 2.0
 #: method "spread": |log2 formant_scale| in [margin, max], so no speaker keeps its own vocal tract. 20-40 %
-#: (about a child's to a large man's vocal tract from an adult's) hides speakers better than the earlier
-#: 12-28 % at about the same DER vs original (ignorant EER 29.0 -> 33.0 %, dev 25.5 -> 33.6 %, seed-200 set
-#: 23.2 -> 27.8 %; README); 25-50 % gained no more on the dev set and cost DER on the benchmark's set
+#: (about a child's to a large man's vocal tract from an adult's) hides speakers better than smaller moves at
+#: about the same DER against the original; larger ones gained nothing (docs/anonymization-experiments.md)
 SPREAD_FORMANT_LOG2 = (np.log2(1.2), np.log2(1.4))
 BACKGROUND_ALPHA = 0.85
 #: an input whose spectrum ends below this share of Nyquist (telephone-band speech at 16 kHz: about 3.9 of
 #: 8 kHz) is narrowband: the output is cut at the input's band edge. The LPC transforms otherwise fill the
-#: empty band (the residual is whitened there, and an upward formant warp moves the band edge up): on four
-#: simulated telephone calls the 5-8 kHz band came within 10-20 dB of the speech band, and the anonymized
-#: recordings' diarization missed 16-52 % of each speaker's speech (speech timing error against the
-#: original's diarization 23.5 %, 6.6 % with the cut; README, Anonymization)
+#: empty band (the residual is whitened there, and an upward formant warp moves the band edge up), and the
+#: anonymized call's diarization then misses much of the speech (docs/anonymization-experiments.md)
 NARROWBAND_SHARE = 0.6
 CONTEXT_SECONDS = 0.25
 RAMP_SECONDS = 0.02
@@ -275,21 +270,16 @@ def write_audio_and_sidecar(out_path: str | os.PathLike, samples: np.ndarray, sa
     into place; on any failure neither is left behind."""
     import soundfile as sf
 
-    from diarize.output import atomic_write_text
+    from cluster.atomic_files import atomic_path, atomic_write_text
 
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     sidecar_path = out_path.with_suffix(".json")
-    handle, temporary = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=out_path.suffix or ".wav",
-                                         dir=out_path.parent)
-    os.close(handle)
     try:
-        sf.write(temporary, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16",
-                 format=(out_path.suffix.lstrip(".") or "wav").upper())
-        atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
-        os.replace(temporary, out_path)
+        with atomic_path(out_path, suffix=out_path.suffix or ".wav") as temporary:
+            sf.write(temporary, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16",
+                     format=(out_path.suffix.lstrip(".") or "wav").upper())
+            atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n")
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
         sidecar_path.unlink(missing_ok=True)
         raise
     return out_path

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files")
     parser.add_argument("--embedding", default="campplus", metavar="E",
-                        help="encoder: campplus, qwen3-0.6b, qwen3-1.7b (the vector the Qwen3-TTS generator "
+                        help="encoder: campplus, ecapa, qwen3-0.6b, qwen3-1.7b (the vector the Qwen3-TTS generator "
                         "consumes), BACKEND:PATH, a checkpoint path or hub id")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.npy", help="output array (.npy)")
     parser.add_argument("--device", default="cpu", help="torch device for the encoder")
@@ -63,7 +63,7 @@ def embed_files(paths: list[str], encoder) -> tuple[np.ndarray, list[dict], list
 def run(args) -> int:
     from diarize.embedding import EncoderError, check_encoder_spec, load_encoder
     from diarize.models import ModelNotFoundError, check_device
-    from diarize.output import atomic_write
+    from cluster.atomic_files import atomic_write
     from pipelines.outputs import OutputError, refuse_overwriting, writable_file
 
     output = Path(args.output)

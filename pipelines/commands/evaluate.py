@@ -175,7 +175,8 @@ def run(args) -> int:
                     hypothesis = result.annotation.rename_labels()  # labels need not match the reference's
                     hypothesis.uri = item.uri
                     if args.save_hyp:
-                        from diarize.output import atomic_write_text, rttm_lines
+                        from cluster.atomic_files import atomic_write_text
+                        from diarize.output import rttm_lines
 
                         # with --registry the saved labels are the names, so `--hyp DIR --registry` rescores them
                         lines = rttm_lines(result.annotation if named is None else named, item.uri)
@@ -200,7 +201,7 @@ def run(args) -> int:
     rows = scores.rows + ([total] if total else [])
     print(format_table(rows))
     if args.json:
-        from diarize.output import atomic_write_text
+        from cluster.atomic_files import atomic_write_text
 
         payload = {"collar": args.collar, "skip_overlap": args.skip_overlap, "files": scores.rows,
                    "total": total, "failed": len(failures), "failures": failures}

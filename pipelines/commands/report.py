@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from diarize.output import atomic_write_text
+    from cluster.atomic_files import atomic_write_text
     from pipelines.archive import REPORT_FOLDER, ArchiveInputError, output_files, read_recording
     from pipelines.archive_index import ArchiveIndexError, read_index
     from pipelines.errors import error_line

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from cluster.atomic_files import atomic_path
 
 from .common import HelpFormatter
 
@@ -93,9 +93,7 @@ def run(args) -> int:
 
     started = time.perf_counter()
     # written beside OUT and renamed at the end: an interrupted or failed synthesis leaves no partial WAV
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".wav", dir=output.parent)
-    os.close(handle)
-    try:
+    with atomic_path(output, suffix=".wav") as temporary:
         if args.stream:
             frames = 0
             with sf.SoundFile(temporary, "w", samplerate=synthesizer.sample_rate, channels=1, subtype="PCM_16",
@@ -111,10 +109,6 @@ def run(args) -> int:
             audio, rate = synthesizer.synthesize(args.text, vector, **options)
             sf.write(temporary, audio, rate, subtype="PCM_16", format="WAV")
             frames = audio.shape[0] // synthesizer.samples_per_frame
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     if not args.quiet:
         seconds = frames * synthesizer.samples_per_frame / synthesizer.sample_rate
         print(f"voicemap synth: {output} ({seconds:.2f} s of audio, {frames} frames, "
