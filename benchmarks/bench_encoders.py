@@ -156,15 +156,15 @@ def centre_crop(samples: np.ndarray, seconds: float, rate: int) -> np.ndarray:
 
 def unit_embeddings(encoder, waveforms: list[np.ndarray]) -> np.ndarray:
     """(len(waveforms), dimension) L2-normalised whole-input embeddings."""
-    from diarize.embedding.base import l2_normalize
+    from cluster.vectors import unit_vectors
 
-    return l2_normalize(np.stack([encoder.embed(samples) for samples in waveforms]).astype(np.float64))
+    return unit_vectors(np.stack([encoder.embed(samples) for samples in waveforms]).astype(np.float64))
 
 
 def one_pass_embeddings(encoder, waveforms: list[np.ndarray]) -> np.ndarray:
     """The diarizer's path: the inputs joined into one recording, frame features computed once over it in
     30 s blocks (diarize.speaker_embeddings.feature_blocks), each input pooled from its span. (n, dimension)."""
-    from diarize.embedding.base import l2_normalize
+    from cluster.vectors import unit_vectors
     from diarize.speaker_embeddings import pool_spans
 
     hop = int(round(encoder.sample_rate / encoder.frame_rate))
@@ -172,7 +172,7 @@ def one_pass_embeddings(encoder, waveforms: list[np.ndarray]) -> np.ndarray:
     bounds = np.cumsum([0] + [len(samples) for samples in waveforms])
     frame_spans = [(int(start) // hop, int(end) // hop) for start, end in zip(bounds[:-1], bounds[1:])]
     pooled = pool_spans(encoder, joined, [(0.0, len(joined) / encoder.sample_rate)], frame_spans)
-    return l2_normalize(pooled)
+    return unit_vectors(pooled)
 
 
 def trials(speakers: np.ndarray, conditions: np.ndarray, cross_condition: bool = False):

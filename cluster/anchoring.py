@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .vectors import unit_vectors
+
 from .match import assign
 
 
@@ -34,11 +36,6 @@ class EnrolledVoices:
         return len(self.names)
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float64)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-
-
 def present_unclaimed_voices(embeddings: np.ndarray, voices: EnrolledVoices, claimed: set[str],
                              min_members: int) -> list[int]:
     """Indices of voices nobody claimed that at least `min_members` of `embeddings` (num_embeddings, dim)
@@ -49,7 +46,7 @@ def present_unclaimed_voices(embeddings: np.ndarray, voices: EnrolledVoices, cla
     """
     if len(voices) == 0 or len(embeddings) == 0:
         return []
-    scores = _unit(embeddings) @ _unit(voices.vectors).T
+    scores = unit_vectors(embeddings, np.float64) @ unit_vectors(voices.vectors, np.float64).T
     best = scores.argmax(axis=1)
     confident = scores[np.arange(len(best)), best] >= voices.threshold
     counts = np.bincount(best[confident], minlength=len(voices))
@@ -66,15 +63,15 @@ def anchored_centroids(cluster_centroids: np.ndarray, embeddings: np.ndarray, vo
     clusters (blended with their enrolled voice where they match one); unclaimed voices that are present
     (`present_unclaimed_voices`) follow, no more than `max_speakers` candidates in all.
     """
-    clusters = _unit(cluster_centroids)
+    clusters = unit_vectors(cluster_centroids, np.float64)
     if len(voices) == 0 or len(clusters) == 0:
         return clusters
-    vectors = _unit(voices.vectors)
+    vectors = unit_vectors(voices.vectors, np.float64)
     names = list(voices.names)
     naming = assign(clusters, vectors, names, voices.threshold)
     candidates = []
     for centroid, label in zip(clusters, naming.labels):
-        candidates.append(_unit(centroid + vectors[names.index(label)]) if label in names else centroid)
+        candidates.append(unit_vectors(centroid + vectors[names.index(label)], np.float64) if label in names else centroid)
     room = None if max_speakers is None else max(max_speakers - len(candidates), 0)
     extra = present_unclaimed_voices(embeddings, voices, set(naming.labels), min_members)[:room]
     candidates.extend(vectors[j] for j in extra)

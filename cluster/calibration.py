@@ -33,20 +33,15 @@ from typing import Sequence
 
 import numpy as np
 
+from .vectors import unit_vectors
+
 #: per-comparison false-accept rate of the default threshold rule (see the module doc)
 DEFAULT_FALSE_ACCEPT = 1e-4
 
 
-def unit(vectors: np.ndarray) -> np.ndarray:
-    """(..., dim) -> the same with unit L2 norm along the last axis (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norm, 1e-12)
-
-
 def centroid(vectors: np.ndarray) -> np.ndarray:
     """(n, dim) raw embeddings -> (dim,) unit mean of their unit vectors (what the registry stores)."""
-    return unit(unit(vectors).mean(axis=0))
+    return unit_vectors(unit_vectors(vectors, np.float64).mean(axis=0))
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,7 @@ def trial_scores(enroll: np.ndarray, enroll_labels: Sequence, test: np.ndarray, 
     if len(speakers) < 2:
         raise ValueError("need at least two enrolled speakers to have impostor trials")
     centroids = np.stack([centroid(np.asarray(enroll)[enroll_labels == s]) for s in speakers])
-    scores = unit(test) @ centroids.T  # (m, num_speakers)
+    scores = unit_vectors(test, np.float64) @ centroids.T  # (m, num_speakers)
     own = np.array([speakers.index(label) for label in test_labels.tolist()])
     mask = np.zeros_like(scores, dtype=bool)
     mask[np.arange(len(own)), own] = True

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .vectors import unit_vectors
+
 METHODS = ("auto", "ahc", "spectral", "hdbscan")
 
 #: "auto" uses spectral clustering from this many embeddings on, AHC below. The eigengap that sets
 #: spectral's speaker count needs a few dozen points per speaker; with fewer (short recordings) AHC's
-#: fixed threshold is the steadier estimate. Measured at the default 1 s step (README, "Robustness"):
+#: fixed threshold is the steadier estimate. Measured at the default 1 s step (docs/diarization-experiments.md):
 #: 30 s AMI clips give 1-51 embeddings and score 28.7 % with AHC against 49.6 % with spectral; the
 #: 90-150 s conversations give 160-360 and score better with spectral (read speech 17.2 vs 18.1 %,
 #: telephone band 26.5 vs 42.1 %, 6-8 speakers 28.3 vs 26.7 %).
@@ -66,8 +68,7 @@ def merge_small_clusters(embeddings: np.ndarray, labels: np.ndarray, min_size: i
     large = np.flatnonzero(sizes >= min_size)
     if len(large) == 0 or len(large) == len(sizes) or len(large) < keep_at_least:
         return labels
-    centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in large])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+    centroids = unit_vectors(np.stack([embeddings[labels == k].mean(axis=0) for k in large]))
     small_members = ~np.isin(labels, large)
     nearest = large[np.argmax(embeddings[small_members] @ centroids.T, axis=1)]
     labels = labels.copy()
@@ -87,8 +88,7 @@ def fold_unsupported_clusters(embeddings: np.ndarray, labels: np.ndarray, suppor
     kept = np.flatnonzero(supported)
     if len(kept) == len(supported) or len(kept) < max(1, keep_at_least):
         return labels
-    centroids = np.stack([embeddings[labels == k].mean(axis=0) for k in kept])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+    centroids = unit_vectors(np.stack([embeddings[labels == k].mean(axis=0) for k in kept]))
     moved = ~np.isin(labels, kept)
     labels = labels.copy()
     labels[moved] = kept[np.argmax(embeddings[moved] @ centroids.T, axis=1)]
@@ -197,8 +197,7 @@ def _spectral_labels(affinity: np.ndarray, count: int) -> np.ndarray:
 
 def _centroid_cosines(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(n, d), (n,) labels 0..k-1 -> (k, k) cosines between the clusters' mean directions."""
-    centroids = centroids_of(embeddings, labels)
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    centroids = unit_vectors(centroids_of(embeddings, labels))
     return centroids @ centroids.T
 
 
@@ -235,8 +234,7 @@ def recording_centered(embeddings: np.ndarray) -> np.ndarray:
     What every voice of a recording shares (room, channel, language, the same scripted words) lifts every
     cosine between them alike; taken away, the affinity measures what tells this recording's voices apart.
     """
-    centered = embeddings - embeddings.mean(axis=0)
-    return centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)
+    return unit_vectors(embeddings - embeddings.mean(axis=0))
 
 
 def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[float, ...] = PRUNINGS,

@@ -36,6 +36,8 @@ import heapq
 from dataclasses import dataclass, field
 import numpy as np
 
+from .vectors import unit_rows_and_valid, unit_vectors
+
 #: a speaker with less speech than this stays unlinked: its centroid scatters too much to be trusted across
 #: recordings (the diarizer's own extra voices, from at most 2 s of speech, land here). Chosen among 2, 4 and
 #: 8 s on simconv-dev and simconv-emo-dev: 2 s linked one more speaker rightly, 8 s left one out
@@ -109,14 +111,11 @@ class Linking:
 
 def unit_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, dim) -> (unit rows float32, (n,) bool: rows that had a direction: finite and non-zero)."""
-    vectors = np.asarray(vectors, dtype=np.float64)
+    vectors = np.asarray(vectors)
     if vectors.ndim != 2:
         raise LinkingError(f"centroids: expected (num_speakers, dim), got shape {vectors.shape}")
-    finite = np.isfinite(vectors).all(axis=1)
-    safe = np.where(finite[:, None], vectors, 0.0)
-    norm = np.linalg.norm(safe, axis=1)
-    valid = finite & (norm > 0)
-    return (safe / np.where(valid, norm, 1.0)[:, None]).astype(np.float32), valid
+    unit, valid = unit_rows_and_valid(vectors)
+    return unit.astype(np.float32), valid
 
 
 def within_recording_scores(unit: np.ndarray, recordings: np.ndarray, eligible: np.ndarray) -> np.ndarray:
@@ -326,6 +325,6 @@ def _numbered(unit, roots, sums, weights, num_fixed, threshold, merges, notes) -
     linked = roots >= 0
     if linked.any():
         directions = sums[roots[linked]]
-        directions = directions / np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-12)
+        directions = unit_vectors(directions)
         similarity[linked] = np.einsum("ij,ij->i", unit[linked].astype(np.float64), directions)
     return Linking(voice, similarity, num_fixed + len(new_roots), threshold, merges, notes)

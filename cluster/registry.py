@@ -35,17 +35,18 @@ import functools
 import json
 import os
 import sqlite3
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from .atomic_files import probe_new_file
+from .vectors import unit_vectors
 from .registry_format import build_export, parse_export, read_export, write_export
 from .registry_values import (SHA256_HEX, Direction, RegistryError, SearchHit, StoredEmbedding, Voice, as_vectors,
                               check_encoder_id, check_name, check_voice_name, from_blob, label_form, merge_metadata,
-                              metadata_json, normal_name, to_blob, unit, utc_now)
+                              metadata_json, normal_name, to_blob, utc_now)
 
 ENV_VAR = "VOICEMAP_REGISTRY"
 SCHEMA_VERSION = 1
@@ -179,9 +180,7 @@ def check_can_create(path: str | os.PathLike | None = None) -> Path:
         if not folder.is_dir():
             raise RegistryError(f"registry {target}: {folder} is a file, not a folder")
         try:
-            handle, probe = tempfile.mkstemp(prefix=".voicemap-probe.", dir=folder)
-            os.close(handle)
-            os.unlink(probe)
+            probe_new_file(folder)
         except OSError as error:
             raise RegistryError(f"registry {target}: cannot create it in {folder} ({error.strerror or error})") from None
         return target
@@ -477,8 +476,8 @@ class Registry:
             return
         dimension = rows[0][0]
         # Mean of unit vectors: each enrolled source counts the same whatever its raw norm.
-        mean = unit(np.stack([from_blob(blob, dimension) for _, blob in rows])).mean(axis=0)
-        centroid = unit(mean).astype(np.float32)
+        mean = unit_vectors(np.stack([from_blob(blob, dimension) for _, blob in rows]), np.float64).mean(axis=0)
+        centroid = unit_vectors(mean, np.float64).astype(np.float32)
         conn.execute(
             "INSERT INTO centroids(voice_id, encoder_id, dimension, vector, count) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(voice_id, encoder_id) DO UPDATE SET dimension = excluded.dimension, "
@@ -647,7 +646,7 @@ class Registry:
         if matrix.shape[1] != query.shape[1]:
             raise RegistryError(f"search vector: dimension {query.shape[1]} but {encoder_id} vectors in this "
                                 f"registry have {matrix.shape[1]} (wrong encoder?)")
-        scores = matrix.astype(np.float64) @ unit(query[0])
+        scores = matrix.astype(np.float64) @ unit_vectors(query[0], np.float64)
         k = min(int(k), len(names))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((np.array(names, dtype=object)[top], -scores[top]))]

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .vectors import vector_matrix
+
 # `unknown_N` is what match.py calls a cluster that matches nobody, so those names would be ambiguous; it is
 # checked on the RTTM form of a name too ("unknown 2" is written as unknown_2 there).
 RESERVED_NAME = re.compile(r"^unknown(_\d+)?$", re.IGNORECASE)
@@ -113,18 +115,7 @@ def check_encoder_id(encoder_id: Any) -> str:
 
 def as_vectors(vectors: Any, what: str) -> np.ndarray:
     """(dim,) or (n, dim) finite, non-zero numbers -> (n, dim) float32; RegistryError otherwise."""
-    try:
-        array = np.asarray(vectors, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise RegistryError(f"{what}: not a numeric vector ({error})") from error
-    if array.ndim == 1:
-        array = array[None]
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise RegistryError(f"{what}: expected one vector (dim,) or a non-empty matrix (n, dim), got shape "
-                            f"{np.shape(vectors)}")
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).any(axis=1).sum())
-        raise RegistryError(f"{what}: {bad} of {len(array)} vector(s) contain NaN or infinite values")
+    array = vector_matrix(vectors, what, RegistryError)
     if np.abs(array).max() > np.finfo(np.float32).max:
         raise RegistryError(f"{what}: values overflow float32")
     array = array.astype(np.float32)
@@ -132,11 +123,6 @@ def as_vectors(vectors: Any, what: str) -> np.ndarray:
     if (norms == 0).any():
         raise RegistryError(f"{what}: {int((norms == 0).sum())} vector(s) are all zeros (no direction to compare)")
     return array
-
-
-def unit(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array, dtype=np.float64)
-    return array / np.maximum(np.linalg.norm(array, axis=-1, keepdims=True), 1e-12)
 
 
 def to_blob(vector: np.ndarray) -> bytes:

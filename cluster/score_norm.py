@@ -21,6 +21,8 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+
+from .vectors import unit_vectors
 from scipy.stats import norm
 
 from .calibration import DEFAULT_FALSE_ACCEPT
@@ -35,12 +37,6 @@ SAME_PERSON_SPREADS = float(norm.isf(DEFAULT_FALSE_ACCEPT))
 #: a spread below this (cosine units) is taken as this: a handful of near-identical impostor scores would
 #: otherwise turn a tiny score difference into many standard deviations
 MIN_SPREAD = 0.03
-
-
-def unit_rows(vectors) -> np.ndarray:
-    """(n, dim) -> rows of unit length (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ def normalized_scores(probes: np.ndarray, voices: np.ndarray, impostors: Imposto
     members (a recording's speakers are impostors for each other), -1 otherwise, so a probe is never
     standardised against itself.
     """
-    probes, voices = unit_rows(probes), unit_rows(voices)
+    probes, voices = unit_vectors(probes, np.float64), unit_vectors(voices, np.float64)
     raw = probes @ voices.T
     probe_vs_members = probes @ impostors.vectors.T  # (P, M)
     voice_vs_members = voices @ impostors.vectors.T  # (V, M)
@@ -114,7 +110,7 @@ def cohort_vectors(encoder_id: str) -> np.ndarray:
     their voice vectors ship, never their audio; see cluster/cohort/*.json for where they come from), or an
     empty (0, 0) array for an encoder without one."""
     vectors = _shipped(encoder_id)
-    return unit_rows(np.array(vectors)) if vectors else np.zeros((0, 0))
+    return unit_vectors(np.array(vectors), np.float64) if vectors else np.zeros((0, 0))
 
 
-__all__ = ["Impostors", "cohort_vectors", "normalized_scores", "unit_rows"]
+__all__ = ["Impostors", "cohort_vectors", "normalized_scores"]

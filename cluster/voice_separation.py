@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .match import named_spreads
-from .score_norm import Impostors, normalized_scores, unit_rows
+from .score_norm import Impostors, normalized_scores
+from .vectors import unit_vectors
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,11 @@ class VoiceSeparation:
 
 def consistency(vectors: np.ndarray) -> float | None:
     """(num_files, dim) raw vectors of one voice -> mean leave-one-out cosine, None for a single file."""
-    units = unit_rows(vectors)
+    units = unit_vectors(vectors, np.float64)
     if len(units) < 2:
         return None
     total = units.sum(axis=0)
-    others = unit_rows(total[None, :] - units)
+    others = unit_vectors(total[None, :] - units, np.float64)
     return float(np.mean(np.sum(units * others, axis=1)))
 
 
@@ -49,14 +50,14 @@ def voice_separations(names: list[str], centroids: np.ndarray, file_vectors: lis
                       cohort: np.ndarray) -> list[VoiceSeparation]:
     """names: (num_voices,); centroids: (num_voices, dim); file_vectors: per voice (num_files, dim);
     cohort: (num_cohort, dim) shipped impostor vectors (may be empty)."""
-    voices = unit_rows(centroids)
+    voices = unit_vectors(centroids, np.float64)
     count = len(voices)
     cosines = voices @ voices.T
     spreads = np.full((count, count), np.nan)
     if count > 1:
         members, owners = [voices], [np.arange(count)]
         if np.size(cohort) and np.shape(cohort)[1] == voices.shape[1]:
-            members.append(unit_rows(cohort))
+            members.append(unit_vectors(cohort, np.float64))
             owners.append(np.full(len(cohort), -1))
         # each voice's centroid is the probe; it is member number `v` itself and never its own impostor
         spreads = normalized_scores(voices, voices, Impostors(np.vstack(members), np.concatenate(owners)),

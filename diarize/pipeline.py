@@ -13,11 +13,11 @@ from cluster.anchoring import EnrolledVoices, anchored_centroids
 from cluster.clustering import METHODS as CLUSTERING_METHODS
 from cluster.clustering import (SpeakerBounds, assign_local_speakers, centroids_of, cluster_embeddings,
                                 fold_unsupported_clusters)
+from cluster.vectors import unit_vectors
 
 from .audio import AudioInput, Waveform, load_audio
 from .edges import frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import DEFAULT_ENCODER, load_encoder
-from .embedding.base import l2_normalize
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .resegment import MAX_NEW_VOICES, resegment
@@ -34,9 +34,8 @@ from .voice_changes import WINDOW_SECONDS, split_at_voice_changes
 DEFAULT_THRESHOLDS = {"campplus-common-advanced": 0.75, "ecapa-voxceleb": 0.84}
 FALLBACK_THRESHOLD = 0.75
 #: encoders whose spectral clustering compares embeddings as given rather than recording-centred
-#: (cluster.clustering.recording_centered). Centring helps CAM++ (acted emotional conversations 24.6 -> 21.5 %
-#: DER, 6-8 speakers 14.6 -> 13.2) but splits ECAPA's acted voices (15.3 -> 24.5 %, 33 -> 43 speakers for 32):
-#: ECAPA already spreads one actor's emotions far apart, and centring widens that. docs/domains.md.
+#: (cluster.clustering.recording_centered): centring helps CAM++ but splits ECAPA's acted voices, whose
+#: emotions already lie far apart (docs/domains.md, "Counting when a voice varies")
 UNCENTERED_ENCODERS = frozenset({"ecapa-voxceleb"})
 #: window steps allowed, in seconds: below a quarter second neighbouring 10 s windows differ by a few frames
 #: while the work grows as 1/step (a 1 ms step never finishes); above the 10 s window, audio goes unseen
@@ -57,17 +56,15 @@ class DiarizationConfig:
     max_speakers: int | None = None
     min_embedding_seconds: float = 0.5
     min_cluster_size: int = 3
-    #: a cluster must hold this much single-voice speech to stand as a speaker (else it joins the nearest);
-    #: 1 s lowered DER on both shared sets (29.6 -> 28.7 %, 18.5 -> 18.1 %) and halved miscounted speakers
+    #: a cluster must hold this much single-voice speech to stand as a speaker (else it joins the nearest): less
+    #: is usually two voices mixed or a fragment seen through overlap (docs/diarization-experiments.md)
     min_speaker_seconds: float = 1.0
     #: single-voice runs of this many seconds (min, max) are re-decided by their own embedding
     #: (diarize/resegment.py); None: off. Runs are first cut at near-silent pauses of at least
     #: `resegment_pause_seconds` (None: not cut), so two voices that the votes joined across a pause are
     #: looked at apart; only runs whose speaker won its frames by a mean vote margin under `resegment_margin`
-    #: are looked at (None: every run). History (README, Figures): short runs (0.5-4 s) under margin 0.7,
-    #: then 0.85, brought simconv-dev 18.1 -> 15.8 %, the telephone set 26.5 -> 16.7 %; cutting at 0.2 s
-    #: pauses and looking at every run up to 8 s: simconv-dev 14.2 -> 13.3 %, telephone set 16.7 -> 14.8 %,
-    #: held-out 6-9 speakers 15.0 -> 14.3 %, 2-4 speakers 12.3 -> 11.0 %, the AMI clips 27.8 -> 27.7 %
+    #: are looked at (None: every run). Up to 8 s, because longer runs are already decided well by the votes;
+    #: 0.2 s pauses, the shortest gap between two speakers' turns (docs/diarization-experiments.md)
     resegment_seconds: tuple[float, float] | None = (0.5, 8.0)
     resegment_margin: float | None = None
     resegment_pause_seconds: float | None = 0.2
@@ -85,8 +82,8 @@ class DiarizationConfig:
     new_voice_seconds: float = 2.0
     #: near-silent frames at the ends of each turn, up to this many seconds, are dropped (diarize/edges.py);
     #: near-silent: under `edge_trim_share` of the way from the recording's noise floor to the speaker's
-    #: loudest. None: off. Measured DER (README, Figures): simconv-dev 15.8 -> 14.2 %, the AMI clips 27.7 ->
-    #: 27.8 %
+    #: loudest. None: off. A tenth of a second is about one segmentation frame of slack on each side
+    #: (docs/diarization-experiments.md)
     edge_trim_seconds: float | None = 0.1
     edge_trim_share: float = 0.1
     device: str = "cpu"
@@ -198,7 +195,7 @@ class Diarizer:
         active = ~np.isnan(raw[..., 0])
         if not active.any():
             return np.full(active.shape, -1, dtype=np.int64), np.zeros((0, raw.shape[-1]), dtype=np.float32)
-        unit = l2_normalize(np.nan_to_num(raw))
+        unit = unit_vectors(np.nan_to_num(raw))
         reliable = active & (evidence.seconds >= config.min_embedding_seconds)
         if not reliable.any():
             # all speech is short: cluster what there is rather than return nothing
@@ -211,7 +208,7 @@ class Diarizer:
             seconds = single_voice_seconds(evidence.segmentation, chunk_index, local_index, labels)
             labels = fold_unsupported_clusters(unit[reliable], labels, seconds >= config.min_speaker_seconds,
                                                keep_at_least=config.min_speakers)
-        centroids = l2_normalize(centroids_of(unit[reliable], labels))
+        centroids = unit_vectors(centroids_of(unit[reliable], labels))
         if voices is not None and len(voices):
             bound = config.num_speakers or config.max_speakers
             centroids = anchored_centroids(centroids, unit[reliable], voices, min_members=config.min_cluster_size,

@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from cluster.vectors import unit_vectors
+
 
 #: at most this many new speakers come from runs that match no speaker, per recording
 MAX_NEW_VOICES = 3
@@ -51,14 +53,9 @@ def doubtful(runs: list[tuple[int, int, int]], scores: np.ndarray, max_margin: f
     return kept
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """(n, d) -> the same rows at unit length (zero rows stay zero)."""
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
 def best_speakers(run_embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """(num_runs, d), (num_speakers, d) -> (num_runs,) index of the most cosine-similar centroid."""
-    return np.argmax(_unit_rows(run_embeddings) @ _unit_rows(centroids).T, axis=1)
+    return np.argmax(unit_vectors(run_embeddings) @ unit_vectors(centroids).T, axis=1)
 
 
 def unmatched_runs(run_embeddings: np.ndarray, centroids: np.ndarray, lengths: np.ndarray, max_cosine: float,
@@ -69,14 +66,14 @@ def unmatched_runs(run_embeddings: np.ndarray, centroids: np.ndarray, lengths: n
     candidate when its own embedding is under `max_cosine` to every centroid and it is at least `min_each`
     frames long. The longest candidate stands for the new voice; the candidates within `max_cosine` of it
     are that voice, kept when they add up to `min_total` frames. Measured on every shared and simulated set
-    (README, Figures): runs of 1 s or more that far from every speaker belonged, every time, to a speaker the
+    (docs/diarization-experiments.md): runs of 1 s or more that far from every speaker belonged, every time, to a speaker the
     clustering had missed.
     """
     none = np.zeros(len(run_embeddings), dtype=bool)
     if len(run_embeddings) == 0:
         return none
-    runs = _unit_rows(run_embeddings)
-    nearest = (runs @ _unit_rows(centroids).T).max(axis=1) if len(centroids) else np.full(len(runs), -1.0)
+    runs = unit_vectors(run_embeddings)
+    nearest = (runs @ unit_vectors(centroids).T).max(axis=1) if len(centroids) else np.full(len(runs), -1.0)
     candidate = (nearest < max_cosine) & (lengths >= min_each)
     if lengths[candidate].sum() < min_total:
         return none
@@ -130,7 +127,7 @@ def resegment(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray, 
         unmatched = unmatched_runs(embeddings, centroids, lengths, *new_voice)
         if not unmatched.any():
             break
-        voice = (_unit_rows(embeddings[unmatched]) * lengths[unmatched, None]).sum(axis=0)
+        voice = (unit_vectors(embeddings[unmatched]) * lengths[unmatched, None]).sum(axis=0)
         # scaled like the other centroids (raw means), so downstream consumers see a comparable vector
         scale = float(np.mean(np.linalg.norm(centroids, axis=1))) if len(centroids) else 1.0
         centroids = np.vstack([centroids, scale * voice / max(float(np.linalg.norm(voice)), 1e-12)])

@@ -16,18 +16,16 @@ from typing import Callable
 
 import numpy as np
 
+from cluster.vectors import unit_vectors
+
 from .resegment import single_voice_runs
 
 #: a side's embedding is pooled from at most this many seconds next to the cut: a voice that comes back
 #: after another's turn (A B A in one run) would otherwise outweigh B on both sides of every cut, and the
-#: cost stays bounded on long runs. 4 s and whole sides gave the same or slightly worse DER (README)
+#: cost stays bounded on long runs. 4 s and whole sides gave the same or slightly worse DER (docs/diarization-experiments.md)
 WINDOW_SECONDS = 2.0
 #: cuts searched deeper than this many rounds are left uncut (each round is one pooling pass)
 MAX_ROUNDS = 6
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 def best_cut(left: np.ndarray, right: np.ndarray, centroids: np.ndarray) -> tuple[int, float]:
@@ -37,8 +35,8 @@ def best_cut(left: np.ndarray, right: np.ndarray, centroids: np.ndarray) -> tupl
     The margin of a cut is the smaller of the two sides' leads of their own speaker over the other side's
     speaker (cosine); a cut whose sides are nearest to the same speaker has margin -1.
     Returns (index of the best cut, its margin)."""
-    to_left = _unit(left) @ centroids.T
-    to_right = _unit(right) @ centroids.T
+    to_left = unit_vectors(left) @ centroids.T
+    to_right = unit_vectors(right) @ centroids.T
     a, b = to_left.argmax(axis=1), to_right.argmax(axis=1)
     rows = np.arange(len(left))
     margin = np.minimum(to_left[rows, a] - to_left[rows, b], to_right[rows, b] - to_right[rows, a])
@@ -79,7 +77,7 @@ def split_at_voice_changes(exclusive: np.ndarray, centroids: np.ndarray,
     split = np.array(exclusive, copy=True)
     if len(centroids) < 2 or min_side < 1:
         return split
-    unit_centroids = _unit(np.asarray(centroids, dtype=np.float64))
+    unit_centroids = unit_vectors(np.asarray(centroids, dtype=np.float64))
     # in time order, so each group of runs covers one stretch of the recording
     pending = sorted(single_voice_runs(exclusive, 2 * min_side), key=lambda run: run[1])
     for _ in range(MAX_ROUNDS):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cluster.vectors import unit_vectors
 from diarize.audio import AUDIO_EXTENSIONS, load_audio
 
 P_TARGET = 0.01
@@ -83,7 +84,7 @@ def trial_pairs(speakers: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def cosine_scores(embeddings: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    units = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    units = unit_vectors(embeddings)
     return np.einsum("ij,ij->i", units[first], units[second])
 
 

@@ -29,6 +29,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cluster.vectors import unit_vectors, vector_matrix
+
 METHODS = ("mean", "topk", "fisher")
 
 
@@ -96,16 +98,7 @@ class AttributeDirection:
 
 def as_matrix(vectors: Any, what: str, dimension: int | None = None) -> np.ndarray:
     """(dim,) or (n, dim) finite numbers -> (n, dim) float64; AlgebraError (one line) otherwise."""
-    try:
-        array = np.asarray(vectors, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise AlgebraError(f"{what}: not numeric ({error})") from None
-    if array.ndim == 1:
-        array = array[None]
-    if array.ndim != 2 or 0 in array.shape:
-        raise AlgebraError(f"{what}: expected (dim,) or (n, dim), got shape {np.shape(vectors)}")
-    if not np.isfinite(array).all():
-        raise AlgebraError(f"{what}: contains NaN or infinite values")
+    array = vector_matrix(vectors, what, AlgebraError)
     if dimension is not None and array.shape[1] != dimension:
         raise AlgebraError(f"{what}: dimension {array.shape[1]} but the direction has {dimension} (wrong encoder?)")
     return array
@@ -113,10 +106,9 @@ def as_matrix(vectors: Any, what: str, dimension: int | None = None) -> np.ndarr
 
 def unit(vectors: np.ndarray, what: str = "vector") -> np.ndarray:
     """(..., dim) -> same shape on the unit sphere; a zero vector has no direction, hence an error."""
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    if (norms == 0).any():
+    if (np.linalg.norm(vectors, axis=-1) == 0).any():
         raise AlgebraError(f"{what}: an all-zero vector has no direction")
-    return vectors / norms
+    return unit_vectors(vectors)
 
 
 def _finite_result(result: np.ndarray, what: str) -> np.ndarray:

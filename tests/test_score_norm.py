@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from cluster.match import assign, named_spreads
-from cluster.score_norm import Impostors, cohort_vectors, normalized_scores, unit_rows
+from cluster.score_norm import Impostors, cohort_vectors, normalized_scores
+from cluster.vectors import unit_vectors
 
 DIM = 192
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -23,7 +24,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def _room(vectors: np.ndarray, room: np.ndarray, weight: float) -> np.ndarray:
     """Every vector pulled towards one shared direction (a studio, a language, a channel)."""
-    return unit_rows(unit_rows(vectors) + weight * room)
+    return unit_vectors(unit_vectors(vectors, np.float64) + weight * room, np.float64)
 
 
 def _scene(seed: int = 0):
@@ -33,7 +34,7 @@ def _scene(seed: int = 0):
     target = voices[3] + 0.6 * rng.normal(size=DIM)  # the same speaker, another session
     strangers = rng.normal(size=(2, DIM))
     clusters = np.vstack([target, strangers])
-    room = unit_rows(rng.normal(size=DIM))
+    room = unit_vectors(rng.normal(size=DIM), np.float64)
     return voices, clusters, room
 
 
@@ -73,9 +74,9 @@ def test_a_probe_is_never_its_own_impostor():
     """A recording's speakers are impostors for each other, never for themselves: scoring them as members of the
     impostor set equals scoring each against a set that leaves it out."""
     rng = np.random.default_rng(1)
-    voices = unit_rows(rng.normal(size=(5, DIM)))
-    cohort = unit_rows(rng.normal(size=(12, DIM)))
-    probes = unit_rows(voices[:2] + 0.2 * rng.normal(size=(2, DIM)))
+    voices = unit_vectors(rng.normal(size=(5, DIM)), np.float64)
+    cohort = unit_vectors(rng.normal(size=(12, DIM)), np.float64)
+    probes = unit_vectors(voices[:2] + 0.2 * rng.normal(size=(2, DIM)), np.float64)
     members = np.vstack([voices, cohort, probes])
     owners = np.concatenate([np.arange(5), np.full(12, -1), [-1, -1]])
     scored = normalized_scores(probes, voices, Impostors(members, owners), probe_members=np.array([17, 18]))
@@ -106,7 +107,7 @@ def test_actors_of_one_studio_never_enrolled_stay_unknown():
     actors = sorted(p for p in (DATA / "speakers" / "ravdess-dev").iterdir() if p.is_dir())
 
     def centroid(files):
-        return unit_rows(np.stack([encoder.embed(load_audio(f).samples) for f in files])).mean(axis=0)
+        return unit_vectors(np.stack([encoder.embed(load_audio(f).samples) for f in files]), np.float64).mean(axis=0)
 
     files = {actor.name: sorted(actor.glob("*.flac")) for actor in actors}
     enrolled = [a.name for a in actors[:6]]
@@ -134,13 +135,13 @@ def test_voices_too_close_to_tell_apart_are_flagged():
     files = [person + 0.4 * rng.normal(size=(4, DIM)) for person in people]
     files.append(people[0] + 0.4 * rng.normal(size=(3, DIM)))  # person 0 again, other recordings
     names = [f"p{k}" for k in range(6)] + ["p0 again"]
-    centroids = np.stack([unit_rows(f).mean(axis=0) for f in files])
+    centroids = np.stack([unit_vectors(f, np.float64).mean(axis=0) for f in files])
     cohort = rng.normal(size=(13, DIM))  # as the shipped cohort stands beside a real registry
     found = {item.name: item for item in voice_separations(names, centroids, files, cohort)}
     assert found["p0"].too_close and found["p0 again"].too_close
     assert found["p0"].nearest == "p0 again" and found["p0 again"].nearest == "p0"
     assert not any(found[f"p{k}"].too_close for k in range(1, 6))
-    units = unit_rows(files[1])
-    expected = np.mean([units[i] @ unit_rows(units[np.arange(4) != i].sum(axis=0)[None])[0] for i in range(4)])
+    units = unit_vectors(files[1], np.float64)
+    expected = np.mean([units[i] @ unit_vectors(units[np.arange(4) != i].sum(axis=0)[None], np.float64)[0] for i in range(4)])
     assert found["p1"].consistency == pytest.approx(expected)
     assert voice_separations(["alone"], centroids[:1], files[:1], np.zeros((0, DIM)))[0].nearest is None

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .base import EncoderError, SpeakerEncoder, l2_normalize, resample_weights
+from .base import EncoderError, SpeakerEncoder, resample_weights
 
 DEFAULT_ENCODER = "campplus"
 
@@ -73,5 +73,5 @@ def check_encoder_spec(name: str | os.PathLike) -> None:
     raise EncoderError(f"--embedding {key}: not an encoder ({', '.join(BACKENDS)}), and no such file or folder")
 
 
-__all__ = ["check_encoder_spec", "BACKENDS", "DEFAULT_ENCODER", "EncoderError", "SpeakerEncoder", "l2_normalize", "load_encoder",
+__all__ = ["check_encoder_spec", "BACKENDS", "DEFAULT_ENCODER", "EncoderError", "SpeakerEncoder", "load_encoder",
            "resample_weights"]

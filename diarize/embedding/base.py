@@ -156,9 +156,3 @@ def resample_weights(weights: np.ndarray, num_frames: int) -> np.ndarray:
     centres = (np.arange(num_frames) + 0.5) * n / num_frames
     index = np.clip(centres.astype(np.int64), 0, n - 1)
     return weights[..., index].astype(np.float32, copy=False)
-
-
-def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """(..., dimension) -> same shape with unit L2 norm along the last axis."""
-    norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norm, eps)

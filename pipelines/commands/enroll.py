@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from pipelines.voice_embedding import EnrollError, SpeechEmbedding, TooLittleSpeech, embed_speech_audio, file_speech, floor2
 
 #: below this much speech in all the files together an enrollment is refused: a centroid of less scatters
 MIN_SPEECH_S = 3.0
@@ -28,26 +29,10 @@ MIN_SPEECH_S = 3.0
 #: 0.25 s and 27 % of 0.1 s ones (cosine with the reader's own centroid 0.47 / 0.27 / 0.07, nearest other reader
 #: 0.20 / 0.17 / 0.14), so shorter speech would only add noise to the voice's centroid
 USABLE_SPEECH_S = 0.5
-#: speech is embedded in pieces of at most this length and the unit vectors averaged, bounding memory
-#: for long files while each piece is still long enough for a stable embedding
-CHUNK_S = 30.0
-
-
-class EnrollError(ValueError):
-    """One line naming the input and the cause."""
 
 
 class UsageError(EnrollError):
     """A refused option or argument value, found before any audio is read or model loaded (exit 2)."""
-
-
-class TooLittleSpeech(EnrollError):
-    """A file with less speech than asked for; `seconds` of speech found in `total` seconds of audio."""
-
-    def __init__(self, message: str, seconds: float, total: float):
-        super().__init__(message)
-        self.seconds = seconds
-        self.total = total
 
 
 def check_min_speech(value: float, flag: str = "--min-speech") -> float:
@@ -57,18 +42,6 @@ def check_min_speech(value: float, flag: str = "--min-speech") -> float:
     return value
 
 
-def floor2(seconds: float) -> str:
-    # rounded down, so 2.99 s never reads as enough ("only 3.00 s ... at least 3 s needed")
-    return f"{math.floor(seconds * 100) / 100:.2f}"
-
-
-@dataclass(frozen=True)
-class SpeechEmbedding:
-    vector: np.ndarray  # (dimension,) float32 raw (mean of the pieces' unit vectors)
-    speech_seconds: float
-    total_seconds: float
-
-
 def add_registry_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="PATH", default=None,
                         help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
@@ -76,59 +49,8 @@ def add_registry_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_embedding_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding", metavar="E", default="campplus",
-                        help="speaker encoder: campplus (default), qwen3-0.6b, qwen3-1.7b, BACKEND:PATH or a path")
+                        help="speaker encoder: campplus (default), ecapa, qwen3-0.6b, qwen3-1.7b, BACKEND:PATH or a path")
     parser.add_argument("--device", default="cpu", help="torch device for the encoder (default cpu)")
-
-
-def speech_for_encoder(samples: np.ndarray, sample_rate: int, encoder, *, label: str,
-                       min_speech: float) -> tuple[np.ndarray, float, float]:
-    """The speech of a 16 kHz waveform (silero-vad), at the encoder's rate -> (speech samples, speech seconds,
-    total seconds); EnrollError when it holds < `min_speech` s of speech."""
-    from diarize.vad import keep_speech
-
-    speech = keep_speech(samples, sample_rate)
-    total = len(samples) / sample_rate
-    if speech.seconds < min_speech or not len(speech.samples):  # no speech at all is never embeddable
-        raise TooLittleSpeech(f"{label}: only {floor2(speech.seconds)} s of speech found in {total:.1f} s of audio "
-                              f"(at least {min_speech:g} s needed)", speech.seconds, total)
-    audio = speech.samples
-    if encoder.sample_rate != sample_rate:  # resample at the encoder's door (Qwen3 wants 24 kHz)
-        import soxr
-
-        audio = soxr.resample(audio, sample_rate, encoder.sample_rate).astype(np.float32, copy=False)
-    return audio, speech.seconds, total
-
-
-def embed_speech_audio(audio: np.ndarray, encoder, *, label: str) -> np.ndarray:
-    """(num_samples,) speech at the encoder's rate -> (dimension,) float32 raw vector: the mean of the unit
-    vectors of its pieces of at most CHUNK_S."""
-    step = int(CHUNK_S * encoder.sample_rate)
-    starts = list(range(0, len(audio), step))
-    # a short last piece would embed poorly: fold it into the previous one
-    if len(starts) > 1 and len(audio) - starts[-1] < step // 3:
-        starts.pop()
-    bounds = list(zip(starts, starts[1:] + [len(audio)]))
-    vectors = np.stack([encoder.embed(audio[a:b]) for a, b in bounds]).astype(np.float64)
-    if not np.isfinite(vectors).all():
-        raise EnrollError(f"{label}: the encoder returned non-finite values")
-    units = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return units.mean(axis=0).astype(np.float32)
-
-
-def file_speech(path: str, encoder, *, min_speech: float) -> tuple[np.ndarray, float, float]:
-    """`speech_for_encoder` of an audio file; a file that cannot be decoded is an EnrollError."""
-    from diarize.audio import AudioError, load_audio
-
-    try:
-        waveform = load_audio(path)
-    except AudioError as error:
-        raise EnrollError(str(error)) from None
-    return speech_for_encoder(waveform.samples, waveform.sample_rate, encoder, label=path, min_speech=min_speech)
-
-
-def embed_file(path: str, encoder, *, min_speech: float) -> SpeechEmbedding:
-    audio, seconds, total = file_speech(path, encoder, min_speech=min_speech)
-    return SpeechEmbedding(embed_speech_audio(audio, encoder, label=path), seconds, total)
 
 
 def check_encoder_options(name: str, device: str) -> None:
