@@ -94,7 +94,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     from pipelines.archive import output_files, read_recording
     from pipelines.archive_linking import link_archive
     from pipelines.archive_search import nearest_rows
-    from pipelines.commands.enroll import EnrollError, embed_file
+    from pipelines.voice_embedding import EnrollError, embed_file
 
     entries, used = read_set(set_folder)
     recordings = [read_recording(path, outputs) for path in output_files(outputs)]

@@ -42,7 +42,7 @@ def main() -> int:
     from cluster.match import DEFAULT_THRESHOLDS
     from diarize.embedding import load_encoder
     from diarize.vad import keep_speech
-    from pipelines.commands.enroll import embed_speech_audio
+    from pipelines.voice_embedding import embed_speech_audio
 
     torch.set_num_threads(1)
     started = time.time()

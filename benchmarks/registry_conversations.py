@@ -77,7 +77,7 @@ def has_speech(cache, speaker: str, path: Path) -> bool:
 def enroll_vector(path: Path, encoder) -> np.ndarray | None:
     """One file's vector as `voicemap enroll` makes it (speech only); None when it holds under 0.5 s of speech."""
     from diarize.audio import load_audio
-    from pipelines.commands.enroll import EnrollError, embed_speech_audio, speech_for_encoder
+    from pipelines.voice_embedding import EnrollError, embed_speech_audio, speech_for_encoder
 
     waveform = load_audio(path)
     try:

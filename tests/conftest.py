@@ -15,7 +15,7 @@ def shared_data() -> Path:
     """The shared evaluation data (`<repo root>/../shared/data`); never copied into the repository."""
     path = REPO_ROOT.parent / "shared" / "data"
     if not path.is_dir():
-        pytest.skip(f"shared evaluation data not found at {path} (see the project README for how to get it)")
+        pytest.skip(f"shared evaluation data not found at {path} (the tests expect the project's shared data folder beside the checkout: ../shared/data)")
     return path
 
 

@@ -463,7 +463,7 @@ def test_direction_command_embeds_labelled_files(librispeech_campplus, tmp_path,
 def test_direction_command_along_the_speed_line(librispeech_campplus, tmp_path, capsys):
     from cluster.registry import Registry
     from diarize.embedding import load_encoder
-    from pipelines.commands.enroll import file_speech
+    from pipelines.voice_embedding import file_speech
     from pipelines.commands.voice_algebra import LABEL_MIN_SPEECH_S
     from synth.algebra import pair_direction
     from synth.speed_prior import speed_pair

@@ -99,7 +99,7 @@ def test_steering_keeps_close_enrolled_readers_apart(shared_data):
     from diarize.pipeline import Diarizer
     from eval.metrics import DiarizationScores
     from eval.simulate import simulate_conversation
-    from pipelines.commands.enroll import embed_file
+    from pipelines.voice_embedding import embed_file
 
     torch.set_num_threads(1)
     diarizer = Diarizer()

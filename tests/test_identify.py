@@ -59,7 +59,8 @@ def identified(readers, tmp_path_factory):
 
     from cluster.registry import Registry, file_sha256
     from diarize.pipeline import Diarizer
-    from pipelines.commands.enroll import EnrollError, MIN_SPEECH_S, embed_file
+    from pipelines.commands.enroll import MIN_SPEECH_S
+    from pipelines.voice_embedding import EnrollError, embed_file
     from pipelines.identify import enrolled_voices, identify_result
 
     enroll_files, talk_files = readers
@@ -231,7 +232,8 @@ def test_identify_refuses_a_registry_that_does_not_exist_without_creating_it(tmp
 def test_eval_with_a_registry_reports_identification_error_rate(identified, tmp_path, capsys):
     import torch
 
-    from diarize.output import atomic_write_text, rttm_lines
+    from cluster.atomic_files import atomic_write_text
+    from diarize.output import rttm_lines
     from eval.metrics import IdentificationScores
     from pipelines.cli import main
 

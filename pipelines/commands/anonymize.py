@@ -30,8 +30,8 @@ def register(subparsers) -> None:
                         "target + formant warp; combined: both; strong: both with alpha 0.6-0.75; warp: pitch target "
                         "+ a wide formant warp (0.8-1.25), no McAdams; spread: pitch slots and formant warps (20-40 %% up or "
                         "down) dealt so the speakers of a recording sit far apart; tts: re-voice the transcript with Qwen3-TTS, "
-                        "a pseudo-voice per speaker (needs --transcript and --tts). Privacy/utility figures: README, "
-                        "Anonymization")
+                        "a pseudo-voice per speaker (needs --transcript and --tts). Privacy/utility figures: "
+                        "docs/anonymization-experiments.md")
     add_tts_options(parser)
     add_diarization_options(parser)
     parser.set_defaults(func=run)

@@ -15,7 +15,7 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
     group.add_argument("--min-speakers", type=int, default=1, help="at least this many speakers")
     group.add_argument("--max-speakers", type=int, help="at most this many speakers")
     group.add_argument("--embedding", default="campplus",
-                       help="speaker encoder: campplus, qwen3-0.6b, qwen3-1.7b, BACKEND:PATH, or a weights path")
+                       help="speaker encoder: campplus, ecapa, qwen3-0.6b, qwen3-1.7b, BACKEND:PATH, or a weights path")
     group.add_argument("--segmentation", help="segmentation weights (folder, file or hub id); default: bundled segmentation-3.0")
     group.add_argument("--step", type=float, default=None,
                        help="step between 10 s segmentation windows, in seconds (default: chosen from the duration)")
@@ -127,6 +127,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if "default" in text or action.default in (None, argparse.SUPPRESS, False) or action.option_strings == []:
             return text
         return super()._get_help_string(action)
+
+
+def registry_of(args: argparse.Namespace):
+    """The existing registry that the command's --registry names (or the default one)."""
+    from cluster.registry import Registry
+
+    return Registry(args.registry)
 
 
 def fail_line(path, error: BaseException) -> str:

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("folder", metavar="SPEAKERS_DIR", help="folder of <speaker>/<utterance> audio files")
     parser.add_argument("--embedding", nargs="+", default=["campplus"], metavar="E",
-                        help="encoders to compare: campplus, qwen3-0.6b, qwen3-1.7b, BACKEND:PATH, checkpoint paths")
+                        help="encoders to compare: campplus, ecapa, qwen3-0.6b, qwen3-1.7b, BACKEND:PATH, checkpoint paths")
     parser.add_argument("--per-speaker", type=int, metavar="N", help="use at most N utterances per speaker")
     parser.add_argument("--crop", type=float, metavar="SECONDS",
                         help="embed only the first SECONDS of each utterance (harder, shorter trials)")

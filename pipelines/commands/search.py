@@ -37,7 +37,8 @@ def register(subparsers) -> None:
 
 def query_from_clip(path: str, embedding: str, device: str, encoder_id: str):
     """(dim,) raw vector of the speech in `path`; ValueError with one line when it cannot be had."""
-    from pipelines.commands.enroll import EnrollError, embed_file, load_encoder_or_fail
+    from pipelines.commands.enroll import load_encoder_or_fail
+    from pipelines.voice_embedding import EnrollError, embed_file
 
     if not Path(path).expanduser().is_file():
         raise ValueError(f"{path}: no such file")

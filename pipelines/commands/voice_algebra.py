@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .enroll import (EnrollError, UsageError, check_registry_for_writing, embed_speech_audio, file_speech,
-                     load_encoder_or_fail)
+from .common import registry_of
+from pipelines.voice_embedding import EnrollError, embed_speech_audio, file_speech
+
+from .enroll import UsageError, check_registry_for_writing, load_encoder_or_fail
 
 #: files in a labels TSV may be short utterances; under a second of speech an embedding is noise
 LABEL_MIN_SPEECH_S = 1.0
@@ -96,12 +98,6 @@ def _check_new_name(registry, name: str) -> str:
     return name
 
 
-def _open(args: argparse.Namespace, *, create: bool = False):
-    from cluster.registry import Registry
-
-    return Registry(args.registry, create=create)
-
-
 def direction(args: argparse.Namespace) -> int:
     from cluster.registry import open_registry, resolve_registry_path
     from synth.algebra import AlgebraError, classify, fit_direction, pair_direction
@@ -142,7 +138,7 @@ def direction(args: argparse.Namespace) -> int:
     else:
         if not registry_path.exists():
             raise EnrollError(f"--labels {args.labels}: names enrolled voices but {registry_path} does not exist")
-        with _open(args) as registry:
+        with registry_of(args) as registry:
             vectors = np.stack([registry.centroid(item, encoder.encoder_id) for item, _ in items])
     labels = [label for _, label in items]
     try:
@@ -172,7 +168,7 @@ def directions(args: argparse.Namespace) -> int:
     if not resolve_registry_path(args.registry).exists():
         print("no directions stored")
         return 0
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         stored = registry.list_directions(args.encoder)
     if not stored:
         print("no directions stored")
@@ -190,7 +186,7 @@ def edit(args: argparse.Namespace) -> int:
         raise UsageError(f"--alpha {args.alpha:g}: must be a finite number")
     _valid_name(args.as_name, "--as")
     encoder = load_encoder_or_fail(args.embedding, args.device)
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         new = _check_new_name(registry, args.as_name)
         fitted = _stored_direction(registry, args.direction, encoder.encoder_id)
         source = _raw_voice(registry, args.voice, encoder.encoder_id)
@@ -214,7 +210,7 @@ def mix(args: argparse.Namespace) -> int:
         raise UsageError(f"--t {args.t:g}: must be between 0 (all {args.a}) and 1 (all {args.b})")
     _valid_name(args.as_name, "--as")
     encoder = load_encoder_or_fail(args.embedding, args.device)
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         new = _check_new_name(registry, args.as_name)
         a = _raw_voice(registry, args.a, encoder.encoder_id)
         b = _raw_voice(registry, args.b, encoder.encoder_id)
@@ -235,7 +231,7 @@ def search_direction(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError(f"--top {args.k}: must be at least 1")
     encoder = load_encoder_or_fail(args.embedding, args.device)
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         fitted = _stored_direction(registry, args.direction, encoder.encoder_id)
         names, centroids = registry.centroids(encoder.encoder_id)
     if not names:
@@ -272,14 +268,14 @@ def add_subcommands(add, add_embedding_argument) -> None:
                           "K dimensions most correlated with the label only; fisher: the mean difference whitened "
                           "by the items' within-class covariance (Ledoit-Wolf shrinkage), which avoids directions "
                           "where the labelled items differ for other reasons; it needs many labelled speakers "
-                          "(on 9 readers it read held-out readers worse than mean, see README)")
+                          "(on 9 readers it read held-out readers worse than mean, see docs/voice-directions.md)")
     sub.add_argument("--k", type=int, default=None, metavar="K", help="dimensions kept by --method topk")
     sub.add_argument("--along", choices=("speed",), default=None,
                      help="speed: fit on a line that needs no labels, the mean move of each file's embedding when "
                           "its first 4 s are played 15 %% faster and slower (pitch and formants together, as between "
                           "the sexes); the labels then set only its sign, length and threshold. Needs a "
                           "path<TAB>label file; with --method fisher it read sex for 9 of 10 held-out readers where "
-                          "mean alone read 6 (README)")
+                          "mean alone read 6 (docs/voice-directions.md)")
     sub.add_argument("--positive", default=None, metavar="LABEL",
                      help="for a binary label, the value at the + end (default: 1, else the later one in sort order)")
     add_embedding_argument(sub)

@@ -6,18 +6,15 @@ import argparse
 import json
 import sys
 
+from pipelines.voice_embedding import EnrollError, embed_file
+
 from . import voice_algebra
-from .enroll import (EnrollError, UsageError, add_embedding_argument, add_registry_argument, check_min_speech,
-                     embed_file, fail, load_encoder_or_fail)
+from .common import registry_of
+from .enroll import (UsageError, add_embedding_argument, add_registry_argument, check_min_speech, fail,
+                     load_encoder_or_fail)
 
 #: a search query may be short (a clip of someone to look up), but under a second embeddings are noise
 SEARCH_MIN_SPEECH_S = 1.0
-
-
-def _open(args: argparse.Namespace, *, create: bool = False):
-    from cluster.registry import Registry
-
-    return Registry(args.registry, create=create)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -29,7 +26,7 @@ def _list(args: argparse.Namespace) -> int:
     voices = []
     separations: dict[str, dict] = {}  # name -> encoder id -> how it sits among the other voices
     if path.exists():
-        with _open(args) as registry:
+        with registry_of(args) as registry:
             voices = registry.list()
             for encoder_id in registry.encoders():
                 for item in registry_separations(registry, encoder_id):
@@ -63,7 +60,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         voice = registry.get(args.name)
         embeddings = registry.embeddings(args.name)
     if args.json:
@@ -86,7 +83,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         scrubbed = registry.remove(args.name, args.encoder)
     what = f"{args.encoder} embeddings of {args.name}" if args.encoder else args.name
     print(f"removed {what}")
@@ -97,7 +94,7 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _scrub(args: argparse.Namespace) -> int:
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         if not registry.scrub():
             return fail("voices scrub", f"{registry.path}: another process is reading the registry; try again later")
     print("registry compacted; no deleted data remains in its files")
@@ -112,7 +109,7 @@ def _export(args: argparse.Namespace) -> int:
     # the export is JSON: written over the registry (or its -wal/-shm) it would destroy every enrolled voice
     refuse_overwriting([args.file], [registry_path, f"{registry_path}-wal", f"{registry_path}-shm"])
     writable_file(args.file)
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         count = registry.export_file(args.file)
     print(f"exported {count} voice(s) to {args.file} (it holds voice embeddings: keep it as private as the registry)")
     return 0
@@ -147,7 +144,7 @@ def _search(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UsageError(f"-k {args.k}: must be at least 1")
     check_min_speech(args.min_speech)
-    with _open(args) as registry:
+    with registry_of(args) as registry:
         encoder = load_encoder_or_fail(args.embedding, args.device)
         if not registry.centroids(encoder.encoder_id)[0]:
             enrolled = ", ".join(registry.encoders()) or "none"
