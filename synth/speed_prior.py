@@ -5,7 +5,7 @@ Playing a clip 15 % faster raises pitch and formants together, much as they diff
 move, averaged over many clips, is a line in embedding space that needs no labels (`synth.algebra.
 pair_direction`), and `fit_direction(..., along=...)` lets the labels set only its sign, length and threshold.
 On LibriSpeech test-other (leave one reader out, CAM++) it read sex for 77-83 % of utterances against 47-73 %
-for label-only lines (README, Voices as vectors).
+for label-only lines (docs/voice-directions.md).
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ class PseudoVoice:
 #: + a wide formant warp drawn apart from the pitch, no McAdams; spread: pitch target + a formant warp of
 #: 20-40 % (SPREAD_FORMANT_LOG2) whose direction follows the pitch slot, dealt per recording (synth.anonymize)
 METHODS = ("mcadams", "pitch", "combined", "strong", "warp", "spread")
-#: the best trade-off measured on a dev set of simulated conversations (README, Anonymization): above warp
+#: the best trade-off measured on a dev set of simulated conversations (docs/anonymization-experiments.md): above warp
 #: for both attackers at the same DER against the original
 DEFAULT_METHOD = "spread"
 
