@@ -45,6 +45,7 @@ class DiarizationScores:
             "jer": float(jer),
             "reference_speakers": len(reference.labels()),
             "hypothesis_speakers": len(hypothesis.labels()),
+            "speaker_count_error": len(hypothesis.labels()) - len(reference.labels()),
         }
         self.rows.append(row)
         return row
@@ -60,6 +61,9 @@ class DiarizationScores:
             "jer": abs(self._jer) if self.rows else 0.0,
             "reference_speakers": sum(row["reference_speakers"] for row in self.rows),
             "hypothesis_speakers": sum(row["hypothesis_speakers"] for row in self.rows),
+            # signed errors add up, so the total says whether a system leans to too many or too few speakers
+            "speaker_count_error": sum(row["speaker_count_error"] for row in self.rows),
+            "speaker_count_right": sum(row["speaker_count_error"] == 0 for row in self.rows),
         }
 
 
@@ -131,3 +135,43 @@ class IdentificationScores:
         sums = {key: sum(row[key] for row in self.rows)
                 for key in ("ier_confusion", "ier_missed", "ier_false_alarm", "ier_total")}
         return {"uri": "TOTAL", "ier": abs(self._ier) if self.rows else 0.0, **sums}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A scoring convention in md-eval/dscore terms, and what it takes in pyannote.metrics.
+
+    md-eval's `-c X` and dscore's `--collar X` forgive X seconds on EACH side of a reference boundary;
+    pyannote.metrics' `collar=X` is the whole width of the forgiven region, X/2 on each side. So a collar of
+    +-0.25 s is md-eval `-c 0.25` and pyannote `collar=0.5`."""
+
+    name: str
+    each_side: float  # seconds forgiven on each side of a reference boundary (md-eval -c)
+    skip_overlap: bool  # True: regions where reference speakers overlap are not scored (md-eval -1)
+
+    @property
+    def pyannote_collar(self) -> float:
+        return 2 * self.each_side
+
+    def describe(self) -> str:
+        collar = (f"no collar" if self.each_side == 0 else
+                  f"collar +-{self.each_side:g} s around each reference boundary (md-eval -c {self.each_side:g}, "
+                  f"pyannote.metrics collar={self.pyannote_collar:g})")
+        overlap = "overlapping speech not scored" if self.skip_overlap else "overlapping speech scored"
+        return f"{self.name}: {collar}; {overlap}"
+
+
+#: the three conventions of the diarization literature (Landini et al. 2022 name them; DIHARD scores "full")
+CONVENTIONS = {
+    "full": Convention("full", 0.0, False),
+    "fair": Convention("fair", 0.25, False),
+    "forgiving": Convention("forgiving", 0.25, True),
+}
+
+
+def convention_of(pyannote_collar: float, skip_overlap: bool) -> Convention:
+    """The named convention that raw settings amount to, else one named "custom"."""
+    for convention in CONVENTIONS.values():
+        if abs(convention.pyannote_collar - pyannote_collar) < 1e-9 and convention.skip_overlap == skip_overlap:
+            return convention
+    return Convention("custom", pyannote_collar / 2, skip_overlap)
