@@ -176,28 +176,36 @@ def _protocol(name: str, subset: str, database: str | None) -> Source:
     """A pyannote.database protocol: loaded from `database` (a database.yml) into a registry of its own, else
     from pyannote.database's usual places (PYANNOTE_DATABASE_CONFIG, ./database.yml, ~/.pyannote/database.yml),
     which its global registry read on import."""
+    import contextlib
+    import io
     import warnings
 
-    from pyannote.database import FileFinder, registry as default_registry
-    from pyannote.database.registry import Registry
+    from pyannote.database import FileFinder
+    from pyannote.database.registry import Registry, _find_default_ymls
 
-    if database is not None:
-        registry = Registry()
+    # A registry of this call's own, so that PYANNOTE_DATABASE_CONFIG is read now, not when pyannote.database
+    # was first imported; _find_default_ymls is pyannote.database's own list of its usual places.
+    paths = [Path(database)] if database is not None else _find_default_ymls()
+    where = database or "PYANNOTE_DATABASE_CONFIG, ./database.yml or ~/.pyannote/database.yml"
+    if not paths:
+        raise SourceError(f"{name}: no such manifest, and no pyannote.database configuration to find it as a "
+                          f"protocol in (give --database FILE.yml or set PYANNOTE_DATABASE_CONFIG)")
+    registry = Registry()
+    for path in paths:
         try:
-            with warnings.catch_warnings():
+            # pyannote.database prints notes (the scope of speaker labels) on stdout, where the table goes
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
-                registry.load_database(database)
+                registry.load_database(path)
         except FileNotFoundError:
-            raise SourceError(f"--database {database}: no such file") from None
+            raise SourceError(f"--database {path}: no such file") from None
         except Exception as error:  # yaml, KeyError, TypeError: whatever a broken database.yml makes it raise
-            raise SourceError(f"--database {database}: not a pyannote.database configuration "
-                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
-        where = database
-    else:
-        registry, where = default_registry, "PYANNOTE_DATABASE_CONFIG, ./database.yml or ~/.pyannote/database.yml"
+            text = str(error).splitlines()[0] if str(error) else ""
+            raise SourceError(f"{path}: not a pyannote.database configuration ({type(error).__name__}: {text})") from None
     try:
-        protocol = registry.get_protocol(name)
-        files = list(getattr(protocol, subset)())
+        with contextlib.redirect_stdout(io.StringIO()):
+            protocol = registry.get_protocol(name)
+            files = list(getattr(protocol, subset)())
     except (ValueError, KeyError, AttributeError, NotImplementedError) as error:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         if "Could not find any protocol" in text:
@@ -214,8 +222,11 @@ def _protocol(name: str, subset: str, database: str | None) -> Source:
         audio, problem = None, None
         try:
             audio = Path(finder(file))
-        except (FileNotFoundError, KeyError, ValueError) as error:
-            problem = f"{name} {subset} {uri!r}: no audio found ({str(error).splitlines()[0] if str(error) else 'no Databases entry'})"
+        except (FileNotFoundError, KeyError, ValueError):
+            templates = registry.sources.get(file["database"], [])
+            looked = ", ".join(str(t).format(uri=uri, database=file["database"]) for t in templates) or \
+                f"nowhere: no Databases entry for {file['database']}"
+            problem = f"{name} {subset} {uri!r}: no audio found (looked for {looked})"
         items.append(ProtocolItem(uri, audio, file, f"{name} {subset} {uri!r}", problem))
     return Source(items, f"protocol {name} {subset} ({len(items)} files, from {where})",
                   [database] if database else [])
@@ -231,6 +242,10 @@ def protocol_reference(item: ProtocolItem):
         uem = item.file["annotated"] if "annotated" in item.file else None
     except Exception as error:  # pyannote.database's loaders raise what pandas and open raise
         raise ManifestError(f"{item.where}: cannot load its reference ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+    if not reference:
+        # pyannote.database gives an empty annotation for a uri its RTTM does not mention, which would score
+        # as DER 0 (nothing to miss)
+        raise ManifestError(f"{item.where}: no reference (the protocol's annotation holds no speech of this uri)")
     if uem is not None and item.audio is not None and uem:
         end = uem.extent().end
         duration, exact = audio_duration(item.audio)

@@ -215,7 +215,7 @@ def run(args) -> int:
     from eval.corpora import ManifestError, load_rttm
     from eval.metrics import DiarizationScores, IdentificationScores
     from eval.protocols import SourceError, open_source
-    from pipelines.outputs import OutputError, writable_file
+    from pipelines.outputs import OutputError, writable_file, writable_folder
 
     problem = _option_problem(args)
     if problem:
@@ -227,6 +227,8 @@ def run(args) -> int:
         config = config_from_args(args) if live else None
         if args.json:  # before the source is read: an OUT that is a folder needs no manifest to be refused
             writable_file(args.json)
+        if args.report:
+            writable_folder(args.report, create=False)
         source = open_source(args.source, args.layout, args.subset, args.database, args.partition)
         _check_outputs(args, source, systems)
     except (SourceError, OutputError, ValueError) as error:
@@ -407,20 +409,32 @@ def _side_by_side(results: list[dict]) -> str:
     """Several systems: a DER column and a speaker-count-error column per system, per file and in total."""
     width = max(9, *(len(result["name"]) for result in results))
     names = " ".join(f"{result['name']:>{width}}" for result in results)
-    header = f"{'uri':<20} {'ref':>4} | DER% {names} | spk+- {names}"
-    lines = [header, "-" * len(header)]
+    span = len(names)
+    above = f"{'':<25} | {'DER %':<{span}} | {'speakers: hyp - ref':<{span}}"
+    header = f"{'uri':<20} {'ref':>4} | {names} | {names}"
+    timed = next((result for result in results if result["speed"]), None)
+    if timed:  # the diarized system's time per file
+        above += f" | {timed['name'] + ' speed':<13}"
+        header += f" | {'wall s':>7} {'RTF':>5}"
+    lines = [above.rstrip(), header, "-" * max(len(header), len(above.rstrip()))]
     rows = [result["files"] + ([result["total"]] if result["total"] else []) for result in results]
     for index, row in enumerate(rows[0]):
         ders = " ".join(f"{100 * r[index]['der']:>{width}.1f}" for r in rows)
         counts = " ".join(f"{r[index]['speaker_count_error']:>+{width}d}" for r in rows)
-        lines.append(f"{row['uri']:<20} {row['reference_speakers']:>4} | {'':4} {ders} | {'':5} {counts}")
+        line = f"{row['uri']:<20} {row['reference_speakers']:>4} | {ders} | {counts}"
+        if timed and index < len(timed["files"]):
+            own = timed["files"][index]
+            line += f" | {own['wall_s']:>7.1f} {own['wall_s'] / own['audio_s'] if own['audio_s'] else 0:>5.2f}"
+        elif timed:  # the total row
+            line += f" | {timed['speed']['wall_s']:>7.1f} {timed['speed']['real_time_factor']:>5.2f}"
+        lines.append(line)
     if results[0]["total"]:
         for label, key in (("missed %", "missed"), ("false alarm %", "false_alarm"), ("confusion %", "confusion")):
             values = " ".join(f"{100 * result['total'][key] / (result['total']['total'] or 1):>{width}.1f}"
                               for result in results)
-            lines.append(f"{'  ' + label:<25} | {'':4} {values} |")
+            lines.append(f"{'  ' + label:<25} | {values} |")
         values = " ".join(f"{100 * result['total']['jer']:>{width}.1f}" for result in results)
-        lines.append(f"{'  JER %':<25} | {'':4} {values} |")
+        lines.append(f"{'  JER %':<25} | {values} |")
     return "\n".join(lines)
 
 
