@@ -157,14 +157,15 @@ def _chart(results: list[dict]) -> str:
 
 
 def _frames(annotation, labels: list, count: int):
-    """A (count, len(labels)) boolean matrix: which label speaks in each STEP-long frame."""
+    """A (count, len(labels)) matrix: how many turns of each label run in each STEP-long frame (a label can
+    hold overlapping turns; pyannote.metrics counts each, so this does too)."""
     import numpy as np
 
     index = {label: k for k, label in enumerate(labels)}
-    matrix = np.zeros((count, max(len(labels), 1)), dtype=bool)
+    matrix = np.zeros((count, max(len(labels), 1)), dtype=int)
     for segment, _, label in annotation.itertracks(yield_label=True):
         start, end = int(round(segment.start / STEP)), int(round(segment.end / STEP))
-        matrix[max(start, 0):min(end, count), index[label]] = True
+        matrix[max(start, 0):min(end, count), index[label]] += 1
     return matrix
 
 
@@ -180,8 +181,9 @@ def _runs(values, keep) -> list[tuple[int, int, object]]:
 
 
 def _error_kinds(reference, hypothesis, mapping, scored, count: int):
-    """Per frame: '' (right or not scored), 'missed', 'false_alarm' or 'confusion' (confusion wins where a frame
-    has several), from speaker counts and the mapped labels, inside the scored region only."""
+    """Per frame: None where right or not scored, else (kind, missed, false alarm, confused speakers): the
+    speaker counts of each error as pyannote.metrics counts them, and the kind to draw (confusion before missed
+    before false alarm where a frame has several)."""
     import numpy as np
 
     ref_labels = list(reference.labels())
@@ -193,16 +195,21 @@ def _error_kinds(reference, hypothesis, mapping, scored, count: int):
     correct = np.zeros(count, dtype=int)
     for k, label in enumerate(hyp_labels):
         if isinstance(label, tuple) and label[1] in ref_labels:
-            correct += hyp[:, k] & ref[:, ref_labels.index(label[1])]
+            correct += np.minimum(hyp[:, k], ref[:, ref_labels.index(label[1])])
     inside = np.zeros(count, dtype=bool)
     for segment in scored:
         inside[max(int(round(segment.start / STEP)), 0):int(round(segment.end / STEP))] = True
-    kinds = np.full(count, "", dtype=object)
-    kinds[(n_hyp > n_ref)] = "false_alarm"
-    kinds[(n_ref > n_hyp)] = "missed"
-    kinds[(np.minimum(n_ref, n_hyp) > correct)] = "confusion"
-    kinds[~inside] = ""
-    return list(kinds)
+    missed = np.maximum(n_ref - n_hyp, 0)
+    false_alarm = np.maximum(n_hyp - n_ref, 0)
+    confusion = np.minimum(n_ref, n_hyp) - correct
+    frames = []
+    for k in range(count):
+        if not inside[k] or not (missed[k] or false_alarm[k] or confusion[k]):
+            frames.append(None)
+            continue
+        kind = "confusion" if confusion[k] else "missed" if missed[k] else "false_alarm"
+        frames.append((kind, int(missed[k]), int(false_alarm[k]), int(confusion[k])))
+    return frames
 
 
 def _slots(annotation) -> list[tuple[object, object, int]]:
@@ -231,6 +238,7 @@ def _timeline(index: int, uri: str, reference, uem, hypotheses: dict, convention
     from eval.metrics import scored_region
 
     metric = DiarizationErrorRate(collar=convention.pyannote_collar, skip_overlap=convention.skip_overlap)
+    whole = DiarizationErrorRate()
     extent_end = max([reference.get_timeline().extent().end if reference else 0.0]
                      + [h.get_timeline().extent().end for h in hypotheses.values() if h]
                      + ([uem.extent().end] if uem else []) + [1.0])
@@ -264,21 +272,33 @@ def _timeline(index: int, uri: str, reference, uem, hypotheses: dict, convention
         cropped_ref, cropped_hyp, scored = metric.uemify(reference, hypothesis, uem=region, collar=convention.pyannote_collar,
                                                          skip_overlap=convention.skip_overlap, returns_uem=True)
         mapping = metric.optimal_mapping(cropped_ref, cropped_hyp)
-        unmapped = [label for label in hypothesis.labels() if label not in mapping]
+        # a speaker heard only inside collars (or overlap the convention skips) has nothing to be mapped on
+        # there: for its colour alone, pair it over all the speech, with a reference speaker still free
+        colour_mapping = dict(mapping)
+        if any(label not in mapping for label in hypothesis.labels()):
+            taken = set(mapping.values())
+            for label, target in whole.optimal_mapping(reference, hypothesis).items():
+                if label not in colour_mapping and target not in taken:
+                    colour_mapping[label] = target
+                    taken.add(target)
+        unmapped = [label for label in hypothesis.labels() if label not in colour_mapping]
         spare = {label: palette[(len(colours) + k) % len(palette)] if len(colours) + k < len(palette) else UNMAPPED
                  for k, label in enumerate(unmapped)}
 
-        def colour_of(label, mapping=mapping, spare=spare):
+        def colour_of(label, mapping=colour_mapping, spare=spare):
             return colours[mapping[label]] if label in mapping else spare[label]
 
         row(name, hypothesis, colour_of, "system")
         kinds = _error_kinds(reference, hypothesis, mapping, scored, count)
         parts.append(f"<g class=\"errors\" data-row=\"{e(name)}\">")
-        for first, last, kind in _runs(kinds, bool):
-            parts.append(f"<rect class=\"{kind}\" x=\"{LABEL_WIDTH + first * STEP * scale:.2f}\" y=\"{y}\" "
-                         f"width=\"{max((last - first) * STEP * scale, 0.6):.2f}\" height=\"{strip}\" "
-                         f"fill=\"{ERROR_COLOURS[kind]}\"><title>{e(name)}: {ERROR_NAMES[kind]} {first * STEP:.2f}-"
-                         f"{last * STEP:.2f} s</title></rect>")
+        for first, last, (kind, *amounts) in _runs(kinds, bool):
+            seconds = (last - first) * STEP
+            said = ", ".join(f"{n} {ERROR_NAMES[key]}" for n, key in zip(amounts, ERROR_NAMES) if n)
+            parts.append(f"<rect class=\"{kind}\" data-start=\"{first * STEP:.2f}\" data-end=\"{last * STEP:.2f}\" "
+                         + "".join(f"data-{key.replace('_', '-')}=\"{n * seconds:.2f}\" " for n, key in zip(amounts, ERROR_NAMES))
+                         + f"x=\"{LABEL_WIDTH + first * STEP * scale:.2f}\" y=\"{y}\" "
+                         f"width=\"{max(seconds * scale, 0.6):.2f}\" height=\"{strip}\" fill=\"{ERROR_COLOURS[kind]}\">"
+                         f"<title>{e(name)} {first * STEP:.2f}-{last * STEP:.2f} s: {said} (speakers)</title></rect>")
         parts.append("</g>")
         y += strip + gap
     # the time axis
@@ -330,8 +350,9 @@ def report_html(payload: dict, results: list[dict], scored: list, convention) ->
                  _chart(results),
                  "<h2>Timelines</h2>",
                  "<p class=muted>Top row: the reference, one colour per speaker. Below, each system: its speakers "
-                 "take the colour of the reference speaker the optimal mapping (pyannote.metrics) pairs them with; "
-                 "light grey or an unused colour: a speaker mapped to nobody. Under each system, where it is wrong "
+                 "take the colour of the reference speaker the optimal mapping (pyannote.metrics, over the scored "
+                 "region; a speaker heard only where nothing is scored is paired over all the speech) pairs them "
+                 "with; light grey or a colour no reference speaker has: a speaker mapped to nobody. Under each system, where it is wrong "
                  "(inside the scored region only):</p>", _legend_errors()]
         for index, (uri, reference, uem, hypotheses) in enumerate(scored):
             ordered = {r["name"]: hypotheses[r["name"]] for r in results}
