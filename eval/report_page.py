@@ -341,6 +341,10 @@ def report_html(payload: dict, results: list[dict], scored: list, convention) ->
         f"<p class=muted>DER is the sum of missed speech, false alarm and confusion over the sum of scored speech, "
         f"over all files. The interval is a percentile bootstrap over files ({RESAMPLES} resamples with "
         f"replacement, seed {SEED}): how much the total depends on which files were in the set.</p>",
+        *[f"<p class=summary>{e(r['name'])} - {e(r['difference_from_first']['than'])}: DER "
+          f"{100 * r['difference_from_first']['der']:+.1f} points, 95 % interval {100 * r['difference_from_first']['low']:+.1f} "
+          f"to {100 * r['difference_from_first']['high']:+.1f} (paired bootstrap: the same files drawn for both "
+          "systems).</p>" for r in results[1:] if r.get("difference_from_first")],
         *speed_lines,
     ]
     if files:

@@ -293,3 +293,18 @@ def test_the_bootstrap_interval_is_fixed_and_reflects_the_spread_over_files():
     assert 0.05 < spread.low and spread.high < 0.6
     assert ratio_interval([], []) is None
     assert ratio_interval(errors, totals, level=0.5).high < spread.high
+
+
+def test_the_paired_difference_cancels_what_the_files_share():
+    from eval.bootstrap import difference_interval, ratio_interval
+
+    errors, totals = [0.5, 9.0, 2.0, 6.0, 1.0, 4.0], [10.0, 12.0, 8.0, 20.0, 9.0, 11.0]
+    same = difference_interval(errors, totals, errors, totals)
+    assert same.low == same.high == 0.0
+    # b makes 10 % more error on every file: always worse, by about 10 % of a's DER, while the two unpaired
+    # intervals overlap almost entirely
+    worse = [1.1 * value for value in errors]
+    paired = difference_interval(worse, totals, errors, totals)
+    total = sum(errors) / sum(totals)
+    assert 0 < paired.low < 0.1 * total < paired.high
+    assert ratio_interval(worse, totals).low < ratio_interval(errors, totals).high

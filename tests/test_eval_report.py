@@ -78,6 +78,9 @@ def test_json_and_csv_hold_every_system(reported):
     assert merged["total"]["der"] > 0.2 and merged["total"]["confusion"] > 0
     assert merged["total_interval"]["low"] < merged["total"]["der"] < merged["total_interval"]["high"]
     assert all(row["speaker_count_error"] == 1 - row["reference_speakers"] for row in merged["files"])
+    difference = merged["difference_from_first"]
+    assert difference["than"] == "exact" and difference["der"] == pytest.approx(merged["total"]["der"])
+    assert 0 < difference["low"] < difference["der"] < difference["high"]
     assert payload["convention"]["pyannote_collar"] == 0.5 and payload["convention"]["collar_each_side_s"] == 0.25
     with open(reported / "report" / "scores.csv", encoding="utf-8", newline="") as handle:
         table = list(csv.DictReader(handle))

@@ -298,6 +298,7 @@ def run(args) -> int:
     if registry is not None:
         registry.close()
     results = [_summary(system) for system in systems]
+    _paired_differences(results)
     print(format_report(source.description, convention, results))
     payload = _payload(args, source, convention, results, failures)
     from cluster.atomic_files import atomic_write_text
@@ -367,6 +368,23 @@ def _summary(system: System) -> dict:
                  "cpu_s_per_audio_hour": 3600 * cpu / audio if audio else None}
     return {"name": system.name, "hyp": str(system.folder) if system.folder else None, "files": scores.rows,
             "total": total, "total_interval": interval.as_dict() if interval else None, "speed": speed}
+
+
+def _paired_differences(results: list[dict]) -> None:
+    """Each system but the first gets `difference_from_first`: its total DER minus the first's, with a paired
+    bootstrap interval (the same files drawn for both)."""
+    from eval.bootstrap import difference_interval
+
+    def parts(result):
+        return ([row["missed"] + row["false_alarm"] + row["confusion"] for row in result["files"]],
+                [row["total"] for row in result["files"]])
+
+    for result in results[1:]:
+        interval = difference_interval(*parts(result), *parts(results[0]))
+        if interval is not None:
+            result["difference_from_first"] = {"than": results[0]["name"],
+                                               "der": result["total"]["der"] - results[0]["total"]["der"],
+                                               **interval.as_dict()}
 
 
 def _payload(args, source, convention, results, failures) -> dict:
@@ -457,4 +475,10 @@ def format_report(description: str, convention, results: list[dict]) -> str:
             lines.append(f"# {result['name']} speed: {speed['audio_s']:.1f} s of audio in {speed['wall_s']:.1f} s "
                          f"wall, real-time factor {speed['real_time_factor']:.3f}, {speed['wall_s_per_audio_hour']:.0f} "
                          f"s wall and {speed['cpu_s_per_audio_hour']:.0f} s CPU (all threads) per hour of audio")
+    for result in results[1:]:  # each other system against the first, on the same files
+        difference = result.get("difference_from_first")
+        if difference:
+            lines.append(f"# {result['name']} - {results[0]['name']}: DER {100 * difference['der']:+.1f} points, 95 % "
+                         f"interval {100 * difference['low']:+.1f} to {100 * difference['high']:+.1f} (paired bootstrap "
+                         "over files: both systems on the same draws)")
     return "\n".join(lines)
