@@ -420,6 +420,7 @@ def librispeech_campplus(shared_data):
     return vectors, [p.parent.name for p in paths], [sexes[p.parent.name] for p in paths], folder
 
 
+@pytest.mark.slow
 def test_direction_fitted_on_nine_speakers_reads_them_and_edits_cross_the_threshold(librispeech_campplus):
     from synth.algebra import leave_one_group_out
 
@@ -439,6 +440,7 @@ def test_direction_fitted_on_nine_speakers_reads_them_and_edits_cross_the_thresh
     assert len(result.groups) == 10 and 0.0 <= result.item_accuracy <= 1.0
 
 
+@pytest.mark.slow
 def test_direction_command_embeds_labelled_files(librispeech_campplus, tmp_path, capsys):
     from cluster.registry import Registry
 
@@ -460,6 +462,7 @@ def test_direction_command_embeds_labelled_files(librispeech_campplus, tmp_path,
     assert stored.vector.shape == (192,) and stored.metadata["labels"] == ["F", "M"]
 
 
+@pytest.mark.slow
 def test_direction_command_along_the_speed_line(librispeech_campplus, tmp_path, capsys):
     from cluster.registry import Registry
     from diarize.embedding import load_encoder

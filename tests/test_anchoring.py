@@ -65,6 +65,7 @@ def test_unknown_clusters_stay_as_they_are_and_bounds_hold(world):
     np.testing.assert_allclose(anchored_centroids(clusters, members, empty), clusters)
 
 
+@pytest.mark.slow
 def test_steering_with_no_voice_present_changes_nothing(shared_data):
     """A registry whose voices are not in the recording leaves the diarization exactly as it was."""
     audio = shared_data / "diarization" / "audio" / "sample.flac"
@@ -86,6 +87,7 @@ def test_steering_with_no_voice_present_changes_nothing(shared_data):
            [tuple(t) for t in steered.annotation.itertracks(yield_label=True)]
 
 
+@pytest.mark.slow
 def test_steering_keeps_close_enrolled_readers_apart(shared_data):
     """Readers 1998 and 3080 are the closest pair of the set (the registry benchmark saw clustering merge
     them). In a conversation of the two plus 3331, all enrolled from utterances the conversation does not

@@ -47,6 +47,7 @@ def anonymized(conversation):
     return {"input": path, "output": out, "result": result, "diarizer": diarizer}
 
 
+@pytest.mark.slow
 def test_output_has_the_input_rate_and_exact_length(anonymized):
     source, output = sf.info(str(anonymized["input"])), sf.info(str(anonymized["output"]))
     assert output.samplerate == source.samplerate == 22050
@@ -263,6 +264,7 @@ def test_bad_input_is_one_line_and_leaves_no_output(tmp_path, capsys, content):
     assert not any((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
+@pytest.mark.slow
 def test_cli_run_is_deterministic_for_a_seed(anonymized, tmp_path):
     """`voicemap anonymize` with the same seed rewrites the same samples and the same sidecar parameters."""
     from pipelines.cli import main
@@ -319,6 +321,7 @@ def _band_level_db(samples: np.ndarray, low: float, high: float) -> float:
     return float(10 * np.log10(spectrum[(freq >= low) & (freq < high)].sum() + 1e-20))
 
 
+@pytest.mark.slow
 def test_telephone_band_input_keeps_its_band(conversation):
     """A telephone-band recording stays telephone-band: the LPC transforms whiten the empty band above
     3.4 kHz and an upward formant warp moves the band edge up, which filled 5-8 kHz to within 10-20 dB of the

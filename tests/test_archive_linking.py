@@ -52,6 +52,7 @@ def labels_of(outdir: Path) -> dict[tuple[str, str], str]:
     return found
 
 
+@pytest.mark.slow
 def test_link_gives_each_reader_one_label_everywhere(archive, tmp_path, capsys):
     outdir = fresh_copy(archive, tmp_path)
     before = digests(outdir)
@@ -79,6 +80,7 @@ def test_link_gives_each_reader_one_label_everywhere(archive, tmp_path, capsys):
     assert np.load(outdir / "voices.index.npy").shape == (len(archive.truth), index["dimension"])
 
 
+@pytest.mark.slow
 def test_two_speakers_of_one_recording_are_never_one_voice(archive, encoder, shared_data, tmp_path):
     # one reader twice in one recording (two utterances): however alike, they must keep two labels
     plan = (("1688", "2414", "1688"),) + PLAN[1:]
@@ -221,6 +223,7 @@ def test_search_by_an_enrolled_name(archive, tmp_path, capsys):
     assert "Nobody" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_batch_link_links_the_outputs_at_the_end(shared_data, tmp_path):
     import shutil as files
 
@@ -291,6 +294,7 @@ def test_a_second_link_on_the_same_folder_waits_its_turn(archive, tmp_path, caps
     assert main(["link", str(outdir), "-q"]) == 0
 
 
+@pytest.mark.slow
 def test_names_from_a_real_identify_run_stay_names(shared_data, tmp_path):
     # reader 533 speaks in simconv-dev's dsim000 and dsim007: enrolled, identified in both, linked
     conversations = shared_data / "simconv-dev" / "audio"

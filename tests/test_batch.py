@@ -21,6 +21,9 @@ from pipelines.batch import collect_inputs, run_batch
 from pipelines.outputs import OutputError
 from pipelines.batch_state import STATE_NAME, SUMMARY_NAME, BatchError, JobState, read_rows
 
+# a Ray runtime per test: seconds each, so outside the fast tier (pytest -m "not slow")
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIP_SECONDS = 12  # short excerpts of the shared clips keep the whole module within a few minutes on 2 CPUs
 GOOD = {"a.flac": "dev01", "sub/b.flac": "sample"}

@@ -357,6 +357,7 @@ ROWS = [
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
+@pytest.mark.slow
 def test_careless_input(row: Row, template: Path, tmp_path: Path, capsys, monkeypatch):
     workspace = tmp_path / "ws"
     shutil.copytree(template, workspace)

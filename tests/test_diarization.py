@@ -271,6 +271,7 @@ def test_sample_call_is_diarized_accurately(sample_result, shared_data):
                - sample_result.annotation.get_timeline().support().duration()) < 0.1
 
 
+@pytest.mark.slow
 def test_output_has_overlap_where_the_reference_has_it(diarizer, shared_data):
     from eval.corpora import load_rttm
 
@@ -282,6 +283,7 @@ def test_output_has_overlap_where_the_reference_has_it(diarizer, shared_data):
     assert found > 2.0
 
 
+@pytest.mark.slow
 def test_speaker_count_bounds_are_respected(shared_data):
     from diarize.pipeline import DiarizationConfig, Diarizer
 
@@ -291,6 +293,7 @@ def test_speaker_count_bounds_are_respected(shared_data):
     assert len(Diarizer(DiarizationConfig(min_speakers=4))(audio).labels) >= 3
 
 
+@pytest.mark.slow
 def test_the_second_look_reads_the_kept_frames_or_the_same_frames_recomputed(diarizer, shared_data):
     """Evidence of a recording up to 2 h keeps the encoder's frames; evidence without them (longer recordings,
     or joined from pieces) has the runs pooled from frames computed again block by block: same embeddings,
@@ -359,6 +362,7 @@ def _voicemap(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_cli_mixes_good_and_bad_inputs(tmp_path, shared_data):
     import soundfile as sf
     import soxr
@@ -389,6 +393,7 @@ def test_cli_mixes_good_and_bad_inputs(tmp_path, shared_data):
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_cli_json_holds_segments_and_centroids(tmp_path, shared_data):
     import json
 
@@ -402,6 +407,7 @@ def test_cli_json_holds_segments_and_centroids(tmp_path, shared_data):
     assert all(segment["end"] > segment["start"] for segment in payload["segments"])
 
 
+@pytest.mark.slow
 def test_eval_scores_rttms_with_utf8_labels(tmp_path, shared_data):
     """Scoring the references against themselves gives 0 % DER, including trn00's non-ASCII label."""
     import json

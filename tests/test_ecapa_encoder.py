@@ -76,6 +76,7 @@ def test_fbank_is_speechbrains(encoder, reference, utterances):
         assert float((got - expected).abs().max()) < 1e-2
 
 
+@pytest.mark.slow
 def test_whole_utterance_embeddings_match_speechbrain(encoder, reference, utterances):
     for samples in utterances:
         expected = reference_embedding(reference, samples)
@@ -126,6 +127,7 @@ def test_moving_mean_is_the_mean_of_each_window():
         np.testing.assert_allclose(got[0, :, t], x[0, :, max(0, t - 4):t + 5].mean(dim=1), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_frame_features_gate_on_local_context_and_embed_stays_speechbrains(encoder, checkpoint, utterances):
     """The diarizer's frames use squeeze-excitation means over a sliding window (module docstring); an input
     shorter than that window, and `embed` of any input, are computed exactly as SpeechBrain does."""

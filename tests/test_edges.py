@@ -93,6 +93,7 @@ def test_the_command_line_can_keep_the_edges(flags, expected):
     assert config_from_args(parser.parse_args(flags)).edge_trim_seconds == expected
 
 
+@pytest.mark.slow
 def test_trimming_removes_false_alarm_on_a_simulated_conversation(shared_data):
     """simconv-dev's references mark speech from the voice's energy: the trimmed edges were false alarm."""
     from diarize.audio import load_audio

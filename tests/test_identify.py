@@ -108,6 +108,7 @@ def open_set(annotation, enrolled):
     return open_set_labels(annotation, enrolled)
 
 
+@pytest.mark.slow
 def test_readers_nobody_enrolled_stay_unknown_and_no_name_lands_on_another_reader(identified):
     for uri, identification in identified["identification"].items():
         reference, named = identified["reference"][uri], identification.result.annotation
@@ -131,6 +132,7 @@ def test_readers_nobody_enrolled_stay_unknown_and_no_name_lands_on_another_reade
             assert under[False] >= 0.7 * (under[False] + under[True]), f"{uri}: {reader}: {under}"
 
 
+@pytest.mark.slow
 def test_every_enrolled_participant_with_a_cluster_of_its_own_is_named(identified):
     named_readers = 0
     for uri, identification in identified["identification"].items():
@@ -154,6 +156,7 @@ def test_every_enrolled_participant_with_a_cluster_of_its_own_is_named(identifie
     assert named_readers >= 7
 
 
+@pytest.mark.slow
 def test_identification_error_rate_on_the_conversations(identified):
     from eval.metrics import DiarizationScores, IdentificationScores
 
@@ -184,6 +187,7 @@ def test_identification_error_rate_on_the_conversations(identified):
 # -- command line ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_identify_command_names_good_inputs_and_reports_each_bad_one_on_one_line(identified, tmp_path, capsys):
     import torch
 
@@ -229,6 +233,7 @@ def test_identify_refuses_a_registry_that_does_not_exist_without_creating_it(tmp
     assert not registry.exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_eval_with_a_registry_reports_identification_error_rate(identified, tmp_path, capsys):
     import torch
 

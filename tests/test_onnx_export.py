@@ -41,6 +41,7 @@ def encoder_folder(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_onnx_equals_torch_on_real_audio_of_two_lengths(tmp_path, speech, encoder_folder):
     import onnx
     import onnxruntime

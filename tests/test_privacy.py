@@ -22,6 +22,9 @@ import pytest
 
 from diarize.privacy import TELEMETRY_SETTINGS, TelemetryAlreadyActiveWarning, quiet_dependencies
 
+# traced processes and Ray runtimes: seconds each, so outside the fast tier (pytest -m "not slow")
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRACE_NETWORK = REPO_ROOT / "benchmarks" / "trace_network.py"
 ORT_HOST = "mobile.events.data.microsoft.com"

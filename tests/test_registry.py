@@ -419,6 +419,7 @@ def cli(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_enroll_and_search_by_example_with_real_speech(librispeech, tmp_path, capsys):
     registry = tmp_path / "voices.sqlite"
     enrolled = {"1688": [0, 1, 7], "2609": [0, 1, 2], "3005": [0, 1, 3]}
@@ -492,6 +493,7 @@ def test_enroll_counts_the_speech_of_all_files_together(librispeech, tmp_path, c
     assert code == 1 and "only 0.00 s of speech found in 2.0 s of audio (at least 3 s needed)" in err
 
 
+@pytest.mark.slow
 def test_enroll_refuses_silence_empty_files_and_too_little_speech(librispeech, tmp_path, capsys):
     registry = tmp_path / "voices.sqlite"
     good = [str(p) for p in utterances(librispeech, "1688")[:2]]

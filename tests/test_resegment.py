@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from diarize.resegment import best_speakers, doubtful, move_runs, resegment, single_voice_runs
 
@@ -143,6 +144,7 @@ def test_a_voice_the_clustering_missed_becomes_a_new_speaker_in_the_second_look(
     assert alone.shape == (60, 2) and len(one) == 2 and alone[10:19, 1].all()
 
 
+@pytest.mark.slow
 def test_real_turns_of_a_reader_the_clustering_missed_are_the_unmatched_ones(shared_data):
     """Real CAM++ embeddings of 2 s turns of the 10 LibriSpeech readers. Each reader in turn is the one
     the clustering missed: with the other nine as the speakers found (centroids from other utterances), its
@@ -174,6 +176,7 @@ def test_real_turns_of_a_reader_the_clustering_missed_are_the_unmatched_ones(sha
         np.testing.assert_array_equal(unmatched, owners == missed, err_msg=f"reader {readers[missed]} missed")
 
 
+@pytest.mark.slow
 def test_a_reader_heard_for_8_s_of_a_minute_is_found_as_a_third_speaker(shared_data):
     """A real 60 s conversation of three readers (one of the anonymization benchmark's, `--seed 200`), where
     one reader speaks 8 s: the clustering sees two speakers, the second look finds the third. Asking for no

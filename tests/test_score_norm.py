@@ -96,6 +96,7 @@ def test_the_shipped_cohort_is_real_campplus_vectors():
 
 
 @pytest.mark.skipif(not (DATA / "speakers" / "ravdess-dev").is_dir(), reason="needs ../shared/data/speakers/ravdess-dev")
+@pytest.mark.slow
 def test_actors_of_one_studio_never_enrolled_stay_unknown():
     """Real CAM++ on acted emotional speech: 6 actors enrolled from 10 files each, 3 actors nobody enrolled.
     Speakers made of other files of 3 enrolled actors and of the 3 strangers: no stranger gets a name, nobody

@@ -216,6 +216,7 @@ def test_overlap_regions_hold_two_voices(tone_speakers):
                 assert tone_amplitude(window, TONES[turn.speaker]) > 0.5 * QUIETEST
 
 
+@pytest.mark.slow
 def test_turns_follow_the_configured_structure(librispeech):
     config = SimulationConfig()
     cache = SourceCache(config)

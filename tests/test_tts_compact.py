@@ -56,6 +56,7 @@ def vector(synth):
 
 @pytest.mark.parametrize("rows, out_features, in_features", [(1, 1027, 1024), (2, 64, 64), (3, 3072, 1024),
                                                               (1, 1024, 3072)])
+@pytest.mark.slow
 def test_kernel_gives_the_float32_product_of_the_same_numbers(linear_bf16, rows, out_features, in_features):
     weight = bfloat16_valued(out_features, in_features, seed=0)
     x = torch.randn(rows, in_features, generator=torch.Generator().manual_seed(1))
@@ -105,6 +106,7 @@ def test_bfloat16_checkpoint_gets_copies_of_its_talker_layers(synth):
     assert all(torch.equal(m.weight, w.float()) for m, w in compact.layers.items())
 
 
+@pytest.mark.slow
 def test_greedy_and_sampled_codes_equal_reference_with_copies(synth, vector):
     greedy = dict(do_sample=False, subtalker_dosample=False, max_new_tokens=30)
     ours = synth.codes(TEXT, vector, **greedy)

@@ -207,6 +207,7 @@ def test_registry_voice_is_the_mean_of_its_qwen3_tts_vectors(tmp_path):
         registry_vector("bob", 4, registry_path=path)
 
 
+@pytest.mark.slow
 def test_cli_writes_the_same_speech_streamed_or_not(checkpoint, synth, vector, tmp_path, capsys):
     import soundfile as sf
 

@@ -73,12 +73,14 @@ def revoiced(checkpoint, recording):
 
 # -- the re-voiced recording ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_output_has_the_input_rate_and_exact_length(revoiced):
     source, output = sf.info(str(revoiced["input"])), sf.info(str(revoiced["output"]))
     assert output.samplerate == source.samplerate == NATIVE_RATE
     assert output.frames == source.frames
 
 
+@pytest.mark.slow
 def test_segments_hold_synthesized_speech_and_everything_else_is_silent(revoiced):
     samples, rate = sf.read(revoiced["output"], dtype="float32")
     inside = np.zeros(len(samples), dtype=bool)
@@ -92,6 +94,7 @@ def test_segments_hold_synthesized_speech_and_everything_else_is_silent(revoiced
     assert not np.any(samples[~inside]), "original sound leaked outside the transcript segments"
 
 
+@pytest.mark.slow
 def test_each_diarized_speaker_keeps_one_pseudo_vector_and_speakers_differ(revoiced, checkpoint):
     from synth.tts.pseudo_voices import draw_vectors
     from synth.tts.revoice import _overlap
@@ -115,6 +118,7 @@ def test_each_diarized_speaker_keeps_one_pseudo_vector_and_speakers_differ(revoi
     assert all(np.array_equal(redrawn[label], result.vectors[label]) for label in result.vectors)
 
 
+@pytest.mark.slow
 def test_sidecar_holds_drawn_parameters_and_no_embedding(revoiced):
     sidecar = json.loads(revoiced["output"].with_suffix(".json").read_text())
     result = revoiced["result"]
@@ -209,6 +213,7 @@ def test_json_transcript_forms_and_errors(tmp_path):
 
 # -- the command line -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_exit_codes_and_nothing_half_written(checkpoint, recording, tmp_path, capsys):
     from pipelines.cli import main
 
