@@ -154,7 +154,7 @@ class Convention:
         return 2 * self.each_side
 
     def describe(self) -> str:
-        collar = (f"no collar" if self.each_side == 0 else
+        collar = ("no collar" if self.each_side == 0 else
                   f"collar +-{self.each_side:g} s around each reference boundary (md-eval -c {self.each_side:g}, "
                   f"pyannote.metrics collar={self.pyannote_collar:g})")
         overlap = "overlapping speech not scored" if self.skip_overlap else "overlapping speech scored"
