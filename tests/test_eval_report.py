@@ -145,6 +145,7 @@ def test_one_system_keeps_the_json_of_before(reported, capsys):
     assert payload["collar"] == 0.0 and payload["skip_overlap"] is False
 
 
+@pytest.mark.slow  # loads the models and diarizes 30 s
 def test_the_diarized_system_is_timed_and_sits_beside_the_others(tmp_path, capsys):
     (tmp_path / "audio").mkdir()
     shutil.copy(SAMPLE / "sample.wav", tmp_path / "audio" / "call.wav")
