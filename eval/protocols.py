@@ -180,8 +180,16 @@ def _protocol(name: str, subset: str, database: str | None) -> Source:
     import io
     import warnings
 
-    from pyannote.database import FileFinder
-    from pyannote.database.registry import Registry, _find_default_ymls
+    try:
+        # importing pyannote.database loads ./database.yml and the other usual places into its global registry,
+        # printing notes on stdout (where the table goes) and raising on a broken file
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            from pyannote.database import FileFinder
+            from pyannote.database.registry import Registry, _find_default_ymls
+    except Exception as error:  # yaml and pyannote.database errors of a broken database.yml found on import
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SourceError(f"{name}: pyannote.database could not load its configuration files ({text})") from None
 
     # A registry of this call's own, so that PYANNOTE_DATABASE_CONFIG is read now, not when pyannote.database
     # was first imported; _find_default_ymls is pyannote.database's own list of its usual places.

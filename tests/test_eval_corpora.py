@@ -175,7 +175,8 @@ def test_a_pyannote_database_protocol_is_read_by_pyannote_database(tmp_path, cli
         "Databases:\n  Clips: audio/{uri}.flac\n"
         "Protocols:\n  Clips:\n    SpeakerDiarization:\n      Excerpts:\n"
         "        test: {uri: test.lst, annotation: all.rttm, annotated: all.uem}\n"
-        "        development: {uri: dev.lst, annotation: all.rttm, annotated: long.uem}\n", encoding="utf-8")
+        "        development: {uri: dev.lst, annotation: all.rttm, annotated: long.uem}\n"
+        "      Unmarked:\n        test: {uri: dev.lst, annotation: all.rttm}\n", encoding="utf-8")
     exact, merged = _hypotheses(tmp_path, clips, CLIPS)
     argv = ["eval", "Clips.SpeakerDiarization.Excerpts", "--hyp", f"exact={exact}", "--hyp", f"merged={merged}", "-q"]
 
@@ -194,6 +195,12 @@ def test_a_pyannote_database_protocol_is_read_by_pyannote_database(tmp_path, cli
     assert code == 1 and len(stderr) == 1
     assert re.search(r"Excerpts development 'dev00': its annotated region ends at 45\.000 s, beyond the end of the "
                      r"audio \(dev00\.flac lasts 30\.000 s\)", stderr[0])
+    # without `annotated`, scored over the extent of reference and hypothesis, as a manifest row without UEM
+    code, stderr, stdout = _run(["eval", "Clips.SpeakerDiarization.Unmarked", "--database", corpus / "database.yml",
+                                 "--hyp", merged, "-q", "--json", tmp_path / "u.json"], capsys)
+    assert code == 0, stderr
+    unmarked = json.loads((tmp_path / "u.json").read_text(encoding="utf-8"))
+    assert unmarked["files"][0]["uri"] == "dev00" and unmarked["files"][0]["total"] > 20
     # a protocol nobody defines, refused before any audio is read
     code, stderr, stdout = _run(["eval", "Nobody.SpeakerDiarization.Here", "--hyp", exact], capsys)
     assert code == 2 and re.search(r"^voicemap eval: Nobody\.SpeakerDiarization\.Here: not a protocol of "
