@@ -31,8 +31,10 @@ from .voice_changes import WINDOW_SECONDS, split_at_voice_changes
 #: together; 0.75 (cosine 0.72) was best or near-best on both, where each set alone preferred 0.7 / 0.8.
 #: ECAPA's was not swept: its cosine cut sits where CAM++'s sits between the mean impostor and mean target
 #: cosines of the LibriSpeech readers' whole utterances (benchmarks/bench_encoders.py --verification, docs/encoders.md).
-DEFAULT_THRESHOLDS = {"campplus-common-advanced": 0.75, "ecapa-voxceleb": 0.84}
-FALLBACK_THRESHOLD = 0.75
+#: the clustering cut per encoder: Euclidean distance between unit embeddings (cosine 1 - d^2 / 2) at which AHC
+#: stops merging; lower gives more speakers (docs/diarization-experiments.md, docs/encoders.md)
+CLUSTER_THRESHOLDS = {"campplus-common-advanced": 0.75, "ecapa-voxceleb": 0.84}
+FALLBACK_CLUSTER_THRESHOLD = 0.75
 #: encoders whose spectral clustering compares embeddings as given rather than recording-centred
 #: (cluster.clustering.recording_centered): centring helps CAM++ but splits ECAPA's acted voices, whose
 #: emotions already lie far apart (docs/domains.md, "Counting when a voice varies")
@@ -50,7 +52,7 @@ class DiarizationConfig:
     embedding: str = DEFAULT_ENCODER
     step: float | None = None  # None: chosen from the duration (segmentation.default_step)
     clustering: str = "auto"  # AHC on short recordings, spectral on longer ones (cluster.clustering)
-    threshold: float | None = None
+    cluster_threshold: float | None = None  # None: CLUSTER_THRESHOLDS of the encoder
     num_speakers: int | None = None
     min_speakers: int = 1
     max_speakers: int | None = None
@@ -93,9 +95,9 @@ class DiarizationConfig:
         if self.step is not None:
             if not math.isfinite(self.step) or not MIN_STEP <= self.step <= MAX_STEP:
                 raise ValueError(f"--step {self.step:g}: must be between {MIN_STEP:g} and {MAX_STEP:g} seconds")
-        if self.threshold is not None and not (math.isfinite(self.threshold) and 0 < self.threshold < 2):
+        if self.cluster_threshold is not None and not (math.isfinite(self.cluster_threshold) and 0 < self.cluster_threshold < 2):
             # a distance between unit vectors: 0 joins nothing, 2 joins everything
-            raise ValueError(f"--threshold {self.threshold:g}: the clustering cut is a distance between unit "
+            raise ValueError(f"--cluster-threshold {self.cluster_threshold:g}: the clustering cut is a distance between unit "
                              "vectors, strictly between 0 and 2")
         if self.clustering not in CLUSTERING_METHODS:
             raise ValueError(f"--clustering {self.clustering}: use one of {', '.join(CLUSTERING_METHODS)}")
@@ -179,10 +181,10 @@ class Diarizer:
                                          hook=None if hook is None else (lambda done: hook("embeddings", done)))
         return ChunkEvidence(segmentation, local.embeddings, local.seconds, None if keep is None else keep.array)
 
-    def threshold(self) -> float:
-        if self.config.threshold is not None:
-            return self.config.threshold
-        return DEFAULT_THRESHOLDS.get(self.encoder.encoder_id, FALLBACK_THRESHOLD)
+    def cluster_threshold(self) -> float:
+        if self.config.cluster_threshold is not None:
+            return self.config.cluster_threshold
+        return CLUSTER_THRESHOLDS.get(self.encoder.encoder_id, FALLBACK_CLUSTER_THRESHOLD)
 
     def cluster(self, evidence: ChunkEvidence, voices: EnrolledVoices | None = None) -> tuple[np.ndarray, np.ndarray]:
         """-> (num_chunks, num_local) global speaker per local speaker (-1 if none), (num_speakers, d) raw centroids.
@@ -200,7 +202,7 @@ class Diarizer:
         if not reliable.any():
             # all speech is short: cluster what there is rather than return nothing
             reliable = active
-        labels = cluster_embeddings(unit[reliable], config.clustering, self.threshold(), config.bounds,
+        labels = cluster_embeddings(unit[reliable], config.clustering, self.cluster_threshold(), config.bounds,
                                     config.min_cluster_size,
                                     centered=self.encoder.encoder_id not in UNCENTERED_ENCODERS)
         if config.num_speakers is None and config.min_speaker_seconds > 0:

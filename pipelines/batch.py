@@ -149,6 +149,7 @@ class IdentifyOutput(DiarizeOutput):
         self.threshold = threshold
 
     def settings(self) -> dict:
+        # "match_threshold": the key batch states written before the option's rename hold
         return {"registry": str(self.registry.path), "match_threshold": self.threshold}
 
     def check(self, encoder_id: str) -> None:
@@ -309,7 +310,7 @@ def _plan(state: JobState, inputs: list[Input], retry_failed: bool, summary: Sum
 def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig = DiarizationConfig(), *,
               workers: int | None = None, address: str | None = None, retry_failed: bool = False,
               cpus_per_worker: float = 1.0, quiet: bool = True, task: str = "diarize", registry: str | None = None,
-              match_threshold: float | None = None, split_over: float | None = None,
+              naming_threshold: float | None = None, split_over: float | None = None,
               on_dispatch: Callable[[Path, int], None] | None = None) -> Summary:
     """Diarize (task="diarize") or diarize and name from the registry (task="identify") every input into
     OUTDIR/<name>.rttm|.json, resuming from OUTDIR's job state.
@@ -332,7 +333,7 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
         from .batch_ray import check_cluster
 
         check_cluster(cluster)  # a refused token is said now, not after every input has been hashed
-    output = IdentifyOutput(registry, match_threshold) if task == "identify" else DiarizeOutput()
+    output = IdentifyOutput(registry, naming_threshold) if task == "identify" else DiarizeOutput()
     try:
         state = JobState(outdir, task, {**asdict(config), **output.settings()})
     except BaseException:

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     _add_job_options(identify)
     add_naming_options(identify)
     # as in `voicemap identify`: --threshold names, --cluster-threshold cuts the clustering
-    add_diarization_options(identify, threshold_flag="--cluster-threshold")
+    add_diarization_options(identify, threshold_alias=False)
     for job in (diarize, identify):
         job.set_defaults(func=run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -80,7 +80,7 @@ def run(args) -> int:
         summary = run_batch(args.sources, args.outdir, config, workers=args.workers, address=args.address,
                             retry_failed=args.retry_failed, cpus_per_worker=args.cpus_per_worker, quiet=args.quiet,
                             task=args.job, split_over=args.split_over or None, registry=getattr(args, "registry", None),
-                            match_threshold=getattr(args, "match_threshold", None))
+                            naming_threshold=getattr(args, "naming_threshold", None))
     except (BatchError, ValueError) as error:
         print(f"voicemap batch: {error}", file=sys.stderr)
         return 2

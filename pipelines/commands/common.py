@@ -7,9 +7,9 @@ import sys
 from contextlib import contextmanager
 
 
-def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None:
-    """The diarization options; commands where --threshold means something else (naming) pass
-    `threshold_flag="--cluster-threshold"` for the clustering cut, which keeps `args.threshold`."""
+def add_diarization_options(parser, threshold_alias: bool = True) -> None:
+    """The diarization options. The clustering cut is --cluster-threshold; `threshold_alias` also accepts the
+    older --threshold for it, which commands that name speakers leave to --naming-threshold."""
     group = parser.add_argument_group("diarization")
     group.add_argument("--num-speakers", type=int, help="exact number of speakers, when known")
     group.add_argument("--min-speakers", type=int, default=1, help="at least this many speakers")
@@ -22,7 +22,8 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
     group.add_argument("--clustering", default="auto", choices=["auto", "ahc", "spectral", "hdbscan"],
                        help="clustering method; auto: AHC below 100 local-speaker embeddings, spectral (eigengap "
                        "speaker count) from there on")
-    group.add_argument(threshold_flag, dest="threshold", type=float,
+    group.add_argument("--cluster-threshold", *(["--threshold"] if threshold_alias else []), dest="cluster_threshold",
+                       type=float, metavar="D",
                        help="clustering cut: distance between unit embeddings, between 0 and 2; lower gives more speakers "
                        "(default: tuned per encoder)")
     group.add_argument("--no-second-look", dest="second_look", action="store_false", default=argparse.SUPPRESS,
@@ -41,10 +42,10 @@ def add_diarization_options(parser, threshold_flag: str = "--threshold") -> None
 
 
 def add_naming_options(parser) -> None:
-    """--registry and the open-set naming --threshold of the commands that name speakers."""
+    """--registry and the open-set --naming-threshold (or --threshold) of the commands that name speakers."""
     parser.add_argument("--registry", metavar="PATH", default=None,
                         help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
-    parser.add_argument("--threshold", dest="match_threshold", type=float, default=None, metavar="T",
+    parser.add_argument("--naming-threshold", "--threshold", dest="naming_threshold", type=float, default=None, metavar="T",
                         help="open-set cosine threshold for naming (default: the measured one of the encoder, "
                         "see cluster/match.py)")
 
@@ -53,9 +54,9 @@ def check_naming_options(args) -> None:
     """ValueError for a naming threshold that is not a cosine (NaN, or outside [-1, 1])."""
     import math
 
-    value = getattr(args, "match_threshold", None)
+    value = getattr(args, "naming_threshold", None)
     if value is not None and not (math.isfinite(value) and -1 <= value <= 1):
-        raise ValueError(f"--threshold {value:g}: the naming threshold is a cosine similarity, between -1 and 1")
+        raise ValueError(f"--naming-threshold {value:g}: the naming threshold is a cosine similarity, between -1 and 1")
 
 
 def config_from_args(args):
@@ -70,7 +71,7 @@ def config_from_args(args):
         embedding=args.embedding,
         step=args.step,
         clustering=args.clustering,
-        threshold=args.threshold,
+        cluster_threshold=args.cluster_threshold,
         num_speakers=args.num_speakers,
         min_speakers=args.min_speakers,
         max_speakers=args.max_speakers,

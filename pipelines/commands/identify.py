@@ -21,10 +21,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders")
     parser.add_argument("-o", "--outdir", required=True, help="folder for <name>.rttm and <name>.json")
-    # Here --threshold is the naming threshold, as users of `identify` mean it; the clustering cut is
-    # offered as --cluster-threshold.
+    # --threshold stays the naming threshold here, as users of `identify` have meant it
     add_naming_options(parser)
-    add_diarization_options(parser, threshold_flag="--cluster-threshold")
+    add_diarization_options(parser, threshold_alias=False)
     parser.set_defaults(func=run)
 
 
@@ -55,7 +54,7 @@ def run(args) -> int:
         print(f"voicemap identify: {error}", file=sys.stderr)
         return 2
     with registry:
-        if args.match_threshold is None:
+        if args.naming_threshold is None:
             try:
                 default_threshold(diarizer.encoder.encoder_id)  # fail before diarizing anything
             except MatchError as error:
@@ -64,7 +63,7 @@ def run(args) -> int:
         if not registry.centroids(diarizer.encoder.encoder_id)[0]:
             print(f"voicemap identify: note: {registry.path} holds no {diarizer.encoder.encoder_id} voices; "
                   "every speaker will be unknown", file=sys.stderr)
-        voices = enrolled_voices(registry, diarizer.encoder.encoder_id, args.match_threshold)
+        voices = enrolled_voices(registry, diarizer.encoder.encoder_id, args.naming_threshold)
         failed = 0
         with progress(inputs, args.quiet, unit="file", desc="identify") as bar:
             for (path, root), stem in zip(bar, stems):
@@ -73,7 +72,7 @@ def run(args) -> int:
                     problem = input_problem(path)
                     if problem:
                         raise ValueError(problem)
-                    identification = identify_result(diarizer(path, voices=voices), registry, args.match_threshold)
+                    identification = identify_result(diarizer(path, voices=voices), registry, args.naming_threshold)
                     write_identification(identification, args.outdir, stem, extra={"registry": str(registry.path)})
                 except (AudioError, OSError, ValueError, RuntimeError) as error:  # MatchError is a ValueError
                     failed += 1
