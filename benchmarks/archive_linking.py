@@ -90,7 +90,7 @@ def row_truth(reference, turns, speaker: str) -> str | None:
 def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     from pyannote.core import Segment, Timeline
 
-    from cluster.match import DEFAULT_THRESHOLDS
+    from cluster.match import NAMING_THRESHOLDS
     from pipelines.archive import output_files, read_recording
     from pipelines.archive_linking import link_archive
     from pipelines.archive_search import nearest_rows
@@ -99,7 +99,7 @@ def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     entries, used = read_set(set_folder)
     recordings = [read_recording(path, outputs) for path in output_files(outputs)]
     by_uri = {r.uri: r for r in recordings}
-    options = dict(encoder_threshold=DEFAULT_THRESHOLDS.get(recordings[0].encoder), min_seconds=args.min_seconds,
+    options = dict(encoder_threshold=NAMING_THRESHOLDS.get(recordings[0].encoder), min_seconds=args.min_seconds,
                    quantile=args.quantile, threshold=args.threshold, ignore_top=args.ignore_top)
     if args.incremental:
         # the first half linked alone, then everything linked again on top of that index

@@ -39,7 +39,7 @@ def main() -> int:
     import soundfile as sf
     import torch
 
-    from cluster.match import DEFAULT_THRESHOLDS
+    from cluster.match import NAMING_THRESHOLDS
     from diarize.embedding import load_encoder
     from diarize.vad import keep_speech
     from pipelines.voice_embedding import embed_speech_audio
@@ -47,7 +47,7 @@ def main() -> int:
     torch.set_num_threads(1)
     started = time.time()
     encoder = load_encoder(args.embedding)
-    threshold = DEFAULT_THRESHOLDS.get(encoder.encoder_id, 0.5)
+    threshold = NAMING_THRESHOLDS.get(encoder.encoder_id, 0.5)
     readers = sorted(p.name for p in args.data.iterdir() if p.is_dir())
     audio = {r: [sf.read(f, dtype="float32")[0] for f in sorted((args.data / r).glob("*.flac"))] for r in readers}
 

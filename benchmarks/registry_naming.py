@@ -7,7 +7,7 @@ conversation does *not* use (simconv-dev/speakers.tsv lists those it uses), the 
 with the default pipeline, and its cluster centroids are matched (cluster/match.py). Prints:
 - cosine scores of real cluster centroids against enrolled voices: target (the reference speaker the
   cluster overlaps most) and impostor (every other enrolled speaker), to compare with the single-crop
-  measurement behind DEFAULT_THRESHOLDS;
+  measurement behind NAMING_THRESHOLDS;
 - identification error rate (pyannote.metrics, no label mapping) with every participant enrolled;
 - leave-one-out: each participant in turn removed from the registry; it must come out `unknown`
   (IER counted with all unknown labels merged into one `unknown` class on both sides).
@@ -48,7 +48,7 @@ def overlap(hypothesis, label: str, reference, speaker: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
-    parser.add_argument("--threshold", type=float, default=None, help="default: DEFAULT_THRESHOLDS of the encoder")
+    parser.add_argument("--threshold", type=float, default=None, help="default: NAMING_THRESHOLDS of the encoder")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -57,7 +57,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from cluster.calibration import centroid, describe, unit
-    from cluster.match import assign, default_threshold
+    from cluster.match import assign, default_naming_threshold
     from diarize.audio import load_audio
     from diarize.pipeline import DiarizationConfig, Diarizer
 
@@ -69,7 +69,7 @@ def main() -> int:
             used[row["uri"]].add(row["file"])
     diarizer = Diarizer(DiarizationConfig())
     encoder = diarizer.encoder
-    threshold = default_threshold(encoder.encoder_id) if args.threshold is None else args.threshold
+    threshold = default_naming_threshold(encoder.encoder_id) if args.threshold is None else args.threshold
     files = sorted(str(p.relative_to(speakers_dir)) for p in speakers_dir.glob("*/*.flac"))
     started = time.time()
     embeddings = {f: encoder.embed(load_audio(speakers_dir / f).samples) for f in files}

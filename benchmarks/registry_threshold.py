@@ -8,7 +8,7 @@ Each speaker's utterances (sorted by name) are split in halves; every speaker is
 Two test conditions: whole utterances, and random 2-4 s crops of them (diarization clusters can be that
 short). Prints the score distributions, the empirical EER, and the calibrated threshold of
 cluster/calibration.py for each condition; the crop condition's threshold is the one to store in
-cluster/match.py DEFAULT_THRESHOLDS.
+cluster/match.py NAMING_THRESHOLDS.
 """
 
 from __future__ import annotations

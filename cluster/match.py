@@ -39,7 +39,7 @@ NAMING_LEAD = 1.0
 #: utterances each conversation does not use): clusters of 8 s or more score 0.65-0.89 with their speaker
 #: and at most 0.42 with anyone else; only over-split fragments of 1-4 s mixing two speakers reach 0.44-0.59.
 #: No cluster got a wrong name, and 27/27 participants left out of the registry came out unknown.
-DEFAULT_THRESHOLDS: dict[str, float] = {
+NAMING_THRESHOLDS: dict[str, float] = {
     "campplus-common-advanced": 0.472,
 }
 
@@ -59,13 +59,13 @@ def named_spreads(num_voices: int) -> float:
     return float(norm.isf(min(DEFAULT_FALSE_ACCEPT, STRANGER_NAMED_RATE / max(num_voices, 1))))
 
 
-def default_threshold(encoder_id: str) -> float:
+def default_naming_threshold(encoder_id: str) -> float:
     """The measured threshold for `encoder_id`; MatchError when none was measured (pass one explicitly)."""
     try:
-        return DEFAULT_THRESHOLDS[encoder_id]
+        return NAMING_THRESHOLDS[encoder_id]
     except KeyError:
         raise MatchError(f"no measured matching threshold for encoder {encoder_id!r}: pass one "
-                         f"(measured ones: {', '.join(DEFAULT_THRESHOLDS)})") from None
+                         f"(measured ones: {', '.join(NAMING_THRESHOLDS)})") from None
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def match_registry(cluster_centroids: np.ndarray, encoder_id: str, registry: Reg
                    threshold: float | None = None, weights: np.ndarray | None = None) -> Assignment:
     """`assign` against the registry's voices of `encoder_id` (threshold: the measured default if None;
     weights: optional seconds of speech per cluster, see `assign_scores`)."""
-    threshold = default_threshold(encoder_id) if threshold is None else float(threshold)
+    threshold = default_naming_threshold(encoder_id) if threshold is None else float(threshold)
     names, voices = registry.centroids(encoder_id)
     clusters = np.asarray(cluster_centroids)
     if names and clusters.ndim == 2 and clusters.shape[1] != voices.shape[1]:
@@ -259,5 +259,5 @@ def name_speakers(centroids: np.ndarray, encoder_id: str, registry: Registry,
     return result.labels, result.scores
 
 
-__all__ = ["Assignment", "DEFAULT_THRESHOLDS", "MatchError", "RegistryError", "assign", "assign_scores", "default_threshold",
+__all__ = ["Assignment", "NAMING_THRESHOLDS", "MatchError", "RegistryError", "assign", "assign_scores", "default_naming_threshold",
            "match_registry", "name_speakers"]

@@ -153,11 +153,11 @@ class IdentifyOutput(DiarizeOutput):
         return {"registry": str(self.registry.path), "match_threshold": self.threshold}
 
     def check(self, encoder_id: str) -> None:
-        from cluster.match import MatchError, default_threshold
+        from cluster.match import MatchError, default_naming_threshold
 
         if self.threshold is None:
             try:
-                default_threshold(encoder_id)  # fail once, not once per file
+                default_naming_threshold(encoder_id)  # fail once, not once per file
             except MatchError as error:
                 raise BatchError(str(error)) from None
 

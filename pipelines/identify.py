@@ -80,14 +80,14 @@ def enrolled_voices(registry, encoder_id: str, threshold: float | None = None):
     """The registry's voices of `encoder_id` as cluster.anchoring.EnrolledVoices, to steer a diarization that
     will be named from them (Diarizer(..., voices=)); None when it holds none. threshold: as identify_result."""
     from cluster.anchoring import EnrolledVoices
-    from cluster.match import default_threshold
+    from cluster.match import default_naming_threshold
 
     names, vectors = registry.centroids(encoder_id)
     if not names:
         return None
     # Steering stays on raw cosines at the threshold: on the acted-speech registry, steering by the AS-norm
     # rule too named the same share right but left diarization 5.7 points worse (docs/naming.md)
-    threshold = default_threshold(encoder_id) if threshold is None else float(threshold)
+    threshold = default_naming_threshold(encoder_id) if threshold is None else float(threshold)
     return EnrolledVoices(tuple(names), np.asarray(vectors), threshold)
 
 
@@ -95,7 +95,7 @@ def identify_result(result, registry, threshold: float | None = None) -> Identif
     """Name the speakers of `result` (diarize.pipeline.DiarizationResult) from `registry` (cluster.registry.Registry).
 
     threshold: the open-set cosine threshold; None takes the measured default of the result's encoder
-    (cluster/match.py DEFAULT_THRESHOLDS), MatchError when the encoder has none.
+    (cluster/match.py NAMING_THRESHOLDS), MatchError when the encoder has none.
     """
     from cluster.match import match_registry
 

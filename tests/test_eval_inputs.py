@@ -154,7 +154,7 @@ ROWS = [Row(f"eval-{name}", f"eval ev/{name}.tsv --hyp ev/hyp -q", 1, pattern) f
     Row("eval-collar-negative", "eval nowhere.tsv --collar -1", 2, r"^voicemap eval: --collar -1.0: must be a finite number"),
     Row("eval-collar-nan", "eval nowhere.tsv --collar nan", 2, r"^voicemap eval: --collar nan: "),
     Row("eval-collar-inf", "eval nowhere.tsv --collar inf", 2, r"^voicemap eval: --collar inf: "),
-    Row("eval-match-threshold-nan", "eval nowhere.tsv --hyp ev/hyp --match-threshold nan", 2, r"--match-threshold nan: "),
+    Row("eval-match-threshold-nan", "eval nowhere.tsv --hyp ev/hyp --match-threshold nan", 2, r"--naming-threshold nan: "),
     Row("eval-hyp-missing", "eval ev/ok.tsv --hyp nowhere", 2, r"^voicemap eval: --hyp nowhere: no such folder$"),
     Row("eval-hyp-and-save-hyp", "eval ev/ok.tsv --hyp ev/hyp --save-hyp out", 2, r"--save-hyp .*with --hyp nothing is diarized"),
     Row("eval-manifest-missing", "eval nowhere.tsv --hyp ev/hyp", 2, r"^voicemap eval: nowhere.tsv: no such manifest$"),

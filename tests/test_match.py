@@ -8,7 +8,7 @@ import pytest
 from cluster.calibration import (calibrate, centroid, equal_error_rate, false_accept_threshold,
                                  fitted_false_accept_threshold, gaussian_eer_threshold, split_enroll_test,
                                  trial_scores)
-from cluster.match import (DEFAULT_THRESHOLDS, MatchError, assign, assign_scores, default_threshold, match_registry,
+from cluster.match import (NAMING_THRESHOLDS, MatchError, assign, assign_scores, default_naming_threshold, match_registry,
                            name_speakers)
 from cluster.registry import Registry
 
@@ -112,9 +112,9 @@ def test_name_speakers_uses_only_the_voices_of_the_same_encoder(tmp_path):
 
 
 def test_default_threshold_exists_for_the_default_encoder():
-    assert 0.0 < default_threshold("campplus-common-advanced") < 1.0
+    assert 0.0 < default_naming_threshold("campplus-common-advanced") < 1.0
     with pytest.raises(MatchError):
-        default_threshold("never-measured")
+        default_naming_threshold("never-measured")
 
 
 # -- calibration ------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def campplus_embeddings(shared_data):
 def test_a_recording_of_enrolled_and_unenrolled_real_speakers_is_named_with_the_default_threshold(
         campplus_embeddings, tmp_path):
     encoder_id, enroll, test = campplus_embeddings
-    assert encoder_id in DEFAULT_THRESHOLDS
+    assert encoder_id in NAMING_THRESHOLDS
     enrolled = ["1688", "2609", "3005"]
     with Registry(tmp_path / "r.sqlite") as registry:
         for speaker in enrolled:
@@ -205,7 +205,7 @@ def test_a_recording_of_enrolled_and_unenrolled_real_speakers_is_named_with_the_
         clusters = np.stack([test[s].mean(0) for s in order])
         result = match_registry(clusters, encoder_id, registry)
         assert result.labels == ["unknown_1", "reader_2609", "unknown_2", "reader_1688"]
-        assert result.threshold == DEFAULT_THRESHOLDS[encoder_id]
+        assert result.threshold == NAMING_THRESHOLDS[encoder_id]
         # a single 3 s crop of each enrolled reader also finds its own voice first
         for speaker in enrolled:
             for crop in test[speaker]:

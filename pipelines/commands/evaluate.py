@@ -83,7 +83,7 @@ def register(subparsers) -> None:
                         "--hyp, the RTTMs' labels are taken as names); reference speakers not enrolled there "
                         "count as right when called unknown_*; the enrolled voices also steer the diarization, "
                         "as in `voicemap identify`, so DER is that of the named diarization")
-    parser.add_argument("--match-threshold", type=float, metavar="T",
+    parser.add_argument("--naming-threshold", "--match-threshold", dest="naming_threshold", type=float, metavar="T",
                         help="with --registry: naming threshold (default: the measured one of the encoder)")
     add_diarization_options(parser)
     parser.set_defaults(func=run)
@@ -134,8 +134,8 @@ def _option_problem(args) -> str | None:
     if args.convention and (args.collar is not None or args.skip_overlap):
         return (f"--convention {args.convention} sets the collar and overlap rule itself; give it or "
                 "--collar/--skip-overlap, not both")
-    if args.match_threshold is not None and not -1.0 <= args.match_threshold <= 1.0:
-        return f"--match-threshold {args.match_threshold}: must be a cosine between -1 and 1"
+    if args.naming_threshold is not None and not -1.0 <= args.naming_threshold <= 1.0:
+        return f"--naming-threshold {args.naming_threshold}: must be a cosine between -1 and 1"
     if args.diarize and not args.hyp:
         return "--diarize adds the diarized system to --hyp systems; without --hyp it is the only one anyway"
     if args.hyp and args.save_hyp and not args.diarize:
@@ -247,10 +247,10 @@ def run(args) -> int:
     if config is not None:
         try:
             diarizer = loaded_diarizer(config)  # weights that do not load: one line now, not one per file
-            if registry is not None and args.match_threshold is None:
-                from cluster.match import default_threshold
+            if registry is not None and args.naming_threshold is None:
+                from cluster.match import default_naming_threshold
 
-                default_threshold(diarizer.encoder.encoder_id)
+                default_naming_threshold(diarizer.encoder.encoder_id)
         except ValueError as error:  # cluster.match.MatchError is one
             if registry is not None:
                 registry.close()
@@ -260,7 +260,7 @@ def run(args) -> int:
         if diarizer:  # the voices steer the diarization that will be named from them, as `voicemap identify` does
             from pipelines.identify import enrolled_voices
 
-            voices = enrolled_voices(registry, diarizer.encoder.encoder_id, args.match_threshold)
+            voices = enrolled_voices(registry, diarizer.encoder.encoder_id, args.naming_threshold)
     for system in systems:
         system.scores = DiarizationScores(collar=convention.pyannote_collar, skip_overlap=convention.skip_overlap)
         if registry is not None:
@@ -334,7 +334,7 @@ def _diarize(item, diarizer, voices, registry, args):
     if registry is not None:
         from pipelines.identify import identify_result
 
-        named = identify_result(result, registry, args.match_threshold).result.annotation
+        named = identify_result(result, registry, args.naming_threshold).result.annotation
         named.uri = item.uri
     hypothesis = result.annotation.rename_labels()  # labels need not match the reference's
     hypothesis.uri = item.uri

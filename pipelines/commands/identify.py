@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cluster.match import MatchError, default_threshold
+    from cluster.match import MatchError, default_naming_threshold
     from cluster.registry import Registry, RegistryError
     from diarize.audio import AudioError
     from pipelines.identify import enrolled_voices, identify_result, write_identification
@@ -56,7 +56,7 @@ def run(args) -> int:
     with registry:
         if args.naming_threshold is None:
             try:
-                default_threshold(diarizer.encoder.encoder_id)  # fail before diarizing anything
+                default_naming_threshold(diarizer.encoder.encoder_id)  # fail before diarizing anything
             except MatchError as error:
                 print(f"voicemap identify: {error}", file=sys.stderr)
                 return 2

@@ -113,7 +113,7 @@ def _hold_lock(outdir: Path):
 
 def _link(args, outdir: Path, previous) -> int:
     from cluster.linking import LinkingError
-    from cluster.match import DEFAULT_THRESHOLDS
+    from cluster.match import NAMING_THRESHOLDS
     from pipelines.archive import ArchiveInputError, output_files, read_recording
     from pipelines.archive_index import write_index
     from pipelines.archive_linking import (archive_encoder, link_archive, remove_stale_linked, split_by_encoder,
@@ -157,7 +157,7 @@ def _link(args, outdir: Path, previous) -> int:
                 bar.n = int(100 * fraction)
                 bar.refresh()
 
-            linked = link_archive(recordings, previous, encoder, encoder_threshold=DEFAULT_THRESHOLDS.get(encoder),
+            linked = link_archive(recordings, previous, encoder, encoder_threshold=NAMING_THRESHOLDS.get(encoder),
                                   threshold=args.threshold, min_seconds=args.min_seconds, quantile=args.quantile,
                                   progress=advance)
     except LinkingError as error:

@@ -133,7 +133,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from cluster.match import DEFAULT_THRESHOLDS
+    from cluster.match import NAMING_THRESHOLDS
 
     if args.direction is not None:
         if args.audio is not None:
@@ -152,7 +152,7 @@ def _search(args: argparse.Namespace) -> int:
                               f"(encoders enrolled: {enrolled})")
         query = embed_file(args.audio, encoder, min_speech=args.min_speech)
         hits = registry.search(query.vector, encoder.encoder_id, k=args.k)
-    threshold = DEFAULT_THRESHOLDS.get(encoder.encoder_id)
+    threshold = NAMING_THRESHOLDS.get(encoder.encoder_id)
     if args.json:
         print(json.dumps([{"name": h.name, "score": round(h.score, 4),
                            "match": None if threshold is None else h.score >= threshold} for h in hits],
