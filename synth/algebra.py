@@ -50,6 +50,10 @@ class AttributeDirection:
     labels:    (negative, positive) class names for a binary label, else None
     method, k: how it was fitted
     metadata:  extra facts stored with it (n, label_mean; "shrinkage" for fisher)
+    spread:    float or None: the training items' spread of `read` around their own class mean (binary) or
+               their label (numeric), pooled standard deviation in label units; the unit in which
+               `read_direction` says how far a reading lies from the threshold. None for a direction stored
+               before spreads were kept (it cannot be rebuilt from what was stored)
     """
 
     vector: np.ndarray
@@ -60,6 +64,7 @@ class AttributeDirection:
     method: str
     k: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    spread: float | None = None
 
     @property
     def dimension(self) -> int:
@@ -73,7 +78,7 @@ class AttributeDirection:
     def to_metadata(self) -> dict[str, Any]:
         """JSON-ready description stored beside the vector in the registry (the vector itself is `b`)."""
         return {**self.metadata, "method": self.method, "k": self.k, "dims": [int(d) for d in self.dims],
-                "offset": self.offset, "threshold": self.threshold,
+                "offset": self.offset, "threshold": self.threshold, "spread": self.spread,
                 "labels": list(self.labels) if self.labels else None}
 
     @classmethod
@@ -84,11 +89,15 @@ class AttributeDirection:
             dims = np.asarray(metadata.get("dims", range(b.size)), dtype=np.int64)
             labels = metadata.get("labels")
             threshold = metadata.get("threshold")
+            spread = metadata.get("spread")  # absent from directions stored before it was kept
+            if spread is not None and not (np.isfinite(float(spread)) and float(spread) > 0):
+                raise ValueError(f"spread {spread!r} is not a positive number")
             return cls(b, dims, float(metadata.get("offset", 0.0)), None if threshold is None else float(threshold),
                        tuple(labels) if labels else None, str(metadata.get("method", "mean")),
                        int(metadata.get("k", b.size)),
                        {key: value for key, value in metadata.items()
-                        if key not in ("method", "k", "dims", "offset", "threshold", "labels")})
+                        if key not in ("method", "k", "dims", "offset", "threshold", "labels", "spread")},
+                       None if spread is None else float(spread))
         except (TypeError, ValueError) as error:
             raise AlgebraError(f"stored direction: metadata is malformed ({error})") from None
 
@@ -246,12 +255,25 @@ def fit_direction(vectors: Any, labels: Sequence[Any], *, method: str = "mean", 
     direction = AttributeDirection(b, dims, offset, None, names, method, len(dims),
                                    {"n": int(n), "label_mean": float(y.mean()), **extra})
     threshold = None
+    values = read(x, direction)
     if names is not None:
-        values = read(x, direction)
         # midpoint of the two classes' mean reading: no search over the training items (it would overfit
         # n = 10 speakers), and with "mean" it is the usual nearest-class-mean rule along b
         threshold = float((values[y == 1].mean() + values[y == 0].mean()) / 2)
-    return AttributeDirection(b, dims, offset, threshold, names, method, len(dims), direction.metadata)
+        centres = np.where(y == 1, values[y == 1].mean(), values[y == 0].mean())
+    else:
+        centres = y
+    return AttributeDirection(b, dims, offset, threshold, names, method, len(dims), direction.metadata,
+                              training_spread(values, centres, 2 if names is not None else 1))
+
+
+def training_spread(values: np.ndarray, centres: np.ndarray, fitted: int) -> float | None:
+    """Pooled standard deviation of `values` around `centres`, with `fitted` degrees of freedom used up (the
+    two class means, or the line): None when too few items remain or every item sits on its centre."""
+    if len(values) <= fitted:
+        return None
+    spread = float(np.sqrt(((values - centres) ** 2).sum() / (len(values) - fitted)))
+    return spread if spread > 0 else None
 
 
 def pair_direction(before: Any, after: Any) -> np.ndarray:
@@ -282,6 +304,44 @@ def project(vectors: Any, direction: AttributeDirection) -> np.ndarray:
 def read(vectors: Any, direction: AttributeDirection) -> np.ndarray:
     """(n, dim) or (dim,) -> (n,) the attribute in label units (binary: ~0 negative class, ~1 positive)."""
     return direction.offset + project(vectors, direction) / direction.scale
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One vector read along a direction.
+
+    projection: x̂·b̂, the cosine of the unit vector with the direction (between -1 and 1)
+    value:      `read`, the attribute in label units (binary: ~0 the negative class, ~1 the positive)
+    label:      the class on its side of the threshold (binary), else None
+    margin:     value minus the threshold (binary; sign = side), else None
+    spreads:    margin in units of the direction's training spread (binary), or, for a numeric label, the
+                value's distance from the training label mean in spreads; None when the direction keeps no
+                spread (stored before it was kept)
+    """
+
+    projection: float
+    value: float
+    label: str | None
+    margin: float | None
+    spreads: float | None
+
+
+def read_direction(direction: AttributeDirection, vectors: Any) -> list[Reading]:
+    """(n, dim) or (dim,) raw or unit vectors -> one Reading each along a fitted or stored direction."""
+    projections = project(vectors, direction)
+    values = direction.offset + projections / direction.scale
+    readings = []
+    for projection, value in zip(projections, values):
+        if direction.threshold is not None:
+            margin = float(value - direction.threshold)
+            label = direction.labels[1] if margin > 0 else direction.labels[0]
+            reference = margin
+        else:
+            margin, label = None, None
+            reference = float(value - direction.metadata.get("label_mean", direction.offset))
+        spreads = None if direction.spread is None else reference / direction.spread
+        readings.append(Reading(float(projection), float(value), label, margin, spreads))
+    return readings
 
 
 def classify(vectors: Any, direction: AttributeDirection) -> np.ndarray:
