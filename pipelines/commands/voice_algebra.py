@@ -10,17 +10,25 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from .common import registry_of
-from pipelines.voice_embedding import EnrollError, embed_speech_audio, file_speech
+from pipelines.voice_embedding import EnrollError, TooLittleSpeech, embed_speech_audio, file_speech, floor2
 
-from .enroll import UsageError, check_registry_for_writing, load_encoder_or_fail
+from .enroll import (UsageError, check_encoder_options, check_min_speech, check_registry_for_writing,
+                     load_encoder_or_fail)
 
-#: files in a labels TSV may be short utterances; under a second of speech an embedding is noise
+#: files in a labels TSV may be short utterances; under a second of speech an embedding is noise, so such a
+#: file is left out of the fit (and counted), as long as MIN_ITEMS_PER_CLASS of each label value remain
 LABEL_MIN_SPEECH_S = 1.0
+#: a binary label needs this many items per class (a numeric label one more in all): two class means and a
+#: spread around them cannot come from fewer
+MIN_ITEMS_PER_CLASS = 2
+#: `voices read` reads files with at least this much speech by default, as the fit embeds them
+READ_MIN_SPEECH_S = 1.0
 
 
 def read_labels(path: str) -> tuple[str, list[tuple[str, str]]]:
@@ -120,15 +128,23 @@ def direction(args: argparse.Namespace) -> int:
         for item, _ in items:
             if not Path(item).is_file():
                 raise EnrollError(f"--labels {args.labels}: {item}: no such file")
-        # every file is embedded before the registry is opened for writing
-        embedded, slower, faster = [], [], []
-        for item, _ in items:
-            audio, _, _ = file_speech(item, encoder, min_speech=LABEL_MIN_SPEECH_S)
+        # every file is embedded before the registry is opened for writing; a file with too little speech is
+        # left out (a few short clips among hundreds must not sink the fit) and counted
+        embedded, slower, faster, kept, left_out = [], [], [], [], []
+        for item, label in items:
+            try:
+                audio, _, _ = file_speech(item, encoder, min_speech=LABEL_MIN_SPEECH_S)
+            except TooLittleSpeech as short:
+                left_out.append((item, short.seconds))
+                continue
+            kept.append((item, label))
             embedded.append(embed_speech_audio(audio, encoder, label=item))
             if args.along == "speed":
                 down, up = speed_pair(audio, encoder.sample_rate, encoder.embed)
                 slower.append(down)
                 faster.append(up)
+        check_enough_left(items, kept, left_out, args.labels)
+        items = kept
         vectors = np.stack(embedded)
         if args.along == "speed":
             try:
@@ -136,6 +152,7 @@ def direction(args: argparse.Namespace) -> int:
             except AlgebraError as error:
                 raise EnrollError(f"--along speed: {error}") from None
     else:
+        left_out = []
         if not registry_path.exists():
             raise EnrollError(f"--labels {args.labels}: names enrolled voices but {registry_path} does not exist")
         with registry_of(args) as registry:
@@ -150,6 +167,8 @@ def direction(args: argparse.Namespace) -> int:
     except AlgebraError as error:
         raise EnrollError(f"--labels {args.labels}: {error}") from None
     metadata = {**fitted.to_metadata(), "labels_file": Path(args.labels).name, "items": kind}
+    if left_out:
+        metadata["left_out"] = [_shown_path(item, args.labels) for item, _ in left_out]
     if along is not None:
         metadata["along"] = f"speed x{SPEED_FACTOR:g}"
     with open_registry(registry_path, create=True) as registry:
@@ -157,9 +176,44 @@ def direction(args: argparse.Namespace) -> int:
     what = (f"+ = {fitted.labels[1]}, - = {fitted.labels[0]}; training accuracy {training:.0%}"
             if fitted.labels else "numeric label; alpha 1 = one label unit")
     method = args.method if along is None else f"{args.method} along the x{SPEED_FACTOR:g} speed line"
+    if left_out:
+        print(left_out_line(left_out, len(items) + len(left_out), args.labels))
     print(f"stored direction {name} ({encoder.encoder_id}): {method}, {fitted.k} of {fitted.dimension} "
           f"dims, {len(items)} {kind}s; {what}; class-mean distance {fitted.scale:.3f} -> {registry_path}")
     return 0
+
+
+def _shown_path(item: str, labels_file: str) -> str:
+    """A labelled file as the TSV names it: relative to the TSV's folder when it lies under it."""
+    try:
+        return str(Path(item).relative_to(Path(labels_file).parent))
+    except ValueError:
+        return item
+
+
+def left_out_line(left_out: list[tuple[str, float]], total: int, labels_file: str, shown: int = 3) -> str:
+    """One line counting the files left out of a fit for too little speech, naming the first `shown`."""
+    names = [f"{_shown_path(item, labels_file)} ({floor2(seconds)} s)" for item, seconds in left_out[:shown]]
+    more = f" and {len(left_out) - shown} more" if len(left_out) > shown else ""
+    return (f"left out {len(left_out)} of {total} files with under {LABEL_MIN_SPEECH_S:g} s of speech: "
+            f"{', '.join(names)}{more}")
+
+
+def check_enough_left(items: list[tuple[str, str]], kept: list[tuple[str, str]], left_out: list[tuple[str, float]],
+                      labels_file: str) -> None:
+    """EnrollError (one line) when leaving out the short files leaves too few to fit: under MIN_ITEMS_PER_CLASS
+    files of a label value that two values make binary, or under MIN_ITEMS_PER_CLASS + 1 files in all."""
+    if not left_out:
+        return
+    values = sorted({label for _, label in items})
+    counts = {value: sum(label == value for _, label in kept) for value in values}
+    short = [f"{value} {counts[value]}" for value in values if counts[value] < MIN_ITEMS_PER_CLASS]
+    too_few = short if len(values) == 2 else ([] if len(kept) > MIN_ITEMS_PER_CLASS else [f"{len(kept)} in all"])
+    if too_few:
+        need = (f"at least {MIN_ITEMS_PER_CLASS} per label" if len(values) == 2
+                else f"at least {MIN_ITEMS_PER_CLASS + 1}")
+        raise EnrollError(f"--labels {labels_file}: too few files left to fit ({', '.join(too_few)}; {need}) after "
+                          f"{left_out_line(left_out, len(items), labels_file)}")
 
 
 def directions(args: argparse.Namespace) -> int:
@@ -175,7 +229,9 @@ def directions(args: argparse.Namespace) -> int:
     for d in stored:
         labels = d.metadata.get("labels")
         what = f"+ = {labels[1]}, - = {labels[0]}" if labels else "numeric"
-        print(f"{d.name}  {d.encoder_id}  {d.metadata.get('method')} k={d.metadata.get('k')}  {what}")
+        spread = d.metadata.get("spread")
+        spread = f"spread {spread:.3f}" if spread else "no spread (stored before spreads were kept)"
+        print(f"{d.name}  {d.encoder_id}  {d.metadata.get('method')} k={d.metadata.get('k')}  {what}  {spread}")
     return 0
 
 
@@ -256,6 +312,135 @@ def search_direction(args: argparse.Namespace) -> int:
     return 0
 
 
+def _direction_for_reading(registry, name: str, encoder_id: str):
+    """The stored direction `name` of `encoder_id`; EnrollError (one line) when it is stored only for other
+    encoders (its numbers mean nothing in another encoder's space) or not at all."""
+    from diarize.embedding import BACKENDS
+
+    stored = [d.encoder_id for d in registry.list_directions() if d.name == name]
+    if not stored:
+        raise EnrollError(f"direction {name!r}: not stored in {registry.path} (see `voicemap voices directions`)")
+    if encoder_id not in stored:
+        hints = sorted({backend for backend in BACKENDS for e in stored if e.startswith(backend + "-")})
+        hint = f"; read with --embedding {' or '.join(hints)}" if hints else ""
+        raise EnrollError(f"direction {name!r}: fitted with {', '.join(sorted(stored))}, not {encoder_id} (the "
+                          f"encoder --embedding loads); a direction only reads vectors of its own encoder{hint}")
+    return _stored_direction(registry, name, encoder_id)
+
+
+def _reading_row(path: str, speaker: str | None, seconds: float, reading) -> dict:
+    def rounded(value):
+        return None if value is None else round(float(value), 4)
+
+    return {"path": path, "speaker": speaker, "speech_seconds": round(float(seconds), 2),
+            "projection": rounded(reading.projection), "reading": rounded(reading.value), "label": reading.label,
+            "margin": rounded(reading.margin), "spreads": rounded(reading.spreads)}
+
+
+def _reading_line(row: dict) -> str:
+    where = row["path"] + (f" {row['speaker']}" if row["speaker"] else "")
+    side = f"  {row['label']}" if row["label"] is not None else ""
+    spreads = "" if row["spreads"] is None else f"  {row['spreads']:+.2f} spreads"
+    return (f"{where}  reading {row['reading']:+.3f}{side}{spreads}  (projection {row['projection']:+.3f}, "
+            f"{row['speech_seconds']:.1f} s of speech)")
+
+
+def read_command(args: argparse.Namespace) -> int:
+    """`voices read DIRECTION AUDIO...`: each file's (or each diarized speaker's) reading along a stored direction."""
+    from cluster.atomic_files import atomic_write_text
+    from cluster.registry import resolve_registry_path
+    from pipelines.errors import error_line
+    from pipelines.outputs import OutputError, refuse_overwriting, writable_file
+    from synth.algebra import AlgebraError, read_direction
+
+    # every option is checked before the registry is opened, a model loaded or any audio read
+    name = _valid_name(args.direction, "DIRECTION", "direction")
+    min_speech = check_min_speech(args.min_speech)
+    check_encoder_options(args.embedding, args.device)
+    registry_path = resolve_registry_path(args.registry)
+    if args.json:
+        try:
+            writable_file(args.json)
+            refuse_overwriting([args.json], [*args.audio, registry_path])
+        except OutputError as error:
+            raise UsageError(f"--json {error}") from None
+    if not registry_path.exists():
+        raise EnrollError(f"{registry_path}: no registry there, so no direction {name!r} to read along")
+    diarizer = None
+    if args.speakers:  # the default diarizer, with the encoder of --embedding; its models load here, once
+        from diarize.config import DiarizationConfig, EmbeddingConfig
+
+        from .common import loaded_diarizer
+
+        try:
+            diarizer = loaded_diarizer(DiarizationConfig(embedding=EmbeddingConfig(encoder=args.embedding),
+                                                         device=args.device))
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        encoder = diarizer.encoder
+    else:
+        encoder = load_encoder_or_fail(args.embedding, args.device)
+    with registry_of(args) as registry:
+        fitted = _direction_for_reading(registry, name, encoder.encoder_id)
+    rows, errors = [], []
+    for path in args.audio:
+        try:
+            if diarizer is None:
+                audio, seconds, _ = file_speech(path, encoder, min_speech=min_speech)
+                found = [(None, seconds, embed_speech_audio(audio, encoder, label=path))]
+            else:
+                found = _speakers_of(diarizer, path)
+            for speaker, seconds, vector in found:
+                rows.append(_reading_row(path, speaker, seconds, read_direction(fitted, vector)[0]))
+                print(_reading_line(rows[-1]), flush=True)
+        except (EnrollError, AlgebraError, OSError, ValueError, RuntimeError) as error:
+            errors.append(error_line(path, error))
+            print(f"voicemap voices read: {errors[-1]}", file=sys.stderr, flush=True)
+    notes = _reading_notes(fitted, name)
+    for note in notes:
+        print(note)
+    if args.json:
+        record = {"direction": name, "encoder_id": encoder.encoder_id, "method": fitted.method,
+                  "labels": list(fitted.labels) if fitted.labels else None, "threshold": fitted.threshold,
+                  "spread": fitted.spread, "notes": notes, "readings": rows, "errors": errors}
+        atomic_write_text(args.json, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+    if errors:
+        print(f"voicemap voices read: {len(errors)} of {len(args.audio)} inputs could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _speakers_of(diarizer, path: str) -> list[tuple[str, float, np.ndarray]]:
+    """Diarize one recording -> [(speaker label, seconds heard alone, (dim,) raw centroid)]."""
+    from diarize.audio import AudioError
+
+    try:
+        result = diarizer(path)
+    except AudioError as error:
+        raise EnrollError(str(error)) from None
+    if not result.labels:
+        raise EnrollError(f"{path}: no speaker found (no speech?)")
+    return [(label, float(result.exclusive.label_duration(label)), result.speaker_centroids[index])
+            for index, label in enumerate(result.labels)]
+
+
+def _reading_notes(fitted, name: str) -> list[str]:
+    """What the numbers mean, and a note for a direction stored before spreads were kept."""
+    if fitted.labels:
+        notes = [f"(reading: 0 = mean {fitted.labels[0]}, 1 = mean {fitted.labels[1]} of the labelled set; "
+                 f"threshold {fitted.threshold:.3f}" + (f"; spread {fitted.spread:.3f}, the training items' "
+                                                        f"standard deviation around their class mean)"
+                                                        if fitted.spread else ")")]
+    else:
+        notes = [f"(numeric label: reading in label units" + (f"; spreads from the training label mean "
+                                                               f"{fitted.metadata.get('label_mean', 0):.3f}, spread "
+                                                               f"{fitted.spread:.3f})" if fitted.spread else ")")]
+    if fitted.spread is None:
+        notes.append(f"note: direction {name!r} was stored before directions kept their training spread, so the "
+                     f"distance in spreads is not shown; fit it again (voices direction) to get it")
+    return notes
+
+
 def add_subcommands(add, add_embedding_argument) -> None:
     """Register the sub-commands through `voices`' own `add(name, action, help)` helper."""
     sub = add("direction", direction, "fit an attribute direction from labelled files or voices and store it")
@@ -281,6 +466,17 @@ def add_subcommands(add, add_embedding_argument) -> None:
     add_embedding_argument(sub)
     sub = add("directions", directions, "list stored attribute directions")
     sub.add_argument("--encoder", metavar="ENCODER_ID", default=None, help="only this encoder's")
+    sub = add("read", read_command, "read audio files (or each diarized speaker) along a stored direction: "
+              "reading, side of the threshold, distance from it in training spreads")
+    sub.add_argument("direction", metavar="DIRECTION", help="a stored direction (voicemap voices directions)")
+    sub.add_argument("audio", metavar="AUDIO", nargs="+", help="audio files, one speaker each (or see --speakers)")
+    sub.add_argument("--speakers", action="store_true",
+                     help="diarize each recording (default diarizer) and read each speaker's centroid")
+    sub.add_argument("--min-speech", type=float, default=READ_MIN_SPEECH_S, metavar="SECONDS",
+                     help=f"refuse a file with less speech than this (default {READ_MIN_SPEECH_S:g}, as the fit); "
+                          "not used with --speakers, where each speaker holds at least 1 s")
+    sub.add_argument("--json", metavar="OUT", default=None, help="also write the readings to this JSON file")
+    add_embedding_argument(sub)
     sub = add("edit", edit, "enroll a new voice: VOICE moved along a stored direction")
     sub.add_argument("voice", metavar="VOICE")
     sub.add_argument("--direction", required=True, metavar="NAME")
