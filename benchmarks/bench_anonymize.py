@@ -216,7 +216,7 @@ def forced_count(diarizer, evidence, num_speakers: int, duration: float, uri: st
 
     from diarize.pipeline import Diarizer
 
-    forced = Diarizer(replace(diarizer.config, num_speakers=num_speakers))
+    forced = Diarizer(replace(diarizer.config, clustering=replace(diarizer.config.clustering, num_speakers=num_speakers)))
     forced.segmenter, forced._encoder = diarizer.segmenter, diarizer.encoder
     return forced.reconstruct(evidence, *forced.cluster(evidence), duration, uri, samples).annotation
 

@@ -115,12 +115,12 @@ def main() -> None:
         print(f"RTF, {args.minutes:g} min, models loaded: median {median / waveform.duration:.4f} "
               f"({median:.1f} s over {args.repeats} runs; {len(result.labels)} speakers found of 4)")
         print(f"  stages of the last run: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-        # what the second look (diarize/resegment.py) costs: off, and as it was before runs were cut at pauses
-        # and every run looked at (runs of 0.5-4 s won by a vote margin under 0.85)
+        # what the second look (diarize/resegment.py) costs: the same run with it off
         import dataclasses
 
-        before = {"resegment_seconds": (0.5, 4.0), "resegment_margin": 0.85, "resegment_pause_seconds": None}
-        for name, change in (("off", {"resegment_seconds": None}), ("as before (short doubtful runs)", before)):
+        from diarize.config import SecondLookConfig
+
+        for name, change in (("off", {"second_look": SecondLookConfig(enabled=False)}),):
             other = Diarizer(dataclasses.replace(diarizer.config, **change))
             other.segmenter, other._encoder = diarizer.segmenter, diarizer.encoder
             clock = time.perf_counter()

@@ -99,11 +99,12 @@ def main() -> int:
 
     import torch
 
-    from diarize.pipeline import DiarizationConfig, Diarizer
+    from diarize.config import DiarizationConfig, EmbeddingConfig
+    from diarize.pipeline import Diarizer
     from registry_conversations import measure
 
     torch.set_num_threads(args.threads)
-    diarizer = Diarizer(DiarizationConfig(embedding=args.embedding))
+    diarizer = Diarizer(DiarizationConfig(embedding=EmbeddingConfig(encoder=args.embedding)))
     rows = {}
     for name in chosen:
         started = time.time()

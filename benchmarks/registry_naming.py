@@ -59,7 +59,8 @@ def main() -> int:
     from cluster.calibration import centroid, describe, unit
     from cluster.match import assign, default_naming_threshold
     from diarize.audio import load_audio
-    from diarize.pipeline import DiarizationConfig, Diarizer
+    from diarize.config import DiarizationConfig
+    from diarize.pipeline import Diarizer
 
     speakers_dir = args.data / "speakers/librispeech-test-other"
     conversations = args.data / "simconv-dev"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -10,14 +9,13 @@ from typing import Callable
 import numpy as np
 
 from cluster.anchoring import EnrolledVoices, anchored_centroids
-from cluster.clustering import METHODS as CLUSTERING_METHODS
-from cluster.clustering import (SpeakerBounds, assign_local_speakers, centroids_of, cluster_embeddings,
-                                fold_unsupported_clusters)
+from cluster.clustering import assign_local_speakers, centroids_of, cluster_embeddings, fold_unsupported_clusters
 from cluster.vectors import unit_vectors
 
 from .audio import AudioInput, Waveform, load_audio
+from .config import DiarizationConfig
 from .edges import frame_levels, split_at_pauses, trim_silent_edges
-from .embedding import DEFAULT_ENCODER, load_encoder
+from .embedding import load_encoder
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .resegment import MAX_NEW_VOICES, resegment
@@ -39,80 +37,6 @@ FALLBACK_CLUSTER_THRESHOLD = 0.75
 #: (cluster.clustering.recording_centered): centring helps CAM++ but splits ECAPA's acted voices, whose
 #: emotions already lie far apart (docs/domains.md, "Counting when a voice varies")
 UNCENTERED_ENCODERS = frozenset({"ecapa-voxceleb"})
-#: window steps allowed, in seconds: below a quarter second neighbouring 10 s windows differ by a few frames
-#: while the work grows as 1/step (a 1 ms step never finishes); above the 10 s window, audio goes unseen
-MIN_STEP, MAX_STEP = 0.25, 10.0
-
-
-@dataclass(frozen=True)
-class DiarizationConfig:
-    """Everything that shapes a diarization; small and picklable so it can travel to a worker."""
-
-    segmentation: str | None = None
-    embedding: str = DEFAULT_ENCODER
-    step: float | None = None  # None: chosen from the duration (segmentation.default_step)
-    clustering: str = "auto"  # AHC on short recordings, spectral on longer ones (cluster.clustering)
-    cluster_threshold: float | None = None  # None: CLUSTER_THRESHOLDS of the encoder
-    num_speakers: int | None = None
-    min_speakers: int = 1
-    max_speakers: int | None = None
-    min_embedding_seconds: float = 0.5
-    min_cluster_size: int = 3
-    #: a cluster must hold this much single-voice speech to stand as a speaker (else it joins the nearest): less
-    #: is usually two voices mixed or a fragment seen through overlap (docs/diarization-experiments.md)
-    min_speaker_seconds: float = 1.0
-    #: single-voice runs of this many seconds (min, max) are re-decided by their own embedding
-    #: (diarize/resegment.py); None: off. Runs are first cut at near-silent pauses of at least
-    #: `resegment_pause_seconds` (None: not cut), so two voices that the votes joined across a pause are
-    #: looked at apart; only runs whose speaker won its frames by a mean vote margin under `resegment_margin`
-    #: are looked at (None: every run). Up to 8 s, because longer runs are already decided well by the votes;
-    #: 0.2 s pauses, the shortest gap between two speakers' turns (docs/diarization-experiments.md)
-    resegment_seconds: tuple[float, float] | None = (0.5, 8.0)
-    resegment_margin: float | None = None
-    resegment_pause_seconds: float | None = 0.2
-    #: before the second look, runs are also cut where the voice changes (diarize/voice_changes.py): at the
-    #: cut whose sides, each at least this many seconds, are nearest to two different speakers by at least
-    #: `change_margin` of cosine; None: not cut there
-    change_min_side_seconds: float | None = 1.0
-    change_margin: float = 0.1
-    #: in the second look, runs of at least `new_voice_run_seconds` whose own voice is under `new_voice_cosine`
-    #: to every speaker, and that add up to `new_voice_seconds` of one voice, become a new speaker: the
-    #: clustering missed a voice heard only briefly (diarize/resegment.py, `unmatched_runs`). None: off; never
-    #: with `num_speakers` given, and never past `max_speakers`
-    new_voice_cosine: float | None = 0.45
-    new_voice_run_seconds: float = 1.0
-    new_voice_seconds: float = 2.0
-    #: near-silent frames at the ends of each turn, up to this many seconds, are dropped (diarize/edges.py);
-    #: near-silent: under `edge_trim_share` of the way from the recording's noise floor to the speaker's
-    #: loudest. None: off. A tenth of a second is about one segmentation frame of slack on each side
-    #: (docs/diarization-experiments.md)
-    edge_trim_seconds: float | None = 0.1
-    edge_trim_share: float = 0.1
-    device: str = "cpu"
-
-    def __post_init__(self):
-        """Refuse values that cannot mean anything, so that a bad option fails before any audio is read."""
-        if self.step is not None:
-            if not math.isfinite(self.step) or not MIN_STEP <= self.step <= MAX_STEP:
-                raise ValueError(f"--step {self.step:g}: must be between {MIN_STEP:g} and {MAX_STEP:g} seconds")
-        if self.cluster_threshold is not None and not (math.isfinite(self.cluster_threshold) and 0 < self.cluster_threshold < 2):
-            # a distance between unit vectors: 0 joins nothing, 2 joins everything
-            raise ValueError(f"--cluster-threshold {self.cluster_threshold:g}: the clustering cut is a distance between unit "
-                             "vectors, strictly between 0 and 2")
-        if self.clustering not in CLUSTERING_METHODS:
-            raise ValueError(f"--clustering {self.clustering}: use one of {', '.join(CLUSTERING_METHODS)}")
-        for name in ("min_embedding_seconds", "min_speaker_seconds", "change_margin", "new_voice_run_seconds",
-                     "new_voice_seconds", "edge_trim_share"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        self.bounds  # the speaker-count options
-
-    @property
-    def bounds(self) -> SpeakerBounds:
-        return SpeakerBounds(self.num_speakers, self.min_speakers, self.max_speakers)
-
-
 @dataclass
 class DiarizationResult:
     """annotation: overlapping speech as a pyannote.core.Annotation; exclusive: one speaker at a time.
@@ -156,34 +80,34 @@ class Diarizer:
 
     def __init__(self, config: DiarizationConfig = DiarizationConfig()):
         self.config = config
-        self.segmenter = Segmenter(config.segmentation, device=config.device)
+        self.segmenter = Segmenter(config.segmentation.weights, device=config.device)
         self._encoder = None
 
     @property
     def encoder(self):
         if self._encoder is None:
-            self._encoder = load_encoder(self.config.embedding, device=self.config.device)
+            self._encoder = load_encoder(self.config.embedding.encoder, device=self.config.device)
         return self._encoder
 
     def evidence(self, waveform: Waveform, hook: Hook | None = None,
                  encoder_samples: np.ndarray | None = None) -> ChunkEvidence:
         """Segmentation and local-speaker embeddings of a 16 kHz waveform; `encoder_samples`, the same
         recording at the encoder's rate when the caller already has it."""
-        segmentation = self.segmenter(waveform.samples, waveform.sample_rate, step=self.config.step,
+        segmentation = self.segmenter(waveform.samples, waveform.sample_rate, step=self.config.segmentation.step,
                                       hook=None if hook is None else (lambda done: hook("segmentation", done)))
         encoder = self.encoder
         samples = self.encoder_samples(waveform) if encoder_samples is None else encoder_samples
         spans = speech_spans(segmentation, waveform.duration)
         keep = None
-        if self.config.resegment_seconds is not None and waveform.duration <= KEEP_FRAMES_SECONDS:
+        if self.config.second_look.enabled and waveform.duration <= KEEP_FRAMES_SECONDS:
             keep = FrameStore(encoder, len(samples))
         local = local_speaker_embeddings(encoder, samples, segmentation, spans, keep=keep,
                                          hook=None if hook is None else (lambda done: hook("embeddings", done)))
         return ChunkEvidence(segmentation, local.embeddings, local.seconds, None if keep is None else keep.array)
 
     def cluster_threshold(self) -> float:
-        if self.config.cluster_threshold is not None:
-            return self.config.cluster_threshold
+        if self.config.clustering.threshold is not None:
+            return self.config.clustering.threshold
         return CLUSTER_THRESHOLDS.get(self.encoder.encoder_id, FALLBACK_CLUSTER_THRESHOLD)
 
     def cluster(self, evidence: ChunkEvidence, voices: EnrolledVoices | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -192,17 +116,17 @@ class Diarizer:
         voices: enrolled voices of this encoder, when a registry names the result; they steer the
         assignment of local speakers (cluster/anchoring.py) and may split a cluster that holds two of them.
         """
-        config = self.config
+        config = self.config.clustering
         raw = evidence.embeddings
         active = ~np.isnan(raw[..., 0])
         if not active.any():
             return np.full(active.shape, -1, dtype=np.int64), np.zeros((0, raw.shape[-1]), dtype=np.float32)
         unit = unit_vectors(np.nan_to_num(raw))
-        reliable = active & (evidence.seconds >= config.min_embedding_seconds)
+        reliable = active & (evidence.seconds >= self.config.embedding.min_seconds)
         if not reliable.any():
             # all speech is short: cluster what there is rather than return nothing
             reliable = active
-        labels = cluster_embeddings(unit[reliable], config.clustering, self.cluster_threshold(), config.bounds,
+        labels = cluster_embeddings(unit[reliable], config.method, self.cluster_threshold(), config.bounds,
                                     config.min_cluster_size,
                                     centered=self.encoder.encoder_id not in UNCENTERED_ENCODERS)
         if config.num_speakers is None and config.min_speaker_seconds > 0:
@@ -229,7 +153,8 @@ class Diarizer:
         """Assign local speakers to `centroids`, dropping candidates left with under min_speaker_seconds of
         single-voice speech and assigning again, until none is dropped (or `rounds` passes).
         -> (num_chunks, num_local) labels, (num_kept, d) the centroids they index."""
-        keep_at_least = max(self.config.min_speakers, 1)
+        config = self.config.clustering
+        keep_at_least = max(config.min_speakers, 1)
         for _ in range(rounds):
             local_labels = assign_local_speakers(unit, active, centroids)
             chunk_index, local_index = np.nonzero(local_labels >= 0)
@@ -238,39 +163,56 @@ class Diarizer:
             if len(members):
                 found = single_voice_seconds(evidence.segmentation, chunk_index, local_index, members)
                 seconds[: len(found)] = found
-            supported = seconds >= self.config.min_speaker_seconds
-            if supported.all() or supported.sum() < keep_at_least or self.config.num_speakers is not None:
+            supported = seconds >= config.min_speaker_seconds
+            if supported.all() or supported.sum() < keep_at_least or config.num_speakers is not None:
                 return local_labels, centroids
             centroids = centroids[supported]
         return assign_local_speakers(unit, active, centroids), centroids
 
     def reconstruct(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray,
                     duration: float, uri: str, samples: np.ndarray | None = None) -> DiarizationResult:
-        """samples: the recording at the encoder's rate, for the second look at short turns (`resegment`) and
-        the trimming of near-silent turn edges (`trim_silent_edges`)."""
+        """From clustered local speakers to the result, in named steps: activity -> second look -> edges ->
+        relabel. samples: the recording at the encoder's rate, which the second look and the edge trimming
+        read (without it, both are skipped)."""
         segmentation = evidence.segmentation
-        num_frames = num_recording_frames(segmentation, duration)
-        num_speakers = len(centroids)
-        chunks = global_activity(segmentation, local_labels, num_speakers)
-        scores = overlap_add(chunks, chunk_frame_offsets(segmentation), num_frames)
-        count = speaker_count(segmentation, num_frames)
-        active = binarize_by_count(scores, count)
+        active, scores = self._activity(segmentation, local_labels, len(centroids), duration)
         step = segmentation.frame_step
         levels = None
-        if samples is not None and (self.config.resegment_seconds is not None or self.config.edge_trim_seconds):
+        if samples is not None and (self.config.second_look.enabled or self.config.edges.enabled):
             levels = frame_levels(samples, self.encoder.sample_rate, segmentation.frame_start - step / 2, step,
-                                  num_frames)
-        if samples is not None and self.config.resegment_seconds is not None:
-            active, centroids = self._resegment(active, scores, centroids, evidence.frames, samples, segmentation,
-                                                levels, duration)
-            if active.shape[1] > scores.shape[1]:
-                # a new voice has no votes of its own: where it speaks, it holds the votes its frames had
-                new = active[:, scores.shape[1]:]
-                scores = np.hstack([scores, new * scores.max(axis=1, keepdims=True)])
-        if samples is not None and self.config.edge_trim_seconds:
-            active = trim_silent_edges(active, levels, int(round(self.config.edge_trim_seconds / step)),
-                                       self.config.edge_trim_share)
-        # speakers that never win a frame are dropped, and the rest renamed in order of first speech
+                                  len(active))
+        if samples is not None and self.config.second_look.enabled:
+            active, scores, centroids = self._second_look(active, scores, centroids, evidence.frames, samples,
+                                                          segmentation, levels)
+        if samples is not None and self.config.edges.enabled:
+            edges = self.config.edges
+            active = trim_silent_edges(active, levels, int(round(edges.trim_seconds / step)), edges.quiet_share)
+        return self._relabel(active, scores, centroids, segmentation, duration, uri)
+
+    def _activity(self, segmentation: Segmentation, local_labels: np.ndarray, num_speakers: int,
+                  duration: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each chunk's local speakers voted onto the recording's frames: -> (num_frames, num_speakers) bool
+        activity, as many speakers per frame as the segmentation counts, and the float votes behind it."""
+        num_frames = num_recording_frames(segmentation, duration)
+        chunks = global_activity(segmentation, local_labels, num_speakers)
+        scores = overlap_add(chunks, chunk_frame_offsets(segmentation), num_frames)
+        return binarize_by_count(scores, speaker_count(segmentation, num_frames)), scores
+
+    def _second_look(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
+                     samples: np.ndarray, segmentation: Segmentation,
+                     levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_resegment`, with votes made up for any new voice: -> activity, votes, centroids."""
+        active, centroids = self._resegment(active, scores, centroids, frames, samples, segmentation, levels)
+        if active.shape[1] > scores.shape[1]:
+            # a new voice has no votes of its own: where it speaks, it holds the votes its frames had
+            new = active[:, scores.shape[1]:]
+            scores = np.hstack([scores, new * scores.max(axis=1, keepdims=True)])
+        return active, scores, centroids
+
+    def _relabel(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, segmentation: Segmentation,
+                 duration: float, uri: str) -> DiarizationResult:
+        """Speakers that never win a frame are dropped, and the rest named SPEAKER_00... in order of first
+        speech."""
         spoken = np.flatnonzero(active.any(axis=0))
         first_frame = [np.flatnonzero(active[:, k])[0] for k in spoken]
         order = spoken[np.argsort(first_frame)]
@@ -281,8 +223,7 @@ class Diarizer:
         return DiarizationResult(uri, duration, annotation, exclusive, labels, centroids, self.encoder.encoder_id)
 
     def _resegment(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
-                   samples: np.ndarray, segmentation: Segmentation, levels: np.ndarray,
-                   duration: float) -> tuple[np.ndarray, np.ndarray]:
+                   samples: np.ndarray, segmentation: Segmentation, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> the new activity and centroids (a speaker is appended for each new voice found).
 
         frames: the recording's encoder frame features (ChunkEvidence.frames); None: the runs are pooled from
@@ -290,7 +231,8 @@ class Diarizer:
         encoder = self.encoder
         step = segmentation.frame_step
         origin = segmentation.frame_start - step / 2
-        shortest, longest = self.config.resegment_seconds
+        look = self.config.second_look
+        shortest, longest = look.run_seconds
 
         encoder_frames = int(len(samples) * encoder.frame_rate // encoder.sample_rate)
 
@@ -310,23 +252,24 @@ class Diarizer:
             return pool_frame_spans(encoder, frames, spans)
 
         exclusive = exclusive_of(active, scores)
-        if self.config.resegment_pause_seconds:
-            exclusive = split_at_pauses(exclusive, levels, int(round(self.config.resegment_pause_seconds / step)),
-                                        self.config.edge_trim_share)
-        if self.config.change_min_side_seconds:
+        if look.pause_seconds:
+            exclusive = split_at_pauses(exclusive, levels, int(round(look.pause_seconds / step)),
+                                        self.config.edges.quiet_share)
+        if look.change_min_side_seconds:
             exclusive = split_at_voice_changes(
                 exclusive, centroids, lambda spans: embed_all([frame_span(first, stop) for first, stop in spans]),
-                min_side=int(round(self.config.change_min_side_seconds / step)), margin=self.config.change_margin,
+                min_side=int(round(look.change_min_side_seconds / step)), margin=look.change_margin,
                 levels=levels, window=int(round(WINDOW_SECONDS / step)))
         new_voice, room = None, MAX_NEW_VOICES
-        if self.config.max_speakers is not None:
-            room = min(room, self.config.max_speakers - len(centroids))
-        if self.config.new_voice_cosine is not None and self.config.num_speakers is None and room > 0:
-            new_voice = (self.config.new_voice_cosine, int(round(self.config.new_voice_run_seconds / step)),
-                         int(round(self.config.new_voice_seconds / step)))
+        counts = self.config.clustering
+        if counts.max_speakers is not None:
+            room = min(room, counts.max_speakers - len(centroids))
+        if look.new_voices and counts.num_speakers is None and room > 0:
+            new_voice = (look.new_voice_cosine, int(round(look.new_voice_run_seconds / step)),
+                         int(round(look.new_voice_seconds / step)))
         return resegment(active, exclusive, centroids, frame_span, None,
                          min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step), scores=scores,
-                         max_margin=self.config.resegment_margin, embed_all=embed_all, new_voice=new_voice,
+                         embed_all=embed_all, new_voice=new_voice,
                          max_new_voices=room)
 
     def encoder_samples(self, waveform: Waveform) -> np.ndarray:

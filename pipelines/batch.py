@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from cluster.atomic_files import atomic_write_text
-from diarize.pipeline import DiarizationConfig
+from diarize.config import DiarizationConfig, flat_settings
 
 from .batch_long import concatenate_segmentations
 from .batch_state import DONE, FAILED, SUMMARY_NAME, BatchError, JobState
@@ -335,7 +335,7 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
         check_cluster(cluster)  # a refused token is said now, not after every input has been hashed
     output = IdentifyOutput(registry, naming_threshold) if task == "identify" else DiarizeOutput()
     try:
-        state = JobState(outdir, task, {**asdict(config), **output.settings()})
+        state = JobState(outdir, task, {**flat_settings(config), **output.settings()})
     except BaseException:
         output.close()
         raise
@@ -397,7 +397,7 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
         duration = num_samples / SAMPLE_RATE
         if duration <= split_over:
             return False
-        step = config.step or default_step(duration)  # the whole recording's step, as Diarizer would pick it
+        step = config.segmentation.step or default_step(duration)  # the whole recording's step, as Diarizer would pick it
         plan = split_plan(num_samples, int(round(models["window"] * SAMPLE_RATE)), int(round(step * SAMPLE_RATE)),
                           num_pieces(duration, split_over, len(slots)))
         if len(plan) < 2:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .errors import error_line
 
 if TYPE_CHECKING:
-    from diarize.pipeline import DiarizationConfig
+    from diarize.config import DiarizationConfig
 
 
 def peak_memory_mb() -> float:
@@ -93,7 +93,7 @@ class DiarizeWorker:
 
         clock = time.perf_counter()
         keep = None  # the same rule as Diarizer.evidence: past 2 h the second look streams its frames instead
-        if self.diarizer.config.resegment_seconds is not None and num_samples / SAMPLE_RATE <= KEEP_FRAMES_SECONDS:
+        if self.diarizer.config.second_look.enabled and num_samples / SAMPLE_RATE <= KEEP_FRAMES_SECONDS:
             keep = PieceFrames()
         try:
             local = piece_local_embeddings(self.diarizer.encoder, path, num_samples, segmentation, spans,
@@ -116,7 +116,7 @@ class DiarizeWorker:
         try:
             evidence = evidence_of(segmentation, local_pieces)
             local_labels, centroids = self.diarizer.cluster(evidence, voices)
-            samples = self.diarizer.encoder_samples(load_audio(path)) if self.diarizer.config.resegment_seconds else None
+            samples = self.diarizer.encoder_samples(load_audio(path)) if self.diarizer.config.second_look.enabled else None
             if samples is not None and frame_pieces and all(blocks is not None for blocks in frame_pieces):
                 encoder = self.diarizer.encoder
                 evidence.frames = JoinedFrames(frame_pieces,

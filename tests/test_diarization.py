@@ -285,12 +285,13 @@ def test_output_has_overlap_where_the_reference_has_it(diarizer, shared_data):
 
 @pytest.mark.slow
 def test_speaker_count_bounds_are_respected(shared_data):
-    from diarize.pipeline import DiarizationConfig, Diarizer
+    from diarize.config import ClusteringConfig, DiarizationConfig
+    from diarize.pipeline import Diarizer
 
     audio = shared_data / "diarization" / "audio" / "trn08.flac"
-    assert len(Diarizer(DiarizationConfig(max_speakers=1))(audio).labels) == 1
-    assert len(Diarizer(DiarizationConfig(num_speakers=2))(audio).labels) == 2
-    assert len(Diarizer(DiarizationConfig(min_speakers=4))(audio).labels) >= 3
+    assert len(Diarizer(DiarizationConfig(clustering=ClusteringConfig(max_speakers=1)))(audio).labels) == 1
+    assert len(Diarizer(DiarizationConfig(clustering=ClusteringConfig(num_speakers=2)))(audio).labels) == 2
+    assert len(Diarizer(DiarizationConfig(clustering=ClusteringConfig(min_speakers=4)))(audio).labels) >= 3
 
 
 @pytest.mark.slow

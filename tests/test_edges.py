@@ -84,19 +84,21 @@ def test_a_run_that_is_all_near_silence_is_removed_and_a_short_voiced_one_is_kep
     assert trimmed[50:52, 0].sum() == 2  # a 2-frame voiced run is untouched (nothing was trimmed from it)
 
 
-@pytest.mark.parametrize("flags, expected", [([], 0.1), (["--keep-edges"], None)])
-def test_the_command_line_can_keep_the_edges(flags, expected):
+@pytest.mark.parametrize("flags, trimmed", [([], True), (["--keep-edges"], False)])
+def test_the_command_line_can_keep_the_edges(flags, trimmed):
     from pipelines.commands.common import add_diarization_options, config_from_args
 
     parser = argparse.ArgumentParser()
     add_diarization_options(parser)
-    assert config_from_args(parser.parse_args(flags)).edge_trim_seconds == expected
+    edges = config_from_args(parser.parse_args(flags)).edges
+    assert edges.enabled == trimmed and edges.trim_seconds == 0.1
 
 
 @pytest.mark.slow
 def test_trimming_removes_false_alarm_on_a_simulated_conversation(shared_data):
     """simconv-dev's references mark speech from the voice's energy: the trimmed edges were false alarm."""
     from diarize.audio import load_audio
+    from diarize.config import EdgesConfig
     from diarize.pipeline import Diarizer
     from eval.corpora import load_rttm, read_manifest
     from eval.metrics import DiarizationScores
@@ -110,7 +112,8 @@ def test_trimming_removes_false_alarm_on_a_simulated_conversation(shared_data):
     local_labels, centroids = diarizer.cluster(evidence)
     scores = {}
     for seconds in (None, 0.1):
-        variant = Diarizer(dataclasses.replace(diarizer.config, edge_trim_seconds=seconds))
+        edges = EdgesConfig(enabled=False) if seconds is None else EdgesConfig(trim_seconds=seconds)
+        variant = Diarizer(dataclasses.replace(diarizer.config, edges=edges))
         variant._encoder = diarizer.encoder
         result = variant.reconstruct(evidence, local_labels, centroids, waveform.duration, item.uri, samples)
         board = DiarizationScores()

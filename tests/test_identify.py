@@ -316,10 +316,10 @@ def test_identify_threshold_names_and_cluster_threshold_cuts_the_clustering():
 
     args = build_parser().parse_args(["identify", "a.wav", "-o", "out", "--threshold", "0.5",
                                       "--cluster-threshold", "0.8"])
-    assert args.naming_threshold == 0.5 and config_from_args(args).cluster_threshold == 0.8
+    assert args.naming_threshold == 0.5 and config_from_args(args).clustering.threshold == 0.8
     args = build_parser().parse_args(["identify", "a.wav", "-o", "out", "--naming-threshold", "0.4"])
-    assert args.naming_threshold == 0.4 and config_from_args(args).cluster_threshold is None
+    assert args.naming_threshold == 0.4 and config_from_args(args).clustering.threshold is None
     args = build_parser().parse_args(["diarize", "a.wav", "--threshold", "0.7"])  # the older name of the cut
-    assert config_from_args(args).cluster_threshold == 0.7
+    assert config_from_args(args).clustering.threshold == 0.7
     args = build_parser().parse_args(["diarize", "a.wav", "--cluster-threshold", "0.6"])
-    assert config_from_args(args).cluster_threshold == 0.6
+    assert config_from_args(args).clustering.threshold == 0.6

@@ -62,10 +62,11 @@ def test_the_command_line_can_turn_the_second_look_off():
 
     parser = argparse.ArgumentParser()
     add_diarization_options(parser)
-    assert config_from_args(parser.parse_args([])).resegment_seconds == (0.5, 8.0)
-    assert config_from_args(parser.parse_args(["--no-second-look"])).resegment_seconds is None
-    assert config_from_args(parser.parse_args([])).new_voice_cosine == 0.45
-    assert config_from_args(parser.parse_args(["--no-new-voices"])).new_voice_cosine is None
+    default = config_from_args(parser.parse_args([])).second_look
+    assert default.enabled and default.run_seconds == (0.5, 8.0) and default.new_voices
+    assert not config_from_args(parser.parse_args(["--no-second-look"])).second_look.enabled
+    assert not config_from_args(parser.parse_args(["--no-new-voices"])).second_look.new_voices
+    assert not config_from_args(parser.parse_args(["--keep-edges"])).edges.enabled
 
 
 def test_a_run_cut_at_a_pause_gives_the_second_voice_back():
@@ -152,7 +153,7 @@ def test_real_turns_of_a_reader_the_clustering_missed_are_the_unmatched_ones(sha
     import soundfile as sf
 
     from diarize.embedding import load_encoder
-    from diarize.pipeline import DiarizationConfig
+    from diarize.config import SecondLookConfig
     from diarize.resegment import unmatched_runs
 
     encoder = load_encoder("campplus")
@@ -169,7 +170,7 @@ def test_real_turns_of_a_reader_the_clustering_missed_are_the_unmatched_ones(sha
             owners.append(index)
     runs, owners, centroids = np.array(runs), np.array(owners), np.array(centroids)
     frames = np.full(len(runs), 200)
-    config = DiarizationConfig()
+    config = SecondLookConfig()
     for missed in range(len(readers)):
         found = np.delete(centroids, missed, axis=0)
         unmatched = unmatched_runs(runs, found, frames, config.new_voice_cosine, min_each=100, min_total=200)
@@ -184,6 +185,7 @@ def test_a_reader_heard_for_8_s_of_a_minute_is_found_as_a_third_speaker(shared_d
     from dataclasses import replace
 
     from diarize.audio import Waveform
+    from diarize.config import SecondLookConfig
     from diarize.pipeline import Diarizer
     from eval.simulate import (SimulationConfig, SourceCache, _children, plan_conversation, render,
                                speakers_from_folder)
@@ -200,8 +202,9 @@ def test_a_reader_heard_for_8_s_of_a_minute_is_found_as_a_third_speaker(shared_d
     diarizer = Diarizer()
     evidence = diarizer.evidence(waveform)
 
-    def speakers(**settings):
-        variant = Diarizer(replace(diarizer.config, **settings))
+    def speakers(second_look=None, **counts):
+        variant = Diarizer(replace(diarizer.config, second_look=second_look or diarizer.config.second_look,
+                                   clustering=replace(diarizer.config.clustering, **counts)))
         variant.segmenter, variant._encoder = diarizer.segmenter, diarizer.encoder
         local_labels, centroids = variant.cluster(evidence)
         result = variant.reconstruct(evidence, local_labels, centroids, waveform.duration, "brief", waveform.samples)
@@ -216,6 +219,6 @@ def test_a_reader_heard_for_8_s_of_a_minute_is_found_as_a_third_speaker(shared_d
     label = max(held, key=held.get)
     assert held[label] >= 0.5 * brief.duration()
     assert held[label] >= 0.5 * found.annotation.label_timeline(label).support().duration()
-    assert len(speakers(new_voice_cosine=None).labels) == 2
+    assert len(speakers(SecondLookConfig(new_voices=False)).labels) == 2
     assert len(speakers(max_speakers=2).labels) == 2
     assert len(speakers(num_speakers=2).labels) == 2

@@ -64,26 +64,24 @@ def config_from_args(args):
     ValueError with one line naming the option (commands exit 2 on it)."""
     from diarize.embedding import EncoderError, check_encoder_spec
     from diarize.models import ModelNotFoundError, check_device, check_model_spec
-    from diarize.pipeline import DiarizationConfig
+    from diarize.config import (ClusteringConfig, DiarizationConfig, EdgesConfig, EmbeddingConfig, SecondLookConfig,
+                                SegmentationConfig)
 
     config = DiarizationConfig(
-        segmentation=args.segmentation,
-        embedding=args.embedding,
-        step=args.step,
-        clustering=args.clustering,
-        cluster_threshold=args.cluster_threshold,
-        num_speakers=args.num_speakers,
-        min_speakers=args.min_speakers,
-        max_speakers=args.max_speakers,
+        segmentation=SegmentationConfig(weights=args.segmentation, step=args.step),
+        embedding=EmbeddingConfig(encoder=args.embedding),
+        clustering=ClusteringConfig(method=args.clustering, threshold=args.cluster_threshold,
+                                    num_speakers=args.num_speakers, min_speakers=args.min_speakers,
+                                    max_speakers=args.max_speakers),
+        second_look=SecondLookConfig(enabled=getattr(args, "second_look", True),
+                                     new_voices=getattr(args, "new_voices", True)),
+        edges=EdgesConfig(enabled=getattr(args, "trim_edges", True)),
         device=args.device,
-        **({} if getattr(args, "second_look", True) else {"resegment_seconds": None}),
-        **({} if getattr(args, "trim_edges", True) else {"edge_trim_seconds": None}),
-        **({} if getattr(args, "new_voices", True) else {"new_voice_cosine": None}),
     )
     try:
         check_device(config.device)
-        check_encoder_spec(config.embedding)
-        check_model_spec(config.segmentation, "--segmentation")
+        check_encoder_spec(config.embedding.encoder)
+        check_model_spec(config.segmentation.weights, "--segmentation")
     except (EncoderError, ModelNotFoundError) as error:
         raise ValueError(str(error).splitlines()[0]) from None
     return config
@@ -100,22 +98,24 @@ def loaded_diarizer(config):
     try:
         diarizer.segmenter.model
     except (ModelNotFoundError, OSError, RuntimeError, ValueError, KeyError) as error:
-        raise ValueError(f"--segmentation {config.segmentation or 'default'}: {str(error).splitlines()[0]}") from None
+        raise ValueError(f"--segmentation {config.segmentation.weights or 'default'}: {str(error).splitlines()[0]}") from None
     try:
         diarizer.encoder
     except (EncoderError, ModelNotFoundError, OSError, RuntimeError, ValueError, KeyError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(message if str(config.embedding) in message else f"--embedding {config.embedding}: {message}") from None
+        encoder = config.embedding.encoder
+        raise ValueError(message if str(encoder) in message else f"--embedding {encoder}: {message}") from None
     return diarizer
 
 
 def speaker_count_note(result, config) -> str | None:
     """A note when fewer speakers were found than --num-speakers or --min-speakers asked for (a short recording
     offers at most three local speakers per window, and speakers must speak to be found)."""
-    wanted = config.num_speakers or (config.min_speakers if config.min_speakers > 1 else None)
+    counts = config.clustering
+    wanted = counts.num_speakers or (counts.min_speakers if counts.min_speakers > 1 else None)
     if wanted is None or len(result.labels) >= wanted:
         return None
-    flag = "--num-speakers" if config.num_speakers else "--min-speakers"
+    flag = "--num-speakers" if counts.num_speakers else "--min-speakers"
     return (f"note: {result.uri}: {len(result.labels)} speaker(s) found, fewer than {flag} {wanted}: "
             f"the {result.duration:.0f} s recording does not hold that many distinct voices")
 

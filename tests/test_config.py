@@ -1,0 +1,47 @@
+"""diarize/config.py: a group per stage, each refusing values that cannot mean anything, all picklable."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from diarize.config import (ClusteringConfig, DiarizationConfig, EdgesConfig, EmbeddingConfig, SecondLookConfig,
+                            SegmentationConfig)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SegmentationConfig(step=0.001), r"--step 0.001: must be between 0.25 and 10"),
+    (lambda: SegmentationConfig(step=float("nan")), r"--step nan"),
+    (lambda: EmbeddingConfig(min_seconds=-1.0), r"embedding.min_seconds must be a finite number >= 0"),
+    (lambda: ClusteringConfig(method="kmeans"), r"--clustering kmeans: use one of auto, ahc, spectral, hdbscan"),
+    (lambda: ClusteringConfig(threshold=2.0), r"--cluster-threshold 2: the clustering cut is a distance"),
+    (lambda: ClusteringConfig(min_speakers=3, max_speakers=2), r"max_speakers \(2\) is below min_speakers \(3\)"),
+    (lambda: ClusteringConfig(num_speakers=0), r"num_speakers must be at least 1"),
+    (lambda: SecondLookConfig(run_seconds=(8.0, 0.5)), r"the shortest is above the longest"),
+    (lambda: SecondLookConfig(new_voice_cosine=1.5), r"new_voice_cosine 1.5: a cosine"),
+    (lambda: EdgesConfig(trim_seconds=float("inf")), r"edges.trim_seconds must be a finite number >= 0"),
+])
+def test_each_group_refuses_what_cannot_mean_anything_in_one_line(make, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        make()
+    assert "\n" not in str(caught.value)
+
+
+def test_a_configuration_travels_to_a_worker_unchanged_and_defaults_name_every_stage_on():
+    config = DiarizationConfig(clustering=ClusteringConfig(num_speakers=3), second_look=SecondLookConfig(new_voices=False),
+                               edges=EdgesConfig(enabled=False))
+    assert pickle.loads(pickle.dumps(config)) == config
+    default = DiarizationConfig()
+    assert default.second_look.enabled and default.second_look.new_voices and default.edges.enabled
+    assert default.clustering.bounds.num_speakers is None and config.clustering.bounds.num_speakers == 3
+    assert DiarizationConfig() == default  # groups are values, not shared mutable defaults
+
+
+def test_batch_settings_name_every_option_of_every_stage_by_a_dotted_name():
+    from diarize.config import flat_settings
+
+    settings = flat_settings(DiarizationConfig(clustering=ClusteringConfig(num_speakers=3)))
+    assert settings["clustering.num_speakers"] == 3 and settings["device"] == "cpu"
+    assert settings["second_look.enabled"] is True and "edges.trim_seconds" in settings
+    assert not any(isinstance(value, dict) for value in settings.values())
