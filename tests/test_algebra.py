@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synth.algebra import (AlgebraError, AttributeDirection, classify, correlations, edit, fit_direction,
-                           interpolate, label_residuals, ledoit_wolf, pair_direction, project, read)
+                           interpolate, label_residuals, ledoit_wolf, pair_direction, project, read, read_direction)
 
 
 def planted(rng, n=1000, dim=32, dims=(3, 11, 20), shift=0.2):
@@ -217,6 +217,45 @@ def test_ledoit_wolf_matches_scikit_learn_and_label_residuals_remove_the_class_m
     expected, expected_shrinkage = reference(residuals, assume_centered=True)
     assert shrinkage == pytest.approx(expected_shrinkage) and 0 < shrinkage < 1
     np.testing.assert_allclose(covariance, expected, atol=1e-12)
+
+
+def test_spread_is_the_pooled_deviation_around_the_class_means_and_read_direction_counts_in_it():
+    rng = np.random.default_rng(12)
+    x, y, _ = planted(rng, n=400)
+    fitted = fit_direction(x, np.where(y == 1, "M", "F"))
+    values = read(x, fitted)
+    residuals = np.concatenate([values[y == 1] - values[y == 1].mean(), values[y == 0] - values[y == 0].mean()])
+    assert fitted.spread == pytest.approx(np.sqrt((residuals**2).sum() / (len(x) - 2)))
+    readings = read_direction(fitted, x[:20])
+    for reading, vector, value in zip(readings, x[:20], values[:20]):
+        assert reading.value == pytest.approx(value) and reading.projection == pytest.approx(project(vector, fitted)[0])
+        assert reading.margin == pytest.approx(value - fitted.threshold)
+        assert reading.spreads == pytest.approx((value - fitted.threshold) / fitted.spread)
+        assert reading.label == ("M" if value > fitted.threshold else "F")
+    # planted classes one class-mean distance apart: the class means sit half a distance from the threshold,
+    # several spreads away when the classes barely overlap (96 % read right above)
+    assert abs(np.mean([r.spreads for r in readings])) < 10 and 0.5 / fitted.spread > 1
+    # kept in the stored form; a direction stored before spreads were kept reads without them
+    stored = json.loads(json.dumps(fitted.to_metadata()))
+    assert AttributeDirection.from_stored(fitted.vector, stored).spread == pytest.approx(fitted.spread)
+    del stored["spread"]
+    old = AttributeDirection.from_stored(fitted.vector, stored)
+    assert old.spread is None and read_direction(old, x[0])[0].spreads is None
+    assert read_direction(old, x[0])[0].label == readings[0].label
+    with pytest.raises(AlgebraError, match="spread -1"):
+        AttributeDirection.from_stored(fitted.vector, {**stored, "spread": -1})
+
+
+def test_numeric_spread_is_the_residual_deviation_from_the_label():
+    rng = np.random.default_rng(13)
+    age = np.round(rng.uniform(20, 70, size=200), 3)  # as the labels give it
+    x = np.full((200, 8), 1.0) + np.outer(age - 45, np.eye(8)[3] * 0.05) + rng.standard_normal((200, 8)) * 0.01
+    fitted = fit_direction(x, [f"{a:.3f}" for a in age])
+    values = read(x, fitted)
+    assert fitted.spread == pytest.approx(np.sqrt(((values - age) ** 2).sum() / 199))
+    reading = read_direction(fitted, x[0])[0]
+    assert reading.label is None and reading.margin is None
+    assert reading.spreads == pytest.approx((values[0] - age.mean()) / fitted.spread)
 
 
 def test_stored_form_round_trips():
