@@ -35,3 +35,17 @@ def _quiet_test_process() -> None:
 
 
 _quiet_test_process()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (tests/chromium_pipe.py) for the pages the project writes; skips where none is
+    installed."""
+    from chromium_pipe import Browser, chromium_binary
+
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("no chromium binary (apt-get install chromium) to test the page in")
+    handle = Browser(binary)
+    yield handle
+    handle.close()

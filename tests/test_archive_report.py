@@ -10,7 +10,6 @@ import time
 import pytest
 
 from archive_fixture import PLAN, build_archive
-from chromium_pipe import Browser, chromium_binary
 from pipelines.cli import main
 
 
@@ -26,16 +25,6 @@ def reported(shared_data, tmp_path_factory):
     assert main(["link", str(archive.outdir), "-q"]) == 0
     assert main(["report", str(archive.outdir), "--audio", str(archive.audio), "-q"]) == 0
     return archive
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip("no chromium binary (apt-get install chromium) to test the report pages in")
-    handle = Browser(binary)
-    yield handle
-    handle.close()
 
 
 def test_pages_are_self_contained_and_complete(reported):

@@ -20,7 +20,6 @@ from pathlib import Path
 import pyannote.audio
 import pytest
 
-from chromium_pipe import Browser, chromium_binary
 from pipelines.cli import main
 
 CLIPS = ("sample", "dev00", "trn05", "trn08")
@@ -55,16 +54,6 @@ def reported(shared_data, tmp_path_factory):
                  "--convention", "fair", "-q", "--report", str(root / "report"), "--json", str(root / "scores.json")])
     assert code == 1  # trn09 has no merged hypothesis
     return root
-
-
-@pytest.fixture(scope="module")
-def browser():
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip("no chromium binary (apt-get install chromium) to test the report page in")
-    handle = Browser(binary)
-    yield handle
-    handle.close()
 
 
 def test_json_and_csv_hold_every_system(reported):
