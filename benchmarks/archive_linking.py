@@ -90,7 +90,7 @@ def row_truth(reference, turns, speaker: str) -> str | None:
 def measure(set_folder: Path, outputs: Path, args, encoder) -> dict:
     from pyannote.core import Segment, Timeline
 
-    from cluster.match import NAMING_THRESHOLDS
+    from cluster.registry.match import NAMING_THRESHOLDS
     from pipelines.archive import output_files, read_recording
     from pipelines.archive_linking import link_archive
     from pipelines.archive_search import nearest_rows

@@ -186,7 +186,7 @@ def trials(speakers: np.ndarray, conditions: np.ndarray, cross_condition: bool =
 
 
 def eer_of(scores: np.ndarray, target: np.ndarray) -> float:
-    from cluster.calibration import equal_error_rate
+    from cluster.registry.calibration import equal_error_rate
 
     return 100 * equal_error_rate(scores[target], scores[~target])[0]
 

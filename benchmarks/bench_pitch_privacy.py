@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from cluster.calibration import equal_error_rate
+    from cluster.registry.calibration import equal_error_rate
     from diarize.audio import load_audio
     from diarize.pipeline import Diarizer
     from eval.simulate import speakers_from_folder

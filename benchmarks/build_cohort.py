@@ -5,7 +5,7 @@
 For every speaker of ../shared/data/diarization (AMI meeting excerpts, CC BY 4.0, and the pyannote.audio
 sample call, MIT), the stretches where that speaker alone talks (reference RTTM, inside the UEM) are joined
 and embedded as `voicemap enroll` embeds a file; speakers with under 2 s of such speech are left out. The
-vectors go to cluster/cohort/<encoder id>.json, which cluster/score_norm.py reads as impostors when naming.
+vectors go to cluster/registry/cohort/<encoder id>.json, which cluster/registry/score_norm.py reads as impostors when naming.
 These speakers are used by no naming measurement (benchmarks/registry_conversations.py draws its voices from
 LibriSpeech readers and RAVDESS actors), so the cohort cannot flatter those figures.
 """
@@ -62,7 +62,7 @@ def main() -> int:
         print(f"{speaker}: {len(audio) / encoder.sample_rate:.1f} s alone")
     record = {
         "encoder_id": encoder.encoder_id,
-        "what": "one voice vector per speaker, for normalising naming scores (cluster/score_norm.py)",
+        "what": "one voice vector per speaker, for normalising naming scores (cluster/registry/score_norm.py)",
         "source": "the speakers of ../shared/data/diarization: AMI meeting excerpts (CC BY 4.0, via "
                   "pyannote.audio's test data, MIT) and the pyannote.audio sample call (MIT); vectors only",
         "built_by": "benchmarks/build_cohort.py",

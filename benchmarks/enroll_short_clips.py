@@ -39,7 +39,7 @@ def main() -> int:
     import soundfile as sf
     import torch
 
-    from cluster.match import NAMING_THRESHOLDS
+    from cluster.registry.match import NAMING_THRESHOLDS
     from diarize.embedding import load_encoder
     from diarize.vad import keep_speech
     from pipelines.voice_embedding import embed_speech_audio

@@ -4,7 +4,7 @@
 
 For each conversation of simconv-dev, every LibriSpeech speaker is enrolled from the utterances that the
 conversation does *not* use (simconv-dev/speakers.tsv lists those it uses), the conversation is diarized
-with the default pipeline, and its cluster centroids are matched (cluster/match.py). Prints:
+with the default pipeline, and its cluster centroids are matched (cluster/registry/match.py). Prints:
 - cosine scores of real cluster centroids against enrolled voices: target (the reference speaker the
   cluster overlaps most) and impostor (every other enrolled speaker), to compare with the single-crop
   measurement behind NAMING_THRESHOLDS;
@@ -56,8 +56,8 @@ def main() -> int:
     from pyannote.metrics.identification import IdentificationErrorRate
 
     torch.set_num_threads(args.threads)
-    from cluster.calibration import centroid, describe, unit
-    from cluster.match import assign, default_naming_threshold
+    from cluster.registry.calibration import centroid, describe, unit
+    from cluster.registry.match import assign, default_naming_threshold
     from diarize.audio import load_audio
     from diarize.config import DiarizationConfig
     from diarize.pipeline import Diarizer

@@ -7,8 +7,8 @@ Each speaker's utterances (sorted by name) are split in halves; every speaker is
 (the registry's centroid: unit mean of unit embeddings) and tested on the other, then the halves swap.
 Two test conditions: whole utterances, and random 2-4 s crops of them (diarization clusters can be that
 short). Prints the score distributions, the empirical EER, and the calibrated threshold of
-cluster/calibration.py for each condition; the crop condition's threshold is the one to store in
-cluster/match.py NAMING_THRESHOLDS.
+cluster/registry/calibration.py for each condition; the crop condition's threshold is the one to store in
+cluster/registry/match.py NAMING_THRESHOLDS.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from cluster.calibration import Trials, calibrate, describe, split_enroll_test, trial_scores
+    from cluster.registry.calibration import Trials, calibrate, describe, split_enroll_test, trial_scores
     from diarize.audio import load_audio
     from diarize.embedding import load_encoder
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .vectors import unit_vectors
 
-from .match import assign
+from .registry.match import assign
 
 
 @dataclass(frozen=True)

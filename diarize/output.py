@@ -19,7 +19,7 @@ def rttm_name(name) -> str:
     " " and tab: readers split on either (pandas' sep=r"\\s+" in pyannote.database on spaces and tabs, a
     str.split() on all of them), and the line must read the same to both. The JSON keeps the name as given;
     readers that compare RTTM labels with names (eval) pass the names through this function too, and
-    cluster/registry_values.py label_form (cluster does not import diarize) gives the same form. Two names
+    cluster/registry/values.py label_form (cluster does not import diarize) gives the same form. Two names
     differing only in their whitespace become one label.
     """
     return "_".join(str(name).split()) or "_"  # an empty field would shift the ones after it

@@ -67,7 +67,7 @@ class DiarizationScores:
         }
 
 
-#: what identification calls a speaker that matched no enrolled voice (cluster/match.py): `unknown_<n>`
+#: what identification calls a speaker that matched no enrolled voice (cluster/registry/match.py): `unknown_<n>`
 UNKNOWN = "unknown"
 
 
@@ -79,7 +79,7 @@ def open_set_labels(annotation, enrolled: set[str] | None):
     reference side the labels outside `enrolled` become `unknown`, and on the hypothesis side the
     `unknown_<n>` labels do (enrolled=None: only the `unknown_<n>` labels). Names are never mapped.
     """
-    from cluster.registry_values import RESERVED_NAME
+    from cluster.registry.values import RESERVED_NAME
 
     mapping = {label: UNKNOWN for label in annotation.labels()
                if RESERVED_NAME.match(str(label)) or (enrolled is not None and label not in enrolled)}

@@ -153,7 +153,7 @@ class IdentifyOutput(DiarizeOutput):
         return {"registry": str(self.registry.path), "match_threshold": self.threshold}
 
     def check(self, encoder_id: str) -> None:
-        from cluster.match import MatchError, default_naming_threshold
+        from cluster.registry.match import MatchError, default_naming_threshold
 
         if self.threshold is None:
             try:

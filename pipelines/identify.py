@@ -2,7 +2,7 @@
 enrolled names or `unknown_1`, `unknown_2`, ...
 
 `identify_result` is the one step the `identify` command and the batch job share: it matches the
-recording's cluster centroids with cluster/match.py (one-to-one, open-set, measured threshold) and returns
+recording's cluster centroids with cluster/registry/match.py (one-to-one, open-set, measured threshold) and returns
 the same diarization with its labels renamed, plus per speaker the score and the nearest enrolled voice.
 
 Over-split speakers (a 1-4 s extra cluster of someone already named) stay unknown here. Letting such a
@@ -38,7 +38,7 @@ class NamedSpeaker:
     score: float | None
     nearest: str | None
     speech_seconds: float
-    normalized: float | None = None  # AS-norm score of the same pair, in impostor spreads (cluster/score_norm.py)
+    normalized: float | None = None  # AS-norm score of the same pair, in impostor spreads (cluster/registry/score_norm.py)
 
     @property
     def known(self) -> bool:
@@ -67,7 +67,7 @@ class Identification:
                 "score": None if speaker.score is None else round(speaker.score, 4),
                 "normalized_score": None if speaker.normalized is None else round(speaker.normalized, 2),
                 # the chance that a voice nobody enrolled scores this high against this one, from the normal
-                # fit of the impostor scores the normalisation measured (cluster/score_norm.py)
+                # fit of the impostor scores the normalisation measured (cluster/registry/score_norm.py)
                 "impostor_chance": None if speaker.normalized is None else float(f"{norm.sf(speaker.normalized):.2g}"),
                 "nearest": speaker.nearest,
                 "cluster": speaker.cluster,
@@ -80,7 +80,7 @@ def enrolled_voices(registry, encoder_id: str, threshold: float | None = None):
     """The registry's voices of `encoder_id` as cluster.anchoring.EnrolledVoices, to steer a diarization that
     will be named from them (Diarizer(..., voices=)); None when it holds none. threshold: as identify_result."""
     from cluster.anchoring import EnrolledVoices
-    from cluster.match import default_naming_threshold
+    from cluster.registry.match import default_naming_threshold
 
     names, vectors = registry.centroids(encoder_id)
     if not names:
@@ -95,12 +95,12 @@ def identify_result(result, registry, threshold: float | None = None) -> Identif
     """Name the speakers of `result` (diarize.pipeline.DiarizationResult) from `registry` (cluster.registry.Registry).
 
     threshold: the open-set cosine threshold; None takes the measured default of the result's encoder
-    (cluster/match.py NAMING_THRESHOLDS), MatchError when the encoder has none.
+    (cluster/registry/match.py NAMING_THRESHOLDS), MatchError when the encoder has none.
     """
-    from cluster.match import match_registry
+    from cluster.registry.match import match_registry
 
     # Margins count in proportion to each cluster's speech, so a short fragment never outbids the long
-    # cluster of the same voice (cluster/match.py assign_scores says what that fixed, measured).
+    # cluster of the same voice (cluster/registry/match.py assign_scores says what that fixed, measured).
     seconds = np.array([result.annotation.label_duration(label) for label in result.labels], dtype=np.float64)
     assignment = match_registry(result.speaker_centroids, result.encoder_id, registry, threshold, weights=seconds)
     mapping = dict(zip(result.labels, assignment.labels))

@@ -1,6 +1,6 @@
 """Identification on real speech: enroll 8 of the 10 LibriSpeech test-other readers from half of their
 utterances, diarize simulated conversations built from the other half (with the 2 readers nobody enrolled
-taking part), and name the speakers (pipelines/identify.py, cluster/match.py at its measured threshold)."""
+taking part), and name the speakers (pipelines/identify.py, cluster/registry/match.py at its measured threshold)."""
 
 from __future__ import annotations
 
@@ -295,7 +295,7 @@ def test_open_set_labels_map_only_unknowns_and_unenrolled_reference_speakers():
 
 
 def test_a_short_fragment_does_not_outbid_the_long_cluster_of_the_same_voice():
-    from cluster.match import MatchError, assign_scores
+    from cluster.registry.match import MatchError, assign_scores
 
     # Scores seen on a real conversation (conv_a with eval/simulate.py seed 0): diarization merged two
     # readers into one 40 s cluster, nearer to its main reader A, and left a 1.3 s fragment of A.

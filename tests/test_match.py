@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cluster.calibration import (calibrate, centroid, equal_error_rate, false_accept_threshold,
+from cluster.registry.calibration import (calibrate, centroid, equal_error_rate, false_accept_threshold,
                                  fitted_false_accept_threshold, gaussian_eer_threshold, split_enroll_test,
                                  trial_scores)
-from cluster.match import (NAMING_THRESHOLDS, MatchError, assign, assign_scores, default_naming_threshold, match_registry,
+from cluster.registry.match import (NAMING_THRESHOLDS, MatchError, assign, assign_scores, default_naming_threshold, match_registry,
                            name_speakers)
 from cluster.registry import Registry
 

@@ -1,4 +1,4 @@
-"""Naming that adapts to how close voices sit: AS-norm scores (cluster/score_norm.py) in the naming rule.
+"""Naming that adapts to how close voices sit: AS-norm scores (cluster/registry/score_norm.py) in the naming rule.
 
 The failure this guards against, measured on acted emotional speech: every voice of one studio sits close to
 every other (impostor cosines 0.5-0.6), so a fixed cosine threshold calibrated on audiobooks (impostors near
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.match import assign, named_spreads
-from cluster.score_norm import Impostors, cohort_vectors, normalized_scores
+from cluster.registry.match import assign, named_spreads
+from cluster.registry.score_norm import Impostors, cohort_vectors, normalized_scores
 from cluster.vectors import unit_vectors
 
 DIM = 192
@@ -129,7 +129,7 @@ def test_actors_of_one_studio_never_enrolled_stay_unknown():
 def test_voices_too_close_to_tell_apart_are_flagged():
     """Two voices enrolled from one person are flagged on both sides; distinct voices are not, and each
     voice's consistency is the leave-one-out cosine of its files."""
-    from cluster.voice_separation import voice_separations
+    from cluster.registry.voice_separation import voice_separations
 
     rng = np.random.default_rng(5)
     people = rng.normal(size=(6, DIM))

@@ -47,7 +47,7 @@ def add_naming_options(parser) -> None:
                         help="registry file (default: $VOICEMAP_REGISTRY, else registry.sqlite in the user data folder)")
     parser.add_argument("--naming-threshold", "--threshold", dest="naming_threshold", type=float, default=None, metavar="T",
                         help="open-set cosine threshold for naming (default: the measured one of the encoder, "
-                        "see cluster/match.py)")
+                        "see cluster/registry/match.py)")
 
 
 def check_naming_options(args) -> None:

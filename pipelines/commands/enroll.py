@@ -125,7 +125,7 @@ def too_little_in_all(found: list[tuple[str, float, float]], min_speech: float) 
 
 def run(args: argparse.Namespace) -> int:
     from cluster.registry import RegistryError, check_voice_name, file_sha256, open_registry, resolve_registry_path
-    from cluster.voice_separation import registry_separations, separation_line
+    from cluster.registry.voice_separation import registry_separations, separation_line
     from pipelines.errors import error_line
 
     notes: list[str] = []

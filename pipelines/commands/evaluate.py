@@ -248,10 +248,10 @@ def run(args) -> int:
         try:
             diarizer = loaded_diarizer(config)  # weights that do not load: one line now, not one per file
             if registry is not None and args.naming_threshold is None:
-                from cluster.match import default_naming_threshold
+                from cluster.registry.match import default_naming_threshold
 
                 default_naming_threshold(diarizer.encoder.encoder_id)
-        except ValueError as error:  # cluster.match.MatchError is one
+        except ValueError as error:  # cluster.registry.match.MatchError is one
             if registry is not None:
                 registry.close()
             return _refused(str(error).splitlines()[0])

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from cluster.match import MatchError, default_naming_threshold
+    from cluster.registry.match import MatchError, default_naming_threshold
     from cluster.registry import Registry, RegistryError
     from diarize.audio import AudioError
     from pipelines.identify import enrolled_voices, identify_result, write_identification

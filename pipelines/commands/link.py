@@ -113,7 +113,7 @@ def _hold_lock(outdir: Path):
 
 def _link(args, outdir: Path, previous) -> int:
     from cluster.linking import LinkingError
-    from cluster.match import NAMING_THRESHOLDS
+    from cluster.registry.match import NAMING_THRESHOLDS
     from pipelines.archive import ArchiveInputError, output_files, read_recording
     from pipelines.archive_index import write_index
     from pipelines.archive_linking import (archive_encoder, link_archive, remove_stale_linked, split_by_encoder,

@@ -20,7 +20,7 @@ SEARCH_MIN_SPEECH_S = 1.0
 def _list(args: argparse.Namespace) -> int:
     from cluster.registry import resolve_registry_path
 
-    from cluster.voice_separation import registry_separations, separation_line
+    from cluster.registry.voice_separation import registry_separations, separation_line
 
     path = resolve_registry_path(args.registry)
     voices = []
@@ -119,7 +119,7 @@ def _import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cluster.registry import open_registry
-    from cluster.registry_format import parse_export, read_export
+    from cluster.registry.export import parse_export, read_export
 
     source = Path(args.file).expanduser()
     data = read_export(source)
@@ -133,7 +133,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from cluster.match import NAMING_THRESHOLDS
+    from cluster.registry.match import NAMING_THRESHOLDS
 
     if args.direction is not None:
         if args.audio is not None:

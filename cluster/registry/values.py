@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .vectors import vector_matrix
+from ..vectors import vector_matrix
 
 # `unknown_N` is what match.py calls a cluster that matches nobody, so those names would be ambiguous; it is
 # checked on the RTTM form of a name too ("unknown 2" is written as unknown_2 there).

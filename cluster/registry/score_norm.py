@@ -10,7 +10,7 @@ What transfers is how far a score stands above the scores of voices that are kno
 The normalised score is the mean of the two standardised scores, each against the top-k most similar
 impostors only (an impostor that stands out as the same person left out) (adaptive: the impostors that matter are the near ones, and they come from the domain at hand).
 It is in units of the impostor spread, so one threshold means the same false-accept rate in any domain
-(cluster/calibration.py: 3.72 sd is a 1e-4 tail of a normal impostor distribution).
+(cluster/registry/calibration.py: 3.72 sd is a 1e-4 tail of a normal impostor distribution).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from importlib import resources
 
 import numpy as np
 
-from .vectors import unit_vectors
+from ..vectors import unit_vectors
 from scipy.stats import norm
 
 from .calibration import DEFAULT_FALSE_ACCEPT
@@ -32,7 +32,7 @@ TOP_SHARE = 0.5
 #: fewer impostors than this cannot give a spread; the shipped cohort keeps every registry above it
 MIN_IMPOSTORS = 4
 #: an impostor standing this many spreads above the others is taken for the same person and left out: the
-#: 1e-4 normal tail, the point at which naming would call it the same voice (cluster/calibration.py)
+#: 1e-4 normal tail, the point at which naming would call it the same voice (cluster/registry/calibration.py)
 SAME_PERSON_SPREADS = float(norm.isf(DEFAULT_FALSE_ACCEPT))
 #: a spread below this (cosine units) is taken as this: a handful of near-identical impostor scores would
 #: otherwise turn a tiny score difference into many standard deviations
@@ -98,7 +98,7 @@ def normalized_scores(probes: np.ndarray, voices: np.ndarray, impostors: Imposto
 @lru_cache(maxsize=8)
 def _shipped(encoder_id: str) -> tuple[tuple[float, ...], ...]:
     name = f"{encoder_id}.json"
-    folder = resources.files("cluster") / "cohort"
+    folder = resources.files("cluster.registry") / "cohort"
     if not (folder / name).is_file():
         return ()
     record = json.loads((folder / name).read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def _shipped(encoder_id: str) -> tuple[tuple[float, ...], ...]:
 
 def cohort_vectors(encoder_id: str) -> np.ndarray:
     """(num_speakers, dim) unit vectors of the shipped cohort for `encoder_id` (speakers whose licence lets
-    their voice vectors ship, never their audio; see cluster/cohort/*.json for where they come from), or an
+    their voice vectors ship, never their audio; see cluster/registry/cohort/*.json for where they come from), or an
     empty (0, 0) array for an encoder without one."""
     vectors = _shipped(encoder_id)
     return unit_vectors(np.array(vectors), np.float64) if vectors else np.zeros((0, 0))

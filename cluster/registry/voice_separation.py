@@ -2,7 +2,7 @@
 
 A registry where two voices sit as close as one person's two recordings cannot name either safely: a speaker
 of one would be as close to the other. `voice_separations` says so per voice, with the same AS-norm rule that
-naming applies (cluster/match.py), so that `voicemap enroll` and `voices list` can warn before a wrong name is
+naming applies (cluster/registry/match.py), so that `voicemap enroll` and `voices list` can warn before a wrong name is
 ever given.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from .match import named_spreads
 from .score_norm import Impostors, normalized_scores
-from .vectors import unit_vectors
+from ..vectors import unit_vectors
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .vectors import unit_vectors
+from ..vectors import unit_vectors
 
 #: per-comparison false-accept rate of the default threshold rule (see the module doc)
 DEFAULT_FALSE_ACCEPT = 1e-4

@@ -24,8 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .atomic_files import atomic_write_text
-from .registry_values import (SHA256_HEX, Direction, RegistryError, StoredEmbedding, Voice, as_vectors,
+from ..atomic_files import atomic_write_text
+from .values import (SHA256_HEX, Direction, RegistryError, StoredEmbedding, Voice, as_vectors,
                               check_encoder_id, check_name, check_voice_name, metadata_json, to_blob, utc_now)
 
 EXPORT_FORMAT = "voicemap-registry"

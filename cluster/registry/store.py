@@ -41,10 +41,10 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .atomic_files import probe_new_file
-from .vectors import unit_vectors
-from .registry_format import build_export, parse_export, read_export, write_export
-from .registry_values import (SHA256_HEX, Direction, RegistryError, SearchHit, StoredEmbedding, Voice, as_vectors,
+from ..atomic_files import probe_new_file
+from ..vectors import unit_vectors
+from .export import build_export, parse_export, read_export, write_export
+from .values import (SHA256_HEX, Direction, RegistryError, SearchHit, StoredEmbedding, Voice, as_vectors,
                               check_encoder_id, check_name, check_voice_name, from_blob, label_form, merge_metadata,
                               metadata_json, normal_name, to_blob, utc_now)
 

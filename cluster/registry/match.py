@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .registry import Registry, RegistryError
+from .store import Registry, RegistryError
 from .score_norm import Impostors, cohort_vectors, normalized_scores
-from .vectors import unit_rows_and_valid, unit_vectors
+from ..vectors import unit_rows_and_valid, unit_vectors
 
 #: the chance that a speaker nobody enrolled gets a name, where impostor AS-norm scores are normal: a speaker
 #: is compared with every voice, so past 100 voices each comparison gets this share divided by their number
@@ -33,7 +33,7 @@ NAMING_LEAD = 1.0
 #: embeddings of speakers/librispeech-test-other: 10 speakers, each enrolled from 5 utterances (centroid)
 #: and tested on random 2-4 s crops of its other 5 (265 crops, halves swapped). Target scores: mean 0.803,
 #: sd 0.057, min 0.571; impostor: mean 0.100, sd 0.100, max 0.406 (2385 trials). The threshold is the
-#: point where the normal fit of the impostor scores accepts 1e-4 of them (cluster/calibration.py says
+#: point where the normal fit of the impostor scores accepts 1e-4 of them (cluster/registry/calibration.py says
 #: why); it rejects no target and accepts no impostor of the measurement. Whole utterances give 0.482.
 #: Checked on real diarization clusters (benchmarks/registry_naming.py, simconv-dev, enrolled from the
 #: utterances each conversation does not use): clusters of 8 s or more score 0.65-0.89 with their speaker
@@ -50,7 +50,7 @@ class MatchError(ValueError):
 
 def named_spreads(num_voices: int) -> float:
     """The AS-norm score a name needs with `num_voices` enrolled: the 1e-4 tail per comparison of the raw
-    thresholds (cluster/calibration.py DEFAULT_FALSE_ACCEPT, 3.72 spreads), and past 100 voices the
+    thresholds (cluster/registry/calibration.py DEFAULT_FALSE_ACCEPT, 3.72 spreads), and past 100 voices the
     STRANGER_NAMED_RATE share split over them (3.89 for 200, 4.26 for 1000)."""
     from scipy.stats import norm
 
@@ -78,7 +78,7 @@ class Assignment:
     nearest: per cluster, the best-scoring enrolled name regardless of threshold and assignment (None when
         there are no voices), so a report can say "unknown, nearest Ada at 0.41";
     threshold: the raw cosine threshold used;
-    normalized: (num_clusters,) the AS-norm score (cluster/score_norm.py) of the same pair as `scores`, in
+    normalized: (num_clusters,) the AS-norm score (cluster/registry/score_norm.py) of the same pair as `scores`, in
         units of the impostor spread; None when naming used raw cosines only.
     """
 
@@ -102,7 +102,7 @@ def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_nam
         compared and stays unknown with score NaN.
     voice_centroids: (num_voices, dim) of the same encoder; voice_names: (num_voices,) their names.
     weights: optional (num_clusters,) evidence per cluster (seconds of speech), see `assign_scores`.
-    cohort: (num_cohort, dim) shipped impostor vectors (cluster/score_norm.py `cohort_vectors`, may be empty);
+    cohort: (num_cohort, dim) shipped impostor vectors (cluster/registry/score_norm.py `cohort_vectors`, may be empty);
         given, a name also needs the AS-norm rule of `assign_scores` (scores against the other voices, the
         cohort and the recording's other clusters); None: raw cosines only.
     """
@@ -151,7 +151,7 @@ def assign_scores(similarity: np.ndarray, voice_names: list[str], threshold: flo
     the summed margin (similarity - threshold), so it names as many clusters as it can with the best
     total fit, never giving one name to two clusters.
 
-    normalized: optional (num_clusters, num_voices) AS-norm scores of the same pairs (cluster/score_norm.py).
+    normalized: optional (num_clusters, num_voices) AS-norm scores of the same pairs (cluster/registry/score_norm.py).
     Given, a pair is eligible only if it also scores at least `named_spreads(num_voices)` impostor spreads and
     leads the cluster's runner-up voice by NAMING_LEAD spreads, and the margins are counted in those units;
     a NaN (too few impostors to measure a spread) leaves that pair to the raw threshold alone.
