@@ -94,8 +94,8 @@ def main(argv=None) -> int:
 
     from eval.metrics import DiarizationScores
     from eval.simulate import SimulationConfig, SourceCache, _children, plan_conversation, render, speakers_from_folder
-    from synth.anonymize import anonymize_samples, draw_pseudo_voices
-    from synth.voice_transforms import median_f0, transform
+    from synth.anonymize.recording import anonymize_samples, draw_pseudo_voices
+    from synth.anonymize.voice_transforms import median_f0, transform
 
     methods = [m for m in args.methods.split(",") if m]
     readers = speakers_from_folder(SPEAKERS)

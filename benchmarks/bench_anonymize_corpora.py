@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     from diarize.pipeline import Diarizer
     from eval.corpora import read_manifest
     from eval.metrics import DiarizationScores
-    from synth.anonymize import anonymize_samples
-    from synth.voice_transforms import DEFAULT_METHOD
+    from synth.anonymize.recording import anonymize_samples
+    from synth.anonymize.voice_transforms import DEFAULT_METHOD
 
     method = args.method or DEFAULT_METHOD
     for manifest in args.manifests:

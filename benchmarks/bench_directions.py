@@ -51,13 +51,13 @@ def speaker_sex(folder: Path) -> dict[str, str]:
 #: the second label-free prior, a source-filter move by the average differences between the sexes in
 #: Hillenbrand et al. (1995): mean pitch 131 Hz (men) against 220 Hz (women), 1.68 ~ 1.3 ** 2, and formants
 #: ~16 % higher for women, 1.16 ~ 1.08 ** 2; each crop is moved half of that up and half down
-#: (synth.voice_transforms.lpc_warp). Taken from that paper before measuring, not tuned
+#: (synth.anonymize.voice_transforms.lpc_warp). Taken from that paper before measuring, not tuned
 VOICE_PITCH, VOICE_FORMANTS = 1.3, 1.08
 
 
 def voice_move(samples: np.ndarray, up: bool, rate: int) -> np.ndarray:
     """Pitch by VOICE_PITCH and formants by VOICE_FORMANTS, up or down (same length, same rate)."""
-    from synth.voice_transforms import lpc_warp
+    from synth.anonymize.voice_transforms import lpc_warp
 
     power = 1.0 if up else -1.0
     return lpc_warp(samples, rate, formant_scale=VOICE_FORMANTS ** power, pitch_ratio=VOICE_PITCH ** power).astype(np.float32)

@@ -72,8 +72,8 @@ def main(argv=None) -> int:
 
     from diarize.audio import load_audio
     from eval.word_errors import corpus_word_errors, words
-    from synth.anonymize import draw_pseudo_voices
-    from synth.voice_transforms import METHODS, lpc_warp, median_f0, transform
+    from synth.anonymize.recording import draw_pseudo_voices
+    from synth.anonymize.voice_transforms import METHODS, lpc_warp, median_f0, transform
 
     methods = list(METHODS) if args.methods is None else [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(METHODS))

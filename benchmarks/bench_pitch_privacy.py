@@ -4,7 +4,7 @@
 
 Every LibriSpeech test-other reader is moved by the same fixed settings (no per-recording deal, no
 diarization): its pitch by a number of semitones (on the LPC residual) and its formants by a scale
-(`synth.voice_transforms.lpc_warp`, as method `spread` does). For each setting:
+(`synth.anonymize.voice_transforms.lpc_warp`, as method `spread` does). For each setting:
 
 - ignorant EER: enrollment = 3 original recordings per reader (8 s each, as in bench_anonymize), trials =
   3 s pieces of 18 s of the reader's other recordings, transformed; 50 % is no identity left;
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     from diarize.audio import load_audio
     from diarize.pipeline import Diarizer
     from eval.simulate import speakers_from_folder
-    from synth.voice_transforms import lpc_warp
+    from synth.anonymize.voice_transforms import lpc_warp
 
     moves = [float(m) for m in args.moves.split(",")]
     scales = [float(s) for s in args.scales.split(",")]

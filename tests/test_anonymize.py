@@ -36,7 +36,7 @@ def anonymized(conversation):
     import soxr
 
     from diarize.pipeline import Diarizer
-    from synth.anonymize import anonymize_file
+    from synth.anonymize.recording import anonymize_file
 
     native = 22050
     path = conversation["dir"] / "conversation.wav"
@@ -57,7 +57,7 @@ def test_output_has_the_input_rate_and_exact_length(anonymized):
 
 
 def test_sidecar_holds_drawn_parameters_only(anonymized):
-    from synth.anonymize import draw_pseudo_voices
+    from synth.anonymize.recording import draw_pseudo_voices
 
     sidecar = json.loads(anonymized["output"].with_suffix(".json").read_text())
     labels = sorted(sidecar["speakers"])
@@ -134,7 +134,7 @@ def test_voice_changes_more_than_between_two_recordings_of_the_reader(conversati
 
 
 def test_pseudo_voices_are_deterministic_distinct_and_spread():
-    from synth.anonymize import MIN_F0_GAP_SEMITONES, draw_pseudo_voices
+    from synth.anonymize.recording import MIN_F0_GAP_SEMITONES, draw_pseudo_voices
 
     labels = ["SPEAKER_00", "SPEAKER_01", "SPEAKER_02", "SPEAKER_03"]
     first, again = draw_pseudo_voices(labels, 3), draw_pseudo_voices(list(reversed(labels)), 3)
@@ -148,7 +148,7 @@ def test_pseudo_voices_are_deterministic_distinct_and_spread():
 def test_spread_sets_the_speakers_of_a_recording_apart_and_away_from_their_own_vocal_tract():
     """Method "spread": the lowest pitch target gets the formant warp down and the highest gets it up, so the
     pseudo-voices of one recording are far apart; no speaker's formant scale is within the margin of 1."""
-    from synth.anonymize import MIN_F0_GAP_SEMITONES, SPREAD_FORMANT_LOG2, draw_pseudo_voices
+    from synth.anonymize.recording import MIN_F0_GAP_SEMITONES, SPREAD_FORMANT_LOG2, draw_pseudo_voices
 
     for count in (2, 3, 4):
         labels = [f"SPEAKER_{i:02d}" for i in range(count)]
@@ -168,8 +168,8 @@ def test_spread_sets_the_speakers_of_a_recording_apart_and_away_from_their_own_v
 
 def test_pitch_lands_near_the_drawn_target(conversation):
     from diarize.audio import load_audio
-    from synth.anonymize import F0_RANGE
-    from synth.voice_transforms import PseudoVoice, median_f0, transform
+    from synth.anonymize.recording import F0_RANGE
+    from synth.anonymize.voice_transforms import PseudoVoice, median_f0, transform
 
     checked = 0
     for speaker in sorted({t.speaker for t in conversation["turns"]}):
@@ -196,7 +196,7 @@ def test_same_seed_same_output_and_each_label_keeps_its_voice(conversation):
     labelled region alone with that label's pseudo-voice (away from edges)."""
     from pyannote.core import Annotation, Segment
 
-    from synth.anonymize import anonymize_samples
+    from synth.anonymize.recording import anonymize_samples
 
     samples = conversation["samples"][: 12 * RATE]
     annotation = Annotation()
@@ -214,8 +214,8 @@ def test_same_seed_same_output_and_each_label_keeps_its_voice(conversation):
 def test_double_talk_is_rendered_by_the_floor_holders_voice_never_the_raw_signal(conversation):
     from pyannote.core import Annotation, Segment
 
-    from synth.anonymize import anonymize_samples
-    from synth.voice_transforms import lpc_warp
+    from synth.anonymize.recording import anonymize_samples
+    from synth.anonymize.voice_transforms import lpc_warp
 
     samples = conversation["samples"][: 6 * RATE].astype(np.float64)
     annotation = Annotation()
@@ -237,7 +237,7 @@ def test_double_talk_is_rendered_by_the_floor_holders_voice_never_the_raw_signal
 
 
 def test_each_stretch_of_double_talk_goes_to_the_speaker_already_talking():
-    from synth.anonymize import _owned
+    from synth.anonymize.recording import _owned
 
     first, second, third = (np.zeros(100, dtype=bool) for _ in range(3))
     first[0:40], second[20:60], third[30:90] = True, True, True
@@ -283,7 +283,7 @@ def test_formant_warp_moves_the_envelope_without_tilting_it(conversation):
     instead lifted 4-8 kHz by up to 20 dB at 1.25 (a resonance piled up at Nyquist) and emptied it at 0.8,
     and the diarizer then lost most of that speaker's speech. The spectral centroid of the speech band still
     moves the way the scale says."""
-    from synth.voice_transforms import lpc_warp
+    from synth.anonymize.voice_transforms import lpc_warp
 
     turn = max(conversation["turns"], key=lambda t: t.speech_end - t.speech_start)
     speech = conversation["samples"][turn.speech_start : turn.speech_end].astype(np.float64)
@@ -304,7 +304,7 @@ def test_formant_warp_moves_the_envelope_without_tilting_it(conversation):
 
 
 def test_vtln_warp_is_monotonic_and_ends_at_nyquist():
-    from synth.voice_transforms import vtln_warp
+    from synth.anonymize.voice_transforms import vtln_warp
 
     for nyquist in (8000.0, 11025.0, 24000.0):
         grid = np.linspace(0.0, nyquist, 2001)
@@ -329,8 +329,8 @@ def test_telephone_band_input_keeps_its_band(conversation):
     "How the transforms work", narrowband input)."""
     from scipy.signal import butter, sosfiltfilt
 
-    from synth.anonymize import anonymize_samples
-    from synth.voice_transforms import occupied_bandwidth
+    from synth.anonymize.recording import anonymize_samples
+    from synth.anonymize.voice_transforms import occupied_bandwidth
 
     wideband = np.asarray(conversation["samples"], dtype=np.float64)
     telephone = sosfiltfilt(butter(10, [300.0, 3400.0], btype="bandpass", fs=RATE, output="sos"), wideband)

@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("qwen_tts")
 
-from synth.transcripts import TranscriptError, check_within, parse_json, parse_stm, read_transcript  # noqa: E402
+from synth.anonymize.transcripts import TranscriptError, check_within, parse_json, parse_stm, read_transcript  # noqa: E402
 
 NATIVE_RATE = 22050
 SEED = 3
@@ -62,7 +62,7 @@ def revoiced(checkpoint, recording):
     torch.set_num_threads(1)
     from diarize.pipeline import Diarizer
     from synth.tts import Synthesizer
-    from synth.tts.revoice import revoice_file
+    from synth.anonymize.revoice import revoice_file
 
     transcript = write_json_transcript(recording.parent / "sample.json")
     out = recording.parent / "out" / "revoiced.wav"
@@ -96,8 +96,8 @@ def test_segments_hold_synthesized_speech_and_everything_else_is_silent(revoiced
 
 @pytest.mark.slow
 def test_each_diarized_speaker_keeps_one_pseudo_vector_and_speakers_differ(revoiced, checkpoint):
-    from synth.tts.pseudo_voices import draw_vectors
-    from synth.tts.revoice import _overlap
+    from synth.anonymize.pseudo_voices import draw_vectors
+    from synth.anonymize.revoice import _overlap
 
     result = revoiced["result"]
     annotation = result.annotation

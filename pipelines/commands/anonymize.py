@@ -10,7 +10,7 @@ from .common import HelpFormatter, add_diarization_options, config_from_args, fa
 
 
 def register(subparsers) -> None:
-    from synth.voice_transforms import DEFAULT_METHOD, METHODS
+    from synth.anonymize.voice_transforms import DEFAULT_METHOD, METHODS
 
     parser = subparsers.add_parser(
         "anonymize",
@@ -52,7 +52,7 @@ def check_output(args) -> None:
 def run(args) -> int:
     from diarize.audio import AudioError
     from pipelines.outputs import OutputError
-    from synth.anonymize import anonymize_file
+    from synth.anonymize.recording import anonymize_file
 
     try:
         check_output(args)

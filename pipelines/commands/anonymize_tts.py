@@ -32,9 +32,9 @@ def run_tts(args) -> int:
     from diarize.audio import AudioError
     from diarize.models import ModelNotFoundError
     from diarize.pipeline import Diarizer
-    from synth.transcripts import TranscriptError
+    from synth.anonymize.transcripts import TranscriptError
     from synth.tts import TTSModelError, checkpoint_folder, read_base_config
-    from synth.tts.revoice import revoice_file
+    from synth.anonymize.revoice import revoice_file
 
     if args.method != METHOD:
         print(f"voicemap anonymize: --transcript is only used by --method {METHOD}", file=sys.stderr)

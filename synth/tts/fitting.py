@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..voice_transforms import wsola_stretch
+from ..anonymize.voice_transforms import wsola_stretch
 
 #: time-stretch ratios beyond this (either way) are not applied in full: silence pad / trim takes the rest
 MAX_STRETCH = 2.0

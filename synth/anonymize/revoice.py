@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..transcripts import TranscriptSegment, check_within, read_transcript
-from .fitting import MAX_STRETCH, fit_to_length, frame_budget
+from ..tts.fitting import MAX_STRETCH, fit_to_length, frame_budget
+from .transcripts import TranscriptSegment, check_within, read_transcript
 from .pseudo_voices import draw_vectors, typical_norm
 
 #: what the sidecar says about fitting
@@ -190,7 +190,7 @@ def revoice_samples(num_samples: int, sample_rate: int, segments: list[Transcrip
 
 def write_revoiced(result: RevoiceResult, out_path: str | os.PathLike, source: str | None = None) -> Path:
     """OUT (16-bit PCM at the input's rate) and OUT.json, as the signal-processing methods write them."""
-    from synth.anonymize import write_audio_and_sidecar
+    from .recording import write_audio_and_sidecar
 
     return write_audio_and_sidecar(out_path, result.samples, result.sample_rate, result.sidecar(source))
 
@@ -216,14 +216,14 @@ def revoice_file(path: str | os.PathLike, out_path: str | os.PathLike, transcrip
     transcript is parsed, the audio read and the segments checked against its duration, then the TTS
     checkpoint (`model`, unless a loaded `synthesizer` is given) is loaded.
     """
-    from synth.anonymize import native_waveform, random_seed
+    from .recording import native_waveform, random_seed
 
     seed = random_seed() if seed is None else int(seed)
     segments = read_transcript(transcript, recording=Path(path).stem)
     waveform = native_waveform(path)
     check_within(segments, len(waveform.samples) / waveform.sample_rate, str(transcript))
     if synthesizer is None:
-        from . import Synthesizer
+        from ..tts import Synthesizer
 
         synthesizer = Synthesizer.load(model, device=device)
     if diarizer is None:
