@@ -26,6 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from machine_name import cpu_name  # noqa: E402  (benchmarks/ is on the path of a script run from it)
 SHARED = REPO.parent / "shared" / "data"
 
 
@@ -49,15 +50,7 @@ def long_conversation(minutes: float, num_speakers: int = 4, seed: int = 0) -> n
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def total_der(manifest: Path) -> str:
@@ -114,7 +107,7 @@ def main() -> None:
         median = statistics.median(times)
         print(f"RTF, {args.minutes:g} min, models loaded: median {median / waveform.duration:.4f} "
               f"({median:.1f} s over {args.repeats} runs; {len(result.labels)} speakers found of 4)")
-        print(f"  stages of the last run: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+        print("  stages of the last run: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
         # what the second look (diarize/resegment.py) costs: the same run with it off
         import dataclasses
 

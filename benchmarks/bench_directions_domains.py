@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -47,6 +46,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from machine_name import cpu_name  # noqa: E402  (benchmarks/ is on the path of a script run from it)
 
 #: RAVDESS emotion codes (third field of the file name) -> arousal class; 07 disgust is left out
 AROUSAL = {"01": "low", "02": "low", "04": "low", "03": "high", "05": "high", "06": "high", "08": "high"}
@@ -245,15 +245,7 @@ def arousal_row(corpus: Corpus, method: str, along: bool) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores {cpu}, CPU only, one torch thread"
+    return f"{os.cpu_count()} cores {cpu_name()}, CPU only, one torch thread"
 
 
 def main() -> int:

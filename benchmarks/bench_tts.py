@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from machine_name import cpu_name  # noqa: E402  (benchmarks/ is on the path of a script run from it)
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs far away into the forest."
 
@@ -37,15 +37,7 @@ def machine(device: str, threads: int) -> str:
 
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores visible, torch threads {threads} (torch {torch.__version__})"
+    return f"{cpu_name()}, {os.cpu_count()} cores visible, torch threads {threads} (torch {torch.__version__})"
 
 
 def timed(fn, device: str):

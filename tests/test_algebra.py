@@ -5,13 +5,13 @@ by projection on real speech with the real CAM++ encoder (leave one speaker out)
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
 
 from synth.algebra import (AlgebraError, AttributeDirection, classify, correlations, edit, fit_direction,
                            interpolate, label_residuals, ledoit_wolf, pair_direction, project, read, read_direction)
+from cli_run import cli, dump
 
 
 def planted(rng, n=1000, dim=32, dims=(3, 11, 20), shift=0.2):
@@ -290,20 +290,6 @@ def test_bad_input_is_a_one_line_error(call, message):
 # -- the commands, on a temporary registry ------------------------------------------------------------------
 
 ENC = "campplus-common-advanced"  # what `--embedding campplus` names; its weights are not loaded by these commands
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    from pipelines.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def dump(path) -> list[str]:
-    """Every row of the registry file, to show that a refused command stored nothing."""
-    with sqlite3.connect(path) as conn:
-        return list(conn.iterdump())
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import pytest
 import soundfile as sf
 
 from cluster.registry import Registry, RegistryError, file_sha256
+from cli_run import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ENC = "test-encoder"
@@ -409,14 +410,6 @@ def librispeech(shared_data):
 
 def utterances(folder: Path, speaker: str) -> list[Path]:
     return sorted((folder / speaker).glob("*.flac"))
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    from pipelines.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.slow

@@ -17,16 +17,9 @@ import pytest
 import soundfile as sf
 
 from cluster.registry import Registry, RegistryError
+from cli_run import cli
 
 ENC = "campplus-common-advanced"  # the default encoder's id, so that `voices search` / `mix` get that far
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    from pipelines.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(err: str) -> str:

@@ -5,27 +5,15 @@ a direction of another encoder refused, a direction stored before spreads were k
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
 
+from cli_run import cli, dump
+
 ENC = "campplus-common-advanced"
 #: holds 0.97 s of speech (silero-vad), under the fit's 1 s per file: the file of issue 24
 SHORT = "Actor_01/03-01-05-02-01-01-01.flac"
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    from pipelines.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def dump(path) -> list[str]:
-    with sqlite3.connect(path) as conn:
-        return list(conn.iterdump())
 
 
 def calm_files(actors, number: int) -> list:
