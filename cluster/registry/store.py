@@ -31,7 +31,6 @@ per second, an ANN index (FAISS IVF/HNSW, hnswlib) kept beside the file and rebu
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -43,15 +42,16 @@ import numpy as np
 
 from ..atomic_files import probe_new_file
 from ..vectors import unit_vectors
-from .export import build_export, parse_export, read_export, write_export
+from .directions import DirectionStore
+from .exchange import RegistryExchange
+from .sqlite_edge import BUSY_TIMEOUT_S, describe_sqlite_error, sqlite_edge
 from .values import (SHA256_HEX, Direction, RegistryError, SearchHit, StoredEmbedding, Voice, as_vectors,
-                              check_encoder_id, check_name, check_voice_name, from_blob, label_form, merge_metadata,
+                              check_encoder_id, check_voice_name, from_blob, label_form, merge_metadata,
                               metadata_json, normal_name, to_blob, utc_now)
 
 ENV_VAR = "VOICEMAP_REGISTRY"
 SCHEMA_VERSION = 1
 #: how long a writer waits for another writer's transaction before giving up
-BUSY_TIMEOUT_S = 30.0
 #: how long a scrub after `remove` waits for other processes' read snapshots to end before reporting that
 #: the WAL could not be truncated yet (a reader may be a long-running job: do not hang the command)
 SCRUB_WAIT_S = 5.0
@@ -126,45 +126,6 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def describe_sqlite_error(path: Path, error: sqlite3.Error) -> str:
-    """One line for an sqlite3 error on the registry at `path`: what it means for the user, then sqlite's words."""
-    code = getattr(error, "sqlite_errorname", "") or ""
-    cause = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if code.startswith("SQLITE_READONLY"):
-        what = "is read-only; nothing was written"
-    elif code == "SQLITE_NOTADB":
-        what = "not a voicemap registry"
-    elif code.startswith("SQLITE_CORRUPT"):
-        what = "damaged or not a voicemap registry; restore it from a backup or an export"
-    elif code.startswith("SQLITE_CANTOPEN"):
-        # a WAL database needs its -wal/-shm companions beside it, even to be read
-        what = "cannot open it, or its folder takes no -wal/-shm file beside it"
-    elif code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        what = f"another process kept it locked for over {BUSY_TIMEOUT_S:g} s; try again"
-    elif code == "SQLITE_FULL":
-        what = "the disk is full; nothing was written"
-    elif code.startswith("SQLITE_IOERR"):
-        what = "read or write failed"
-    elif code.startswith("SQLITE_PERM") or code.startswith("SQLITE_AUTH"):
-        what = "permission denied"
-    else:
-        what = "database error"
-    return f"registry {path}: {what} ({cause})"
-
-
-def _edge(method):
-    # The registry's edge: whatever sqlite3 raises inside becomes one line naming the file (RegistryError).
-    # Writes run in one transaction that rolls back first, so the file is as it was.
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as error:
-            raise RegistryError(describe_sqlite_error(self.path, error)) from error
-
-    return wrapper
-
-
 def check_can_create(path: str | os.PathLike | None = None) -> Path:
     """Before slow work that ends in creating a registry: RegistryError unless the file could be created there.
 
@@ -205,7 +166,7 @@ def open_registry(path: str | os.PathLike | None = None, *, create: bool = False
         registry.close()
 
 
-class Registry:
+class Registry(DirectionStore, RegistryExchange):
     """The voice registry in one SQLite file. Use as a context manager, or call `close()`.
 
     `Registry(path)` opens (and by default creates) the file; `create=False` refuses a missing one.
@@ -304,7 +265,7 @@ class Registry:
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    @_edge
+    @sqlite_edge
     def check_writable(self) -> None:
         """RegistryError now, before any slow work, when a write would fail (read-only file or mount)."""
         conn = self._connection()
@@ -404,7 +365,7 @@ class Registry:
 
     # -- voices ------------------------------------------------------------------------------------------
 
-    @_edge
+    @sqlite_edge
     def enroll(self, name: str, encoder_id: str, vectors: Any, source_hashes: Sequence[str | None] | None = None,
                metadata: dict[str, Any] | None = None) -> Voice:
         """Create voice `name` if new (else extend it) and store `vectors` (dim,) or (n, dim) of `encoder_id`.
@@ -428,7 +389,7 @@ class Registry:
             self._add(name, encoder_id, vectors, source_hashes)
             return self.get(name)
 
-    @_edge
+    @sqlite_edge
     def add_embeddings(self, name: str, encoder_id: str, vectors: Any,
                        source_hashes: Sequence[str | None] | None = None) -> Voice:
         """Add vectors to an existing voice (RegistryError if `name` is not enrolled)."""
@@ -507,7 +468,7 @@ class Registry:
             raise RegistryError(f"{what}: vector has dimension {dimension} but {encoder_id} vectors in this registry "
                                 f"have {known} (wrong encoder?)")
 
-    @_edge
+    @sqlite_edge
     def dimension(self, encoder_id: str) -> int | None:
         """The dimension of `encoder_id`'s stored vectors, or None when it has none yet."""
         conn = self._connection()
@@ -517,14 +478,14 @@ class Registry:
                                (encoder_id,)).fetchone()
         return None if row is None else int(row[0])
 
-    @_edge
+    @sqlite_edge
     def encoders(self) -> dict[str, int]:
         """encoder id -> number of voices with at least one embedding of it."""
         with self._snapshot() as conn:
             rows = conn.execute("SELECT encoder_id, COUNT(*) FROM centroids GROUP BY encoder_id ORDER BY encoder_id")
             return {encoder: int(count) for encoder, count in rows}
 
-    @_edge
+    @sqlite_edge
     def update_metadata(self, name: str, metadata: dict[str, Any], *, replace: bool = False) -> Voice:
         """Merge (or with `replace`, set) a voice's metadata."""
         with self.transaction():
@@ -534,16 +495,16 @@ class Registry:
                                (metadata_json(new, f"voice {name!r}"), utc_now(), voice.name))
             return self.get(name)
 
-    @_edge
+    @sqlite_edge
     def __contains__(self, name: object) -> bool:
         return self._connection().execute("SELECT 1 FROM voices WHERE name = ?",
                                           (normal_name(name),)).fetchone() is not None
 
-    @_edge
+    @sqlite_edge
     def __len__(self) -> int:
         return int(self._connection().execute("SELECT COUNT(*) FROM voices").fetchone()[0])
 
-    @_edge
+    @sqlite_edge
     def get(self, name: str) -> Voice:
         with self._snapshot() as conn:
             row = conn.execute("SELECT id, name, metadata, created, updated FROM voices WHERE name = ?",
@@ -554,7 +515,7 @@ class Registry:
                                        (row[0],)).fetchall())
             return Voice(row[1], json.loads(row[2]), row[3], row[4], counts)
 
-    @_edge
+    @sqlite_edge
     def list(self) -> list[Voice]:
         """All voices by name, each with its embedding counts per encoder (one consistent snapshot)."""
         with self._snapshot() as conn:
@@ -565,7 +526,7 @@ class Registry:
             return [Voice(name, json.loads(meta), created, updated, dict(sorted(counts.get(vid, {}).items())))
                     for vid, name, meta, created, updated in rows]
 
-    @_edge
+    @sqlite_edge
     def embeddings(self, name: str, encoder_id: str | None = None) -> list[StoredEmbedding]:
         """The stored vectors of a voice (all encoders, or one), oldest first."""
         with self._snapshot() as conn:
@@ -578,7 +539,7 @@ class Registry:
             rows = conn.execute(query + " ORDER BY id", params).fetchall()
             return [StoredEmbedding(enc, from_blob(blob, dim), source, created) for enc, dim, blob, source, created in rows]
 
-    @_edge
+    @sqlite_edge
     def sources(self, source_hash: str) -> list[str]:
         """Names of the voices that enrolled a file with this sha256."""
         rows = self._connection().execute(
@@ -586,7 +547,7 @@ class Registry:
             "ORDER BY v.name", (source_hash,)).fetchall()
         return [row[0] for row in rows]
 
-    @_edge
+    @sqlite_edge
     def centroid(self, name: str, encoder_id: str) -> np.ndarray:
         """(dim,) unit-norm float32: the mean of the voice's L2-normalized `encoder_id` embeddings."""
         with self._snapshot() as conn:
@@ -597,7 +558,7 @@ class Registry:
                 raise RegistryError(f"voice {name!r}: has no {encoder_id} embeddings")
             return from_blob(row[1], row[0])
 
-    @_edge
+    @sqlite_edge
     def centroids(self, encoder_id: str) -> tuple[list[str], np.ndarray]:
         """Names (sorted) and their (num_voices, dim) unit-norm read-only centroids of one encoder; (0, 0) if none.
 
@@ -628,7 +589,7 @@ class Registry:
             raise RegistryError(f"registry {self.path} is corrupt: {encoder_id} centroids of mixed dimensions")
         return [row[0] for row in rows], matrix.reshape(len(rows), dimension)
 
-    @_edge
+    @sqlite_edge
     def search(self, vector: Any, encoder_id: str, k: int = 5) -> list[SearchHit]:
         """The `k` voices whose `encoder_id` centroid is nearest to `vector` by cosine, best first.
 
@@ -652,7 +613,7 @@ class Registry:
         top = top[np.lexsort((np.array(names, dtype=object)[top], -scores[top]))]
         return [SearchHit(names[i], float(scores[i])) for i in top]
 
-    @_edge
+    @sqlite_edge
     def remove(self, name: str, encoder_id: str | None = None) -> bool:
         """Delete a voice (or only its `encoder_id` embeddings) and scrub the bytes from disk.
 
@@ -676,7 +637,7 @@ class Registry:
             self._scrub_pending = True
         return self._last_scrub
 
-    @_edge
+    @sqlite_edge
     def scrub(self) -> bool:
         """VACUUM and truncate the WAL so that no deleted row survives anywhere in the files."""
         if self._depth:
@@ -702,130 +663,6 @@ class Registry:
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         self._last_scrub = not busy
         return self._last_scrub
-
-    # -- directions --------------------------------------------------------------------------------------
-
-    @_edge
-    def store_direction(self, name: str, encoder_id: str, vector: Any, metadata: dict[str, Any] | None = None,
-                        *, replace: bool = True) -> Direction:
-        """Store a named vector of `encoder_id` (e.g. an attribute direction), replacing one of that name."""
-        name = check_name(name, "direction name")
-        encoder_id = check_encoder_id(encoder_id)
-        matrix = as_vectors(vector, f"direction {name!r} ({encoder_id})")
-        if len(matrix) != 1:
-            raise RegistryError(f"direction {name!r}: expected one vector, got {len(matrix)}")
-        meta = metadata_json(metadata, f"direction {name!r}")
-        with self.transaction():
-            self._check_dimension(encoder_id, matrix.shape[1], f"direction {name!r}")
-            now = utc_now()
-            exists = self._conn.execute("SELECT 1 FROM directions WHERE name = ? AND encoder_id = ?",
-                                        (name, encoder_id)).fetchone()
-            if exists and not replace:
-                raise RegistryError(f"direction {name!r} ({encoder_id}): already stored")
-            self._conn.execute(
-                "INSERT INTO directions(name, encoder_id, dimension, vector, metadata, created, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name, encoder_id) DO UPDATE SET "
-                "dimension = excluded.dimension, vector = excluded.vector, metadata = excluded.metadata, "
-                "updated = excluded.updated",
-                (name, encoder_id, int(matrix.shape[1]), to_blob(matrix[0]), meta, now, now),
-            )
-            return self.get_direction(name, encoder_id)
-
-    @_edge
-    def get_direction(self, name: str, encoder_id: str) -> Direction:
-        row = self._connection().execute(
-            "SELECT name, encoder_id, dimension, vector, metadata, created, updated FROM directions "
-            "WHERE name = ? AND encoder_id = ?", (name, encoder_id)).fetchone()
-        if row is None:
-            raise RegistryError(f"direction {name!r} ({encoder_id}): not stored in {self.path}")
-        return Direction(row[0], row[1], from_blob(row[3], row[2]), json.loads(row[4]), row[5], row[6])
-
-    @_edge
-    def list_directions(self, encoder_id: str | None = None) -> list[Direction]:
-        query = "SELECT name, encoder_id, dimension, vector, metadata, created, updated FROM directions"
-        params: tuple = ()
-        if encoder_id is not None:
-            query += " WHERE encoder_id = ?"
-            params = (encoder_id,)
-        rows = self._connection().execute(query + " ORDER BY encoder_id, name", params).fetchall()
-        return [Direction(r[0], r[1], from_blob(r[3], r[2]), json.loads(r[4]), r[5], r[6]) for r in rows]
-
-    @_edge
-    def remove_direction(self, name: str, encoder_id: str) -> None:
-        with self.transaction():
-            if not self._conn.execute("DELETE FROM directions WHERE name = ? AND encoder_id = ?",
-                                      (name, encoder_id)).rowcount:
-                raise RegistryError(f"direction {name!r} ({encoder_id}): not stored in {self.path}")
-            self._scrub_pending = True
-
-    # -- export / import (file layout and validation in registry_format.py) --------------------------------
-
-    @_edge
-    def export_data(self) -> dict[str, Any]:
-        """Everything in the registry as one JSON-ready dict, read from one snapshot."""
-        with self._snapshot():
-            voices = [(voice, self.embeddings(voice.name)) for voice in self.list()]
-            return build_export(voices, self.list_directions())
-
-    @_edge
-    def export_file(self, path: str | os.PathLike) -> int:
-        """Write the whole registry to a JSON file atomically (temp file, fsync, rename); returns #voices."""
-        data = self.export_data()
-        write_export(data, path)
-        return len(data["voices"])
-
-    @_edge
-    def import_file(self, path: str | os.PathLike, *, on_conflict: str = "error") -> int:
-        """Load an export into this registry in one transaction; returns the number of voices imported.
-
-        on_conflict, for a voice name already enrolled: "error" (import nothing), "skip" (keep ours),
-        "replace" (theirs replaces ours entirely).
-        """
-        source = Path(path).expanduser()
-        return self.import_data(read_export(source), on_conflict=on_conflict, label=str(source))
-
-    @_edge
-    def import_data(self, data: Any, *, on_conflict: str = "error", label: str = "import") -> int:
-        """`import_file` for an already-loaded export dict; everything is validated before anything is written."""
-        if on_conflict not in {"error", "skip", "replace"}:
-            raise RegistryError(f"{label}: on_conflict must be error, skip or replace, got {on_conflict!r}")
-        voices, directions = parse_export(data, label)
-        imported = 0
-        with self.transaction():
-            conn = self._conn
-            for voice in voices:
-                if voice.name in self:
-                    if on_conflict == "error":
-                        raise RegistryError(f"{label}: voice {voice.name!r} is already enrolled (use skip or replace)")
-                    if on_conflict == "skip":
-                        continue
-                    conn.execute("DELETE FROM voices WHERE name = ?", (voice.name,))
-                    self._scrub_pending = True
-                self._refuse_label_clash(voice.name, f"{label}: ")
-                conn.execute("INSERT INTO voices(name, metadata, created, updated) VALUES (?, ?, ?, ?)",
-                             (voice.name, metadata_json(voice.metadata, f"{label}: voice {voice.name!r}"),
-                              voice.created, voice.updated))
-                voice_id = self._voice_id(voice.name)
-                for encoder_id in dict.fromkeys(e.encoder_id for e in voice.embeddings):
-                    group = [e for e in voice.embeddings if e.encoder_id == encoder_id]
-                    self._check_dimension(encoder_id, group[0].vector.size, f"{label}: voice {voice.name!r}")
-                    for e in group:
-                        conn.execute(
-                            "INSERT INTO embeddings(voice_id, encoder_id, dimension, vector, source_hash, created) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
-                            (voice_id, encoder_id, int(e.vector.size), to_blob(e.vector), e.source_hash, e.created))
-                    self._refresh_centroid(voice_id, encoder_id)
-                imported += 1
-            for d in directions:
-                self._check_dimension(d.encoder_id, d.vector.size, f"{label}: direction {d.name!r}")
-                conn.execute(
-                    "INSERT INTO directions(name, encoder_id, dimension, vector, metadata, created, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name, encoder_id) DO UPDATE SET "
-                    "dimension = excluded.dimension, vector = excluded.vector, metadata = excluded.metadata, "
-                    "updated = excluded.updated",
-                    (d.name, d.encoder_id, int(d.vector.size), to_blob(d.vector), metadata_json(d.metadata, label),
-                     d.created, d.updated))
-        return imported
 
 
 __all__ = ["ENV_VAR", "Direction", "Registry", "RegistryError", "SearchHit", "StoredEmbedding", "Voice",
