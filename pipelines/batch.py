@@ -346,7 +346,7 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
         if todo:
             stop, summary.workers = _connect(address, workers, cpus_per_worker)
             try:
-                _drive(state, todo, config, output, summary, cpus_per_worker, quiet, on_dispatch, split_over)
+                _BatchDriver(state, todo, config, output, summary, cpus_per_worker, quiet, on_dispatch, split_over).run()
             except KeyboardInterrupt:
                 summary.interrupted = True
     finally:
@@ -361,53 +361,169 @@ def run_batch(sources: list[str], outdir: str | Path, config: DiarizationConfig 
     return summary
 
 
-def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: DiarizeOutput, summary: Summary,
-           cpus_per_worker: float, quiet: bool, on_dispatch, split_over: float | None = None) -> None:
-    import ray
-    from ray.exceptions import RayActorError, RayError, RayTaskError
-    from tqdm import tqdm
+class _BatchDriver:
+    """One batch job on Ray, on the driver: hands queued work to worker slots and acts on what comes back,
+    one method per event (a worker ready, a result, a worker lost). Work is whole files, or for a long
+    recording its pieces in three phases: segment, embed, finish (pipelines/batch_long.py)."""
 
-    threads = max(1, int(cpus_per_worker))
-    actor_class = ray.remote(num_cpus=cpus_per_worker, max_restarts=0, max_task_retries=0)(DiarizeWorker)
+    def __init__(self, state: JobState, todo: deque, config: DiarizationConfig, output: DiarizeOutput,
+                 summary: Summary, cpus_per_worker: float, quiet: bool, on_dispatch, split_over: float | None):
+        import ray
+        from tqdm import tqdm
 
-    def new_slot(previous: _Slot | None = None) -> _Slot:
-        actor = actor_class.remote(config, threads)
+        self.ray, self.state, self.config, self.output, self.summary = ray, state, config, output, summary
+        self.quiet, self.on_dispatch, self.split_over = quiet, on_dispatch, split_over
+        self.threads = max(1, int(cpus_per_worker))
+        self.actor_class = ray.remote(num_cpus=cpus_per_worker, max_restarts=0, max_task_retries=0)(DiarizeWorker)
+        # with splitting, one file can keep every worker busy
+        self.slots = [self.new_slot() for _ in range(summary.workers if split_over else min(summary.workers, len(todo)))]
+        self.todo = deque(_Work("file", item) for item in todo)
+        self.deaths: dict[str, int] = {}
+        self.long_jobs: dict[str, _LongJob] = {}
+        self.models: dict = {}  # segmentation window and encoder rates, as the first ready worker reports them
+        self.bar = tqdm(total=len(self.todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None,
+                        file=sys.stderr)
+
+    def new_slot(self, previous: _Slot | None = None) -> _Slot:
+        actor = self.actor_class.remote(self.config, self.threads)
         slot = _Slot(actor, actor.ready.remote())
         if previous is not None:
             slot.start_failures = previous.start_failures
         return slot
 
-    # with splitting, one file can keep every worker busy
-    slots = [new_slot() for _ in range(summary.workers if split_over else min(summary.workers, len(todo)))]
-    todo = deque(_Work("file", item) for item in todo)
-    deaths: dict[str, int] = {}
-    long_jobs: dict[str, _LongJob] = {}
-    models: dict = {}  # segmentation window and encoder rates, as the first ready worker reports them
+    def run(self) -> None:
+        try:
+            while self.todo or any(slot.task_ref is not None for slot in self.slots):
+                self.dispatch()
+                waiting = {ref: slot for slot in self.slots for ref in (slot.ready_ref, slot.task_ref)
+                           if ref is not None}
+                if not waiting:
+                    break  # no file left for any worker (all slots idle and nothing queued)
+                ready, _ = self.ray.wait(list(waiting), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    slot = waiting[ref]
+                    if ref == slot.ready_ref:  # ray.wait may hand back equal refs, not the same objects
+                        self.on_ready(slot, ref)
+                    else:
+                        self.on_result(slot, ref)
+        finally:
+            self.bar.close()
+            for slot in self.slots:
+                self.ray.kill(slot.actor, no_restart=True)
 
-    def split(item: Input) -> bool:
+    def dispatch(self) -> None:
+        """Queued work to every idle slot whose worker is ready."""
+        for slot in self.slots:
+            if slot.pid is not None and slot.task_ref is None and self.todo:
+                work = self.todo.popleft()
+                if work.kind == "file" and self.split_over and self.split(work.item):
+                    work = self.todo.popleft()
+                slot.work, slot.task_ref = work, self.submit(slot, work)
+                if self.on_dispatch:
+                    self.on_dispatch(work.item.path, slot.pid)
+
+    def on_ready(self, slot: _Slot, ref) -> None:
+        """A worker finished loading its models, or died doing it."""
+        from ray.exceptions import RayError, RayTaskError
+
+        slot.ready_ref = None
+        try:
+            info = self.ray.get(ref)
+            self.output.check(info["encoder"])
+            slot.pid, slot.start_failures = info["pid"], 0
+            if "voices" not in self.models:  # the registry is read on the driver, once; workers get a copy
+                self.models["voices"] = self.ray.put(self.output.voices(info["encoder"]))
+            self.models.update(info)
+        except RayTaskError as error:
+            # the models cannot load: every file would fail the same way
+            raise BatchError(f"worker could not load the models: {error_line('', error.cause or error).lstrip(': ')}") from None
+        except RayError:
+            if slot.start_failures + 1 >= MAX_START_FAILURES:
+                raise BatchError(f"workers died {MAX_START_FAILURES} times while loading the models "
+                                 "(out of memory?)") from None
+            index = self.slots.index(slot)
+            self.slots[index] = self.new_slot(slot)
+            self.slots[index].start_failures += 1
+            self.summary.worker_deaths += 1
+
+    def on_result(self, slot: _Slot, ref) -> None:
+        """A file, or a piece of one, came back: done, failed, or lost with its worker."""
+        from ray.exceptions import RayActorError, RayError, RayTaskError
+
+        work, slot.task_ref, slot.work = slot.work, None, None
+        item, path = work.item, str(work.item.path)
+        if path in self.long_jobs and self.long_jobs[path].failed:
+            return  # a piece of a recording already recorded as failed
+        try:
+            outcome = self.ray.get(ref)
+        except RayTaskError as error:
+            # the call itself broke (e.g. a result that cannot be serialized); the actor lives on
+            outcome = {"ok": False, "error": error_line(item.path, error.cause or error)}
+        except (RayActorError, RayError):
+            self.on_worker_lost(slot, work)
+            return
+        if work.kind in ("segment", "embed") and outcome["ok"]:
+            self.on_piece(work, outcome)
+            return
+        if outcome["ok"]:
+            self.long_jobs.pop(path, None)
+        else:
+            self.drop(path)
+        self.record(item, outcome, attempts=self.deaths.get(path, 0) + 1)
+
+    def on_worker_lost(self, slot: _Slot, work: _Work) -> None:
+        """The worker died (OOM kill, segfault, node lost): replace it, retry its file once."""
+        item, path = work.item, str(work.item.path)
+        self.summary.worker_deaths += 1
+        self.slots[self.slots.index(slot)] = self.new_slot()
+        self.deaths[path] = self.deaths.get(path, 0) + 1
+        if self.deaths[path] < MAX_DEATHS:
+            self.todo.appendleft(work)
+            return
+        self.drop(path)
+        self.record(item, {"ok": False, "error": f"{path}: the worker died {self.deaths[path]} times while "
+                                                 "processing it (out of memory or a crash in a decoder)"},
+                    attempts=self.deaths[path])
+
+    def on_piece(self, work: _Work, outcome: dict) -> None:
+        """Results of phases 1 and 2 wait here; the next phase is first in line once all are in."""
+        job = self.long_jobs[str(work.item.path)]
+        job.seconds += outcome["seconds"]
+        job.peak_mb = max(job.peak_mb, outcome["peak_mb"])
+        if work.kind == "segment":
+            job.segments[work.piece] = outcome["segmentation"]
+            if all(piece is not None for piece in job.segments):
+                self.plan_embeddings(work.item, job)
+        else:
+            job.locals[work.piece] = outcome["local"]
+            job.frames[work.piece] = outcome["frames"]
+            if all(piece is not None for piece in job.locals):
+                self.todo.appendleft(_Work("finish", work.item))
+
+    def split(self, item: Input) -> bool:
         """Queue the pieces of a long recording in place of the whole file; False when it stays whole."""
         from diarize.segmentation import default_step
 
         from .batch_long import SAMPLE_RATE, num_pieces, probe, split_plan
 
         header = probe(item.path)
-        if header is None or models.get("encoder_rate") != SAMPLE_RATE:
+        if header is None or self.models.get("encoder_rate") != SAMPLE_RATE:
             return False  # not seekable, or an encoder at another rate (its resampling would differ at cuts)
         num_samples = int(round(header[0] * SAMPLE_RATE / header[1]))
         duration = num_samples / SAMPLE_RATE
-        if duration <= split_over:
+        if duration <= self.split_over:
             return False
-        step = config.segmentation.step or default_step(duration)  # the whole recording's step, as Diarizer would pick it
-        plan = split_plan(num_samples, int(round(models["window"] * SAMPLE_RATE)), int(round(step * SAMPLE_RATE)),
-                          num_pieces(duration, split_over, len(slots)))
+        step = self.config.segmentation.step or default_step(duration)  # the whole recording's, as Diarizer picks it
+        plan = split_plan(num_samples, int(round(self.models["window"] * SAMPLE_RATE)), int(round(step * SAMPLE_RATE)),
+                          num_pieces(duration, self.split_over, len(self.slots)))
         if len(plan) < 2:
             return False
-        long_jobs[str(item.path)] = _LongJob(plan, step, num_samples, [None] * len(plan), [None] * len(plan),
-                                            [None] * len(plan))
-        todo.extendleft(_Work("segment", item, index) for index in reversed(range(len(plan))))
+        self.long_jobs[str(item.path)] = _LongJob(plan, step, num_samples, [None] * len(plan), [None] * len(plan),
+                                                  [None] * len(plan))
+        self.todo.extendleft(_Work("segment", item, index) for index in reversed(range(len(plan))))
         return True
 
-    def plan_embeddings(item: Input, job: _LongJob) -> None:
+    def plan_embeddings(self, item: Input, job: _LongJob) -> None:
         """After phase 1: the recording's segmentation and speech spans (as Diarizer.evidence derives them),
         and phase 2's work."""
         from diarize.speaker_embeddings import speech_spans
@@ -417,24 +533,25 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
         segmentation = concatenate_segmentations(job.segments)
         job.spans = speech_spans(segmentation, job.duration)
         job.chunks = chunk_ranges(job.plan, int(round(job.step * SAMPLE_RATE)), segmentation.num_chunks)
-        job.segmentation = ray.put(segmentation)  # stored once, read by every piece and the finish
+        job.segmentation = self.ray.put(segmentation)  # stored once, read by every piece and the finish
         job.segments = []
-        todo.extendleft(_Work("embed", item, index) for index in reversed(range(len(job.plan))))
+        self.todo.extendleft(_Work("embed", item, index) for index in reversed(range(len(job.plan))))
 
-    def drop(path: str) -> None:
+    def drop(self, path: str) -> None:
         """Forget the queued pieces of a file that failed."""
-        kept = [work for work in todo if str(work.item.path) != path]
-        todo.clear()
-        todo.extend(kept)
-        if path in long_jobs:
-            long_jobs[path].failed = True  # kept, so that pieces still in flight are recognised and ignored
-            long_jobs[path].segments = long_jobs[path].locals = long_jobs[path].frames = []
+        kept = [work for work in self.todo if str(work.item.path) != path]
+        self.todo.clear()
+        self.todo.extend(kept)
+        if path in self.long_jobs:
+            job = self.long_jobs[path]
+            job.failed = True  # kept, so that pieces still in flight are recognised and ignored
+            job.segments = job.locals = job.frames = []
 
-    def submit(slot: _Slot, work: _Work):
+    def submit(self, slot: _Slot, work: _Work):
         path, uri = str(work.item.path), work.item.uri
         if work.kind == "file":
-            return slot.actor.process.remote(path, uri, models.get("voices"))
-        job = long_jobs[path]
+            return slot.actor.process.remote(path, uri, self.models.get("voices"))
+        job = self.long_jobs[path]
         if work.kind == "segment":
             start, end = job.plan[work.piece]
             return slot.actor.segment_piece.remote(path, start, end, job.step)
@@ -442,116 +559,32 @@ def _drive(state: JobState, todo: deque, config: DiarizationConfig, output: Diar
             first, stop = job.chunks[work.piece]
             return slot.actor.embed_piece.remote(path, job.num_samples, job.segmentation, job.spans, first, stop)
         return slot.actor.finish.remote(path, uri, job.duration, job.segmentation, job.locals, job.seconds,
-                                        job.peak_mb, models.get("voices"), job.frames)
-    bar = tqdm(total=len(todo), unit="file", desc=f"batch {summary.task}", disable=quiet or None, file=sys.stderr)
+                                        job.peak_mb, self.models.get("voices"), job.frames)
 
-    def record(item: Input, outcome: dict, attempts: int) -> None:
-        path = str(item.path)
+    def record(self, item: Input, outcome: dict, attempts: int) -> None:
+        """A file's outcome into its outputs, the job state and the summary."""
+        path, summary = str(item.path), self.summary
         if outcome["ok"]:
             try:
-                rttm, json_text = output.texts(outcome["result"])
+                rttm, json_text = self.output.texts(outcome["result"])
             except (ValueError, RuntimeError) as error:  # e.g. MatchError: centroids the registry cannot take
                 outcome = {"ok": False, "error": error_line(path, error)}
         if outcome["ok"]:
             # outputs first, then the row: a kill in between leaves the row pending and the file redone,
             # and each output is replaced whole, so no reader ever sees half a file
-            atomic_write_text(state.outdir / f"{item.output}.rttm", rttm)
-            atomic_write_text(state.outdir / f"{item.output}.json", json_text)
-            state.mark_done(path, outcome["duration"], outcome["speakers"], attempts, outcome["timings"],
-                            outcome["worker"])
+            atomic_write_text(self.state.outdir / f"{item.output}.rttm", rttm)
+            atomic_write_text(self.state.outdir / f"{item.output}.json", json_text)
+            self.state.mark_done(path, outcome["duration"], outcome["speakers"], attempts, outcome["timings"],
+                                 outcome["worker"])
             summary.done += 1
             summary.audio_seconds = round(summary.audio_seconds + outcome["duration"], 3)
         else:
-            state.mark_failed(path, item.output, outcome["error"], attempts)
+            self.state.mark_failed(path, item.output, outcome["error"], attempts)
             summary.failed.append({"path": path, "error": outcome["error"]})
-            if not quiet:
-                bar.write(f"voicemap: {outcome['error']}", file=sys.stderr)
-        bar.update(1)
-        bar.set_postfix_str(f"{summary.audio_seconds / 3600:.2f} h audio, {len(summary.failed)} failed")
-
-    try:
-        while todo or any(slot.task_ref is not None for slot in slots):
-            for slot in slots:
-                if slot.pid is not None and slot.task_ref is None and todo:
-                    work = todo.popleft()
-                    if work.kind == "file" and split_over and split(work.item):
-                        work = todo.popleft()
-                    slot.work, slot.task_ref = work, submit(slot, work)
-                    if on_dispatch:
-                        on_dispatch(work.item.path, slot.pid)
-            waiting = {ref: slot for slot in slots for ref in (slot.ready_ref, slot.task_ref) if ref is not None}
-            if not waiting:
-                break  # no file left for any worker (all slots idle and nothing queued)
-            ready, _ = ray.wait(list(waiting), num_returns=1, timeout=1.0)
-            for ref in ready:
-                slot = waiting[ref]
-                index = slots.index(slot)
-                if ref == slot.ready_ref:  # ray.wait may hand back equal refs, not the same objects
-                    slot.ready_ref = None
-                    try:
-                        info = ray.get(ref)
-                        output.check(info["encoder"])
-                        slot.pid, slot.start_failures = info["pid"], 0
-                        if "voices" not in models:  # the registry is read on the driver, once; workers get a copy
-                            models["voices"] = ray.put(output.voices(info["encoder"]))
-                        models.update(info)
-                    except RayTaskError as error:
-                        # the models cannot load: every file would fail the same way
-                        raise BatchError(f"worker could not load the models: {error_line('', error.cause or error).lstrip(': ')}") from None
-                    except RayError:
-                        if slot.start_failures + 1 >= MAX_START_FAILURES:
-                            raise BatchError(f"workers died {MAX_START_FAILURES} times while loading the models "
-                                             "(out of memory?)") from None
-                        slots[index] = new_slot(slot)
-                        slots[index].start_failures += 1
-                        summary.worker_deaths += 1
-                    continue
-                work, slot.task_ref, slot.work = slot.work, None, None
-                item, path = work.item, str(work.item.path)
-                if path in long_jobs and long_jobs[path].failed:
-                    continue  # a piece of a recording already recorded as failed
-                try:
-                    outcome = ray.get(ref)
-                except RayTaskError as error:
-                    # the call itself broke (e.g. a result that cannot be serialized); the actor lives on
-                    outcome = {"ok": False, "error": error_line(item.path, error.cause or error)}
-                except (RayActorError, RayError):
-                    # the worker died (OOM kill, segfault, node lost): replace it, retry its file once
-                    summary.worker_deaths += 1
-                    slots[index] = new_slot()
-                    deaths[path] = deaths.get(path, 0) + 1
-                    if deaths[path] < MAX_DEATHS:
-                        todo.appendleft(work)
-                        continue
-                    drop(path)
-                    record(item, {"ok": False, "error": f"{path}: the worker died {deaths[path]} times while "
-                                                        "processing it (out of memory or a crash in a decoder)"},
-                           attempts=deaths[path])
-                    continue
-                if work.kind in ("segment", "embed") and outcome["ok"]:
-                    # results of phases 1 and 2 wait here; the next phase is first in line once all are in
-                    job = long_jobs[path]
-                    job.seconds += outcome["seconds"]
-                    job.peak_mb = max(job.peak_mb, outcome["peak_mb"])
-                    if work.kind == "segment":
-                        job.segments[work.piece] = outcome["segmentation"]
-                        if all(piece is not None for piece in job.segments):
-                            plan_embeddings(item, job)
-                    else:
-                        job.locals[work.piece] = outcome["local"]
-                        job.frames[work.piece] = outcome["frames"]
-                        if all(piece is not None for piece in job.locals):
-                            todo.appendleft(_Work("finish", item))
-                    continue
-                if outcome["ok"]:
-                    long_jobs.pop(path, None)
-                else:
-                    drop(path)
-                record(item, outcome, attempts=deaths.get(path, 0) + 1)
-    finally:
-        bar.close()
-        for slot in slots:
-            ray.kill(slot.actor, no_restart=True)
+            if not self.quiet:
+                self.bar.write(f"voicemap: {outcome['error']}", file=sys.stderr)
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{summary.audio_seconds / 3600:.2f} h audio, {len(summary.failed)} failed")
 
 
 def summary_table(summary: Summary) -> str:
