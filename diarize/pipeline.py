@@ -170,10 +170,12 @@ class Diarizer:
         return assign_local_speakers(unit, active, centroids), centroids
 
     def reconstruct(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray,
-                    duration: float, uri: str, samples: np.ndarray | None = None) -> DiarizationResult:
+                    duration: float, uri: str, samples: np.ndarray | None = None,
+                    hook: Hook | None = None) -> DiarizationResult:
         """From clustered local speakers to the result, in named steps: activity -> second look -> edges ->
-        relabel. samples: the recording at the encoder's rate, which the second look and the edge trimming
-        read (without it, both are skipped)."""
+        relabel, each reported to `hook` as it starts. samples: the recording at the encoder's rate, which the
+        second look and the edge trimming read (without it, both are skipped)."""
+        report = hook or (lambda stage, done: None)
         segmentation = evidence.segmentation
         active, scores = self._activity(segmentation, local_labels, len(centroids), duration)
         step = segmentation.frame_step
@@ -182,11 +184,14 @@ class Diarizer:
             levels = frame_levels(samples, self.encoder.sample_rate, segmentation.frame_start - step / 2, step,
                                   len(active))
         if samples is not None and self.config.second_look.enabled:
+            report("second look", 0.0)
             active, scores, centroids = self._second_look(active, scores, centroids, evidence.frames, samples,
                                                           segmentation, levels)
         if samples is not None and self.config.edges.enabled:
+            report("edges", 0.0)
             edges = self.config.edges
             active = trim_silent_edges(active, levels, int(round(edges.trim_seconds / step)), edges.quiet_share)
+        report("relabel", 0.0)
         return self._relabel(active, scores, centroids, segmentation, duration, uri)
 
     def _activity(self, segmentation: Segmentation, local_labels: np.ndarray, num_speakers: int,
@@ -292,8 +297,11 @@ class Diarizer:
         evidence = self.evidence(waveform, hook, encoder_samples)
         timings["segmentation+embeddings"] = time.perf_counter() - clock
         clock = time.perf_counter()
+        if hook is not None:
+            hook("clustering", 0.0)
         local_labels, centroids = self.cluster(evidence, voices)
-        result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri, encoder_samples)
+        result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri, encoder_samples,
+                                  hook)
         timings["clustering+reconstruction"] = time.perf_counter() - clock
         result.timings = timings
         return result

@@ -432,3 +432,16 @@ def test_eval_reports_a_missing_hypothesis_and_goes_on(tmp_path, shared_data):
     assert completed.returncode == 1
     assert "sample" in completed.stdout and "TOTAL" in completed.stdout
     assert len([line for line in completed.stderr.splitlines() if line.startswith("voicemap:")]) == 12
+
+
+def test_each_step_of_a_diarization_is_reported_to_the_hook_in_order(diarizer):
+    """The demo call inside the pyannote.audio wheel (no shared data needed): every stage reports as it
+    starts, in the order the diarizer runs them, and the embedding pass reports its progress to its last block."""
+    from pipelines.commands.diarize import demo_path
+
+    seen: list[tuple[str, float]] = []
+    result = diarizer(demo_path(), hook=lambda stage, done: seen.append((stage, done)))
+    stages = list(dict.fromkeys(stage for stage, _ in seen))
+    assert stages == ["segmentation", "embeddings", "clustering", "second look", "edges", "relabel"]
+    assert max(done for stage, done in seen if stage == "embeddings") > 0.99  # its last block, in frames
+    assert len(result.labels) == 2

@@ -156,8 +156,9 @@ def progress(items, quiet: bool, **options):
         bar.close()
 
 
-#: share of a file's work each stage takes, for the per-file bar (embeddings dominate)
-_STAGE_SPAN = {"segmentation": (0.0, 0.3), "embeddings": (0.3, 1.0)}
+#: share of a file's work each stage takes, for the per-file bar (embeddings dominate), so it moves evenly
+_STAGE_SPAN = {"segmentation": (0.0, 0.3), "embeddings": (0.3, 0.9), "clustering": (0.9, 0.93),
+               "second look": (0.93, 0.99), "edges": (0.99, 1.0), "relabel": (1.0, 1.0)}
 
 
 @contextmanager
