@@ -262,7 +262,7 @@ def verification(names: list[str]) -> None:
             means[label, name] = (float(values[~target].mean()), float(values[target].mean()))
             print(f"  {label}, {name}: {means[label, name][0]:.3f} / {means[label, name][1]:.3f}")
     if "campplus" in names and "ecapa" in names:
-        campplus_cut = 1 - CLUSTER_THRESHOLDS["campplus-common-advanced"] ** 2 / 2  # distance -> cosine
+        campplus_cut = CLUSTER_THRESHOLDS["campplus-common-advanced"]
         for label in ("readers, whole utterances", f"readers, {CROP_SECONDS:g} s crops"):
             cosine = derived_threshold(means[label, "campplus"], means[label, "ecapa"], campplus_cut)
             print(f"ECAPA AHC cut from {label}: cosine {cosine:.3f} = distance {np.sqrt(2 - 2 * cosine):.3f} "

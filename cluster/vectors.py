@@ -17,6 +17,12 @@ def unit_vectors(vectors, dtype=None) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), ZERO_NORM)
 
 
+def unit_distance(cosine: float) -> float:
+    """The Euclidean distance between two unit vectors at this cosine similarity, sqrt(2 - 2 cos): how a cut
+    given as a cosine becomes the distance a linkage compares."""
+    return float(np.sqrt(max(2.0 - 2.0 * cosine, 0.0)))
+
+
 def unit_rows_and_valid(matrix) -> tuple[np.ndarray, np.ndarray]:
     """(n, dim) -> (n, dim) float64 unit rows, and (n,) bool: the rows that had a direction (finite and
     non-zero). Rows without one come back as zeros, so they score 0 against everything."""

@@ -1,10 +1,9 @@
 """What shapes a diarization, grouped by stage: segmentation, embedding, clustering, the second look, edges.
 
 Every group is a small frozen dataclass, so a whole configuration pickles to a worker. A stage that can be
-left out has an `enabled` flag. Units: seconds for durations, cosine similarity for every similarity except
-the clustering cut, which is the Euclidean distance between unit embeddings that AHC stops merging at (and
-which `--cluster-threshold` has always taken). Values are checked when a group is made, so a bad option fails
-before any audio is read.
+left out has an `enabled` flag. Units: seconds for durations, cosine similarity between unit embeddings for
+every similarity and cut. Values are checked when a group is made, so a bad option fails before any audio is
+read.
 """
 
 from __future__ import annotations
@@ -57,8 +56,9 @@ class EmbeddingConfig:
 @dataclass(frozen=True)
 class ClusteringConfig:
     """method: auto (AHC on short recordings, spectral from cluster.clustering.AUTO_SPECTRAL_FROM embeddings),
-    ahc, spectral or hdbscan. threshold: AHC's cut, a Euclidean distance between unit embeddings in (0, 2);
-    None: the encoder's (diarize.pipeline.CLUSTER_THRESHOLDS). num_speakers / min_speakers / max_speakers:
+    ahc, spectral or hdbscan. threshold: AHC's cut, a cosine between unit embeddings in (-1, 1): clusters
+    whose centroids are farther apart than two unit vectors at this cosine are not merged, so higher gives more
+    speakers; None: the encoder's (diarize.pipeline.CLUSTER_THRESHOLDS). num_speakers / min_speakers / max_speakers:
     what the user knows of the count. min_cluster_size: AHC clusters with fewer embeddings join the nearest.
     min_speaker_seconds: a cluster must hold this much single-voice speech to stand as a speaker; less is
     usually two voices mixed or a fragment seen through overlap (docs/diarization-experiments.md)."""
@@ -74,10 +74,10 @@ class ClusteringConfig:
     def __post_init__(self):
         if self.method not in CLUSTERING_METHODS:
             raise ValueError(f"--clustering {self.method}: use one of {', '.join(CLUSTERING_METHODS)}")
-        if self.threshold is not None and not (math.isfinite(self.threshold) and 0 < self.threshold < 2):
-            # a distance between unit vectors: 0 joins nothing, 2 joins everything
-            raise ValueError(f"--cluster-threshold {self.threshold:g}: the clustering cut is a distance between "
-                             "unit vectors, strictly between 0 and 2")
+        if self.threshold is not None and not (math.isfinite(self.threshold) and -1 < self.threshold < 1):
+            # at cosine 1 nothing is joined, at -1 everything is
+            raise ValueError(f"--cluster-threshold {self.threshold:g}: the clustering cut is a cosine similarity, "
+                             "strictly between -1 and 1")
         _non_negative("clustering", min_speaker_seconds=self.min_speaker_seconds)
         self.bounds  # the speaker-count options
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from cluster.anchoring import EnrolledVoices, anchored_centroids
 from cluster.clustering import assign_local_speakers, centroids_of, cluster_embeddings, fold_unsupported_clusters
-from cluster.vectors import unit_vectors
+from cluster.vectors import unit_distance, unit_vectors
 
 from .audio import AudioInput, Waveform, load_audio
 from .config import DiarizationConfig
@@ -24,15 +24,14 @@ from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embe
                                  speech_spans)
 from .voice_changes import WINDOW_SECONDS, split_at_voice_changes
 
-#: AHC cut (Euclidean distance between unit vectors, i.e. sqrt(2 - 2 cos)) per encoder. For CAM++ it was
-#: swept over 0.5-1.1 on the 13 shared AMI/call clips and the 8 simulated LibriSpeech conversations
-#: together; 0.75 (cosine 0.72) was best or near-best on both, where each set alone preferred 0.7 / 0.8.
-#: ECAPA's was not swept: its cosine cut sits where CAM++'s sits between the mean impostor and mean target
-#: cosines of the LibriSpeech readers' whole utterances (benchmarks/bench_encoders.py --verification, docs/encoders.md).
-#: the clustering cut per encoder: Euclidean distance between unit embeddings (cosine 1 - d^2 / 2) at which AHC
-#: stops merging; lower gives more speakers (docs/diarization-experiments.md, docs/encoders.md)
-CLUSTER_THRESHOLDS = {"campplus-common-advanced": 0.75, "ecapa-voxceleb": 0.84}
-FALLBACK_CLUSTER_THRESHOLD = 0.75
+#: the clustering cut per encoder, a cosine similarity between unit embeddings: AHC stops merging two clusters
+#: whose centroids are farther apart than two unit vectors at this cosine (distance sqrt(2 - 2 cos)); higher
+#: gives more speakers. CAM++'s, 0.71875 (distance 0.75), was best or near-best over a sweep on the 13 shared
+#: AMI/call clips and the 8 simulated LibriSpeech conversations together; ECAPA's, 0.6472 (distance 0.84), was
+#: not swept but placed where CAM++'s sits between the readers' mean impostor and target cosines
+#: (docs/diarization-experiments.md, docs/encoders.md)
+CLUSTER_THRESHOLDS = {"campplus-common-advanced": 0.71875, "ecapa-voxceleb": 0.6472}
+FALLBACK_CLUSTER_THRESHOLD = 0.71875
 #: encoders whose spectral clustering compares embeddings as given rather than recording-centred
 #: (cluster.clustering.recording_centered): centring helps CAM++ but splits ECAPA's acted voices, whose
 #: emotions already lie far apart (docs/domains.md, "Counting when a voice varies")
@@ -106,9 +105,14 @@ class Diarizer:
         return ChunkEvidence(segmentation, local.embeddings, local.seconds, None if keep is None else keep.array)
 
     def cluster_threshold(self) -> float:
+        """The clustering cut as a cosine: the configured one, else the encoder's."""
         if self.config.clustering.threshold is not None:
             return self.config.clustering.threshold
         return CLUSTER_THRESHOLDS.get(self.encoder.encoder_id, FALLBACK_CLUSTER_THRESHOLD)
+
+    def cut_distance(self) -> float:
+        """The clustering cut as the Euclidean distance between unit vectors that AHC's linkage compares."""
+        return unit_distance(self.cluster_threshold())
 
     def cluster(self, evidence: ChunkEvidence, voices: EnrolledVoices | None = None) -> tuple[np.ndarray, np.ndarray]:
         """-> (num_chunks, num_local) global speaker per local speaker (-1 if none), (num_speakers, d) raw centroids.
@@ -126,7 +130,7 @@ class Diarizer:
         if not reliable.any():
             # all speech is short: cluster what there is rather than return nothing
             reliable = active
-        labels = cluster_embeddings(unit[reliable], config.method, self.cluster_threshold(), config.bounds,
+        labels = cluster_embeddings(unit[reliable], config.method, self.cut_distance(), config.bounds,
                                     config.min_cluster_size,
                                     centered=self.encoder.encoder_id not in UNCENTERED_ENCODERS)
         if config.num_speakers is None and config.min_speaker_seconds > 0:

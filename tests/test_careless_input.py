@@ -165,7 +165,7 @@ ROWS = [
     Row("diarize-no-input", "diarize", 2, r"^voicemap diarize: no input given"),
     Row("diarize-step-tiny", "diarize speech.wav --step 0.001", 2, r"^voicemap diarize: --step 0.001: must be between"),
     Row("diarize-step-nan", "diarize speech.wav --step nan", 2, r"^voicemap diarize: --step nan"),
-    Row("diarize-threshold-nan", "diarize speech.wav --cluster-threshold nan", 2, r"--cluster-threshold nan: .*between 0 and 2"),
+    Row("diarize-threshold-nan", "diarize speech.wav --cluster-threshold nan", 2, r"--cluster-threshold nan: .*between -1 and 1"),
     Row("diarize-threshold-negative", "diarize speech.wav --threshold -1", 2, r"--cluster-threshold -1: "),
     Row("diarize-num-speakers-zero", "diarize speech.wav --num-speakers 0", 2, r"num_speakers must be at least 1"),
     Row("diarize-bounds-reversed", "diarize speech.wav --min-speakers 3 --max-speakers 2", 2, r"max_speakers \(2\) is below"),

@@ -15,7 +15,8 @@ from diarize.config import (ClusteringConfig, DiarizationConfig, EdgesConfig, Em
     (lambda: SegmentationConfig(step=float("nan")), r"--step nan"),
     (lambda: EmbeddingConfig(min_seconds=-1.0), r"embedding.min_seconds must be a finite number >= 0"),
     (lambda: ClusteringConfig(method="kmeans"), r"--clustering kmeans: use one of auto, ahc, spectral, hdbscan"),
-    (lambda: ClusteringConfig(threshold=2.0), r"--cluster-threshold 2: the clustering cut is a distance"),
+    (lambda: ClusteringConfig(threshold=1.0), r"--cluster-threshold 1: the clustering cut is a cosine similarity"),
+    (lambda: ClusteringConfig(threshold=0.75 * 2), r"--cluster-threshold 1.5: .*between -1 and 1"),
     (lambda: ClusteringConfig(min_speakers=3, max_speakers=2), r"max_speakers \(2\) is below min_speakers \(3\)"),
     (lambda: ClusteringConfig(num_speakers=0), r"num_speakers must be at least 1"),
     (lambda: SecondLookConfig(run_seconds=(8.0, 0.5)), r"the shortest is above the longest"),
@@ -45,3 +46,27 @@ def test_batch_settings_name_every_option_of_every_stage_by_a_dotted_name():
     assert settings["clustering.num_speakers"] == 3 and settings["device"] == "cpu"
     assert settings["second_look.enabled"] is True and "edges.trim_seconds" in settings
     assert not any(isinstance(value, dict) for value in settings.values())
+
+
+def test_the_clustering_cut_is_a_cosine_and_a_higher_one_keeps_two_voices_apart():
+    """Two tight groups of unit vectors whose centres sit at cosine 0.6: a cut below that joins them, above it
+    keeps them apart, through the same conversion the diarizer uses."""
+    import numpy as np
+
+    from cluster.clustering import SpeakerBounds, ahc
+    from cluster.vectors import unit_distance, unit_vectors
+    from diarize.config import ClusteringConfig
+    from diarize.pipeline import Diarizer
+
+    rng = np.random.default_rng(0)
+    first, second = np.zeros(16), np.zeros(16)
+    first[0], second[0], second[1] = 1.0, 0.6, 0.8
+    embeddings = unit_vectors(np.concatenate([first + 0.01 * rng.standard_normal((5, 16)),
+                                              second + 0.01 * rng.standard_normal((5, 16))]))
+    counts = {}
+    for cut in (0.5, 0.7):
+        diarizer = Diarizer(DiarizationConfig(clustering=ClusteringConfig(threshold=cut)))
+        assert diarizer.cut_distance() == pytest.approx(np.sqrt(2 - 2 * cut))
+        counts[cut] = len(set(ahc(embeddings, diarizer.cut_distance(), SpeakerBounds())))
+    assert counts == {0.5: 1, 0.7: 2}
+    assert unit_distance(1.0) == 0.0 and unit_distance(-1.0) == pytest.approx(2.0)

@@ -23,9 +23,10 @@ def add_diarization_options(parser, threshold_alias: bool = True) -> None:
                        help="clustering method; auto: AHC below 100 local-speaker embeddings, spectral (eigengap "
                        "speaker count) from there on")
     group.add_argument("--cluster-threshold", *(["--threshold"] if threshold_alias else []), dest="cluster_threshold",
-                       type=float, metavar="D",
-                       help="clustering cut: distance between unit embeddings, between 0 and 2; lower gives more speakers "
-                       "(default: tuned per encoder)")
+                       type=float, metavar="C",
+                       help="clustering cut: the cosine similarity between speaker embeddings below which two "
+                       "clusters stay apart, between -1 and 1; higher gives more speakers (default: per encoder, "
+                       "0.72 for campplus)")
     group.add_argument("--no-second-look", dest="second_look", action="store_false", default=argparse.SUPPRESS,
                        help="skip re-deciding each turn (0.5-8 s, cut at pauses of 0.2 s or more and where the voice "
                             "changes) by its own pooled embedding; about 10 %% faster, more turns given to a "
