@@ -17,12 +17,9 @@ from .vectors import unit_vectors
 
 METHODS = ("auto", "ahc", "spectral", "hdbscan")
 
-#: "auto" uses spectral clustering from this many embeddings on, AHC below. The eigengap that sets
-#: spectral's speaker count needs a few dozen points per speaker; with fewer (short recordings) AHC's
-#: fixed threshold is the steadier estimate. Measured at the default 1 s step (docs/diarization-experiments.md):
-#: 30 s AMI clips give 1-51 embeddings and score 28.7 % with AHC against 49.6 % with spectral; the
-#: 90-150 s conversations give 160-360 and score better with spectral (read speech 17.2 vs 18.1 %,
-#: telephone band 26.5 vs 42.1 %, 6-8 speakers 28.3 vs 26.7 %).
+#: "auto" uses spectral clustering from this many embeddings on, AHC below: the eigengap that sets spectral's
+#: speaker count needs a few dozen points per speaker, and with fewer (30 s clips give 1-51 at the default
+#: step) AHC's fixed cut is the steadier estimate (docs/diarization-experiments.md, "Why clustering is auto")
 AUTO_SPECTRAL_FROM = 100
 
 
@@ -312,19 +309,22 @@ def hdbscan_clusters(embeddings: np.ndarray, bounds: SpeakerBounds, min_cluster_
 
 def cluster_embeddings(embeddings: np.ndarray, method: str = "auto", threshold: float = 0.8,
                        bounds: SpeakerBounds = SpeakerBounds(), min_cluster_size: int = 1,
-                       centered: bool = True) -> np.ndarray:
-    """(num_embeddings, dimension) unit vectors -> (num_embeddings,) labels 0..k-1. `centered`: spectral
-    clustering compares `recording_centered` embeddings (AHC and HDBSCAN always compare them as given)."""
+                       centered: bool = True, spectral_from: int = AUTO_SPECTRAL_FROM,
+                       split_voice_cosine: float = SPLIT_VOICE_COSINE) -> np.ndarray:
+    """(num_embeddings, dimension) unit vectors -> (num_embeddings,) labels 0..k-1. `threshold`: AHC's cut, a
+    distance between unit vectors. `centered`: spectral clustering compares `recording_centered` embeddings
+    (AHC and HDBSCAN always compare them as given). `spectral_from`: "auto" is spectral from this many
+    embeddings on. `split_voice_cosine`: spectral's test for one voice split in two."""
     if method not in METHODS:
         raise ValueError(f"unknown clustering method {method!r}; choose one of {', '.join(METHODS)}")
     if len(embeddings) == 0:
         return np.zeros(0, dtype=np.int64)
     if method == "auto":
-        method = "spectral" if len(embeddings) >= AUTO_SPECTRAL_FROM else "ahc"
+        method = "spectral" if len(embeddings) >= spectral_from else "ahc"
     if method == "ahc":
         return ahc(embeddings, threshold, bounds, min_cluster_size)
     if method == "spectral":
-        return spectral(embeddings, bounds, centered=centered)
+        return spectral(embeddings, bounds, split_voice_cosine=split_voice_cosine, centered=centered)
     return hdbscan_clusters(embeddings, bounds)
 
 

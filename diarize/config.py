@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from cluster.clustering import AUTO_SPECTRAL_FROM, SPLIT_VOICE_COSINE, SpeakerBounds
 from cluster.clustering import METHODS as CLUSTERING_METHODS
-from cluster.clustering import SpeakerBounds
 
 from .embedding import DEFAULT_ENCODER
+from .resegment import MAX_NEW_VOICES
 
 #: window steps allowed, in seconds: below a quarter second neighbouring 10 s windows differ by a few frames
 #: while the work grows as 1/step (a 1 ms step never finishes); above the 10 s window, audio goes unseen
@@ -55,13 +56,15 @@ class EmbeddingConfig:
 
 @dataclass(frozen=True)
 class ClusteringConfig:
-    """method: auto (AHC on short recordings, spectral from cluster.clustering.AUTO_SPECTRAL_FROM embeddings),
-    ahc, spectral or hdbscan. threshold: AHC's cut, a cosine between unit embeddings in (-1, 1): clusters
+    """method: auto (AHC below `spectral_from` local-speaker embeddings, spectral from there on: the eigengap
+    needs a few dozen points per speaker), ahc, spectral or hdbscan. threshold: AHC's cut, a cosine between unit embeddings in (-1, 1): clusters
     whose centroids are farther apart than two unit vectors at this cosine are not merged, so higher gives more
     speakers; None: the encoder's (diarize.pipeline.CLUSTER_THRESHOLDS). num_speakers / min_speakers / max_speakers:
     what the user knows of the count. min_cluster_size: AHC clusters with fewer embeddings join the nearest.
     min_speaker_seconds: a cluster must hold this much single-voice speech to stand as a speaker; less is
-    usually two voices mixed or a fragment seen through overlap (docs/diarization-experiments.md)."""
+    usually two voices mixed or a fragment seen through overlap (docs/diarization-experiments.md).
+    split_voice_cosine: two spectral clusters whose mean directions are this close are one voice split in two
+    (distinct readers reached 0.80 through a telephone band, split readers sat at 0.88-0.93)."""
 
     method: str = "auto"
     threshold: float | None = None
@@ -70,6 +73,8 @@ class ClusteringConfig:
     max_speakers: int | None = None
     min_cluster_size: int = 3
     min_speaker_seconds: float = 1.0
+    spectral_from: int = AUTO_SPECTRAL_FROM
+    split_voice_cosine: float = SPLIT_VOICE_COSINE
 
     def __post_init__(self):
         if self.method not in CLUSTERING_METHODS:
@@ -78,7 +83,9 @@ class ClusteringConfig:
             # at cosine 1 nothing is joined, at -1 everything is
             raise ValueError(f"--cluster-threshold {self.threshold:g}: the clustering cut is a cosine similarity, "
                              "strictly between -1 and 1")
-        _non_negative("clustering", min_speaker_seconds=self.min_speaker_seconds)
+        _non_negative("clustering", min_speaker_seconds=self.min_speaker_seconds, spectral_from=self.spectral_from)
+        if not (math.isfinite(self.split_voice_cosine) and -1 <= self.split_voice_cosine <= 1):
+            raise ValueError(f"clustering.split_voice_cosine {self.split_voice_cosine}: a cosine, between -1 and 1")
         self.bounds  # the speaker-count options
 
     @property
@@ -97,7 +104,8 @@ class SecondLookConfig:
 
     New voices (`new_voices`): runs of `new_voice_run_seconds` or more whose voice is under `new_voice_cosine`
     to every speaker, adding up to `new_voice_seconds` of one voice, become a speaker the clustering missed
-    (heard too briefly to form a cluster); never with a given speaker count, never past max_speakers."""
+    (heard too briefly to form a cluster), at most `max_new_voices` of them; never with a given speaker count,
+    never past max_speakers."""
 
     enabled: bool = True
     run_seconds: tuple[float, float] = (0.5, 8.0)
@@ -108,11 +116,13 @@ class SecondLookConfig:
     new_voice_cosine: float = 0.45
     new_voice_run_seconds: float = 1.0
     new_voice_seconds: float = 2.0
+    max_new_voices: int = MAX_NEW_VOICES
 
     def __post_init__(self):
         shortest, longest = self.run_seconds
         _non_negative("second_look", shortest=shortest, longest=longest, change_margin=self.change_margin,
-                      new_voice_run_seconds=self.new_voice_run_seconds, new_voice_seconds=self.new_voice_seconds)
+                      new_voice_run_seconds=self.new_voice_run_seconds, new_voice_seconds=self.new_voice_seconds,
+                      max_new_voices=self.max_new_voices)
         if shortest > longest:
             raise ValueError(f"second_look.run_seconds {self.run_seconds}: the shortest is above the longest")
         if not (math.isfinite(self.new_voice_cosine) and -1 <= self.new_voice_cosine <= 1):

@@ -18,7 +18,7 @@ from .edges import frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import load_encoder
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
-from .resegment import MAX_NEW_VOICES, resegment
+from .resegment import resegment
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
                                  speech_spans)
@@ -132,7 +132,8 @@ class Diarizer:
             reliable = active
         labels = cluster_embeddings(unit[reliable], config.method, self.cut_distance(), config.bounds,
                                     config.min_cluster_size,
-                                    centered=self.encoder.encoder_id not in UNCENTERED_ENCODERS)
+                                    centered=self.encoder.encoder_id not in UNCENTERED_ENCODERS,
+                                    spectral_from=config.spectral_from, split_voice_cosine=config.split_voice_cosine)
         if config.num_speakers is None and config.min_speaker_seconds > 0:
             chunk_index, local_index = np.nonzero(reliable)
             seconds = single_voice_seconds(evidence.segmentation, chunk_index, local_index, labels)
@@ -269,7 +270,7 @@ class Diarizer:
                 exclusive, centroids, lambda spans: embed_all([frame_span(first, stop) for first, stop in spans]),
                 min_side=int(round(look.change_min_side_seconds / step)), margin=look.change_margin,
                 levels=levels, window=int(round(WINDOW_SECONDS / step)))
-        new_voice, room = None, MAX_NEW_VOICES
+        new_voice, room = None, look.max_new_voices
         counts = self.config.clustering
         if counts.max_speakers is not None:
             room = min(room, counts.max_speakers - len(centroids))

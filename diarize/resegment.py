@@ -23,7 +23,8 @@ import numpy as np
 from cluster.vectors import unit_vectors
 
 
-#: at most this many new speakers come from runs that match no speaker, per recording
+#: the default of SecondLookConfig.max_new_voices: a handful of voices heard too briefly to form a cluster is
+#: plausible in one recording, dozens would be the second look splitting real speakers
 MAX_NEW_VOICES = 3
 
 

@@ -21,6 +21,9 @@ from diarize.config import (ClusteringConfig, DiarizationConfig, EdgesConfig, Em
     (lambda: ClusteringConfig(num_speakers=0), r"num_speakers must be at least 1"),
     (lambda: SecondLookConfig(run_seconds=(8.0, 0.5)), r"the shortest is above the longest"),
     (lambda: SecondLookConfig(new_voice_cosine=1.5), r"new_voice_cosine 1.5: a cosine"),
+    (lambda: SecondLookConfig(max_new_voices=-1), r"second_look.max_new_voices must be a finite number >= 0"),
+    (lambda: ClusteringConfig(split_voice_cosine=float("nan")), r"clustering.split_voice_cosine nan: a cosine"),
+    (lambda: ClusteringConfig(spectral_from=-5), r"clustering.spectral_from must be a finite number >= 0"),
     (lambda: EdgesConfig(trim_seconds=float("inf")), r"edges.trim_seconds must be a finite number >= 0"),
 ])
 def test_each_group_refuses_what_cannot_mean_anything_in_one_line(make, message):
@@ -70,3 +73,20 @@ def test_the_clustering_cut_is_a_cosine_and_a_higher_one_keeps_two_voices_apart(
         counts[cut] = len(set(ahc(embeddings, diarizer.cut_distance(), SpeakerBounds())))
     assert counts == {0.5: 1, 0.7: 2}
     assert unit_distance(1.0) == 0.0 and unit_distance(-1.0) == pytest.approx(2.0)
+
+
+def test_auto_clustering_switches_to_spectral_at_the_configured_number_of_embeddings():
+    """Three well-separated voices, 60 embeddings: with `spectral_from` at 60 or below "auto" is spectral (its
+    labels equal an explicit spectral run), above it AHC, whose loose cut here joins everything."""
+    import numpy as np
+
+    from cluster.clustering import cluster_embeddings
+    from cluster.vectors import unit_vectors
+
+    rng = np.random.default_rng(1)
+    centres = np.eye(3, 24)
+    embeddings = unit_vectors(np.repeat(centres, 20, axis=0) + 0.05 * rng.standard_normal((60, 24)))
+    spectral = cluster_embeddings(embeddings, "spectral", 1.9)
+    assert len(set(spectral)) == 3
+    np.testing.assert_array_equal(cluster_embeddings(embeddings, "auto", 1.9, spectral_from=60), spectral)
+    assert len(set(cluster_embeddings(embeddings, "auto", 1.9, spectral_from=61))) == 1
