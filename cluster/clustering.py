@@ -19,7 +19,7 @@ METHODS = ("auto", "ahc", "spectral", "hdbscan")
 
 #: "auto" uses spectral clustering from this many embeddings on, AHC below: the eigengap that sets spectral's
 #: speaker count needs a few dozen points per speaker, and with fewer (30 s clips give 1-51 at the default
-#: step) AHC's fixed cut is the steadier estimate (docs/diarization-experiments.md, "Why clustering is auto")
+#: step) AHC's fixed cut is the steadier estimate (docs/diarization-experiments.md, "Why `--clustering auto`")
 AUTO_SPECTRAL_FROM = 100
 
 

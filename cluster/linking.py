@@ -47,8 +47,8 @@ MIN_LINK_SECONDS = 2.0
 #: choice set of acted speech chose 1 (docs/archive-linking.md)
 WITHIN_QUANTILE = 1.0
 #: with quantile 1, the threshold is the (IGNORE_TOP + 1)-th highest within-recording cosine. Ignoring the top
-#: 1-3 pairs (to be robust to a mixed or split speaker) changed nothing on simconv-dev and simconv-emo-dev and
-#: over-linked a third choice set of acted speech (archive DER 53.5 -> 62.7-63.5 %): 0
+#: 1-3 pairs (to be robust to a mixed or split speaker) over-linked acted speech, so none are
+#: (docs/archive-linking.md)
 IGNORE_TOP = 0
 #: fewer within-recording pairs than this do not describe the archive's impostor scores: use the encoder's
 MIN_PAIRS = 20

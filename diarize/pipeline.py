@@ -255,8 +255,8 @@ class Diarizer:
 
         def embed_all(spans: list[tuple[int, int]]) -> np.ndarray:
             # Pooled from the frames the embedding pass computed, whose receptive field reaches into the
-            # neighbours' audio: on simconv-dev this gave 13.26 % DER against 13.23 % for encoding each run's
-            # audio alone, without a second encoder pass (which doubled the time of a diarization)
+            # neighbours' audio: as accurate as encoding each run's audio alone, without the second encoder
+            # pass that doubled a diarization's time (docs/benchmarks.md)
             if frames is None:  # computed again, only over the stretches these spans cover
                 return pool_spans(encoder, samples, covered_seconds(spans, encoder.frame_rate), spans)
             return pool_frame_spans(encoder, frames, spans)

@@ -34,10 +34,9 @@ class Segmentation:
 def default_step(duration: float) -> float:
     """Window step for a recording of `duration` seconds.
 
-    Short recordings get a dense step (many chunks, hence many embeddings to cluster, at little cost:
-    on the shared 90 s conversations step 1 s gave 18.5 % DER against 22 % for 5 s); long ones a 50 %
-    overlap, which keeps segmentation cheap enough for a real-time factor near 0.02, and have chunks
-    enough to cluster anyway.
+    Short recordings get a dense step: many chunks, hence many embeddings to cluster, at little cost (a 1 s
+    step beat 5 s on the shared 90 s conversations, docs/diarization-experiments.md); long ones a 50 %
+    overlap, which keeps segmentation cheap, and have chunks enough to cluster anyway.
     """
     if duration < 180:
         return 1.0

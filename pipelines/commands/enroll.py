@@ -24,10 +24,9 @@ from pipelines.voice_embedding import EnrollError, SpeechEmbedding, TooLittleSpe
 
 #: below this much speech in all the files together an enrollment is refused: a centroid of less scatters
 MIN_SPEECH_S = 3.0
-#: a file with less speech than this is left out of an enrollment (with a note): one clip's CAM++ embedding
-#: named its reader among the 10 LibriSpeech test-other readers for 99 % of 0.5 s clips of speech but 80 % of
-#: 0.25 s and 27 % of 0.1 s ones (cosine with the reader's own centroid 0.47 / 0.27 / 0.07, nearest other reader
-#: 0.20 / 0.17 / 0.14), so shorter speech would only add noise to the voice's centroid
+#: a file with less speech than this is left out of an enrollment (with a note): from half a second of speech
+#: a CAM++ embedding still names its reader almost always, below it the voice is mostly lost, so shorter
+#: speech would only add noise to the voice's centroid (docs/registry.md)
 USABLE_SPEECH_S = 0.5
 
 

@@ -100,10 +100,8 @@ def _spread(ordered: list[str], seed: int) -> dict[str, PseudoVoice]:
     (down for u < 0, up for u > 0, a random direction at u = 0), whose size is drawn in SPREAD_FORMANT_LOG2.
     So the pseudo-voices of one recording sit at opposite corners of (pitch, vocal tract) space rather than
     wherever independent draws put them, and no speaker keeps its own vocal tract (|log2 scale| >= margin).
-    Dealing by the speakers' own pitch (low voice to the low corner) was tried: 15.7 % ignorant EER on the
-    dev set against 25.5 % for a random deal, at the same DER; it keeps the speakers' order, which is a cue.
-    The reverse deal (highest own pitch to the lowest slot) lost on both counts: dev 27.0 % ignorant EER and
-    23.4 % DER vs original, against 33.3 and 12.0 %.
+    The deal is random rather than by the speakers' own pitch: a deal by pitch keeps the speakers' order, a
+    cue an attacker uses, and the reverse deal costs DER as well (docs/anonymization-experiments.md).
     """
     k = len(ordered)
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, k, 2])

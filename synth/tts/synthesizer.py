@@ -24,10 +24,10 @@ class Synthesizer:
     next (use one Synthesizer per worker thread).
 
     `compile=True` runs each decoder layer of our loop through `torch.compile` (regional compilation, dynamic
-    shapes because the attended cache grows by one position per step). It is off by default: on our 2-core CPU it
-    gained about 5% per frame on the tiny model (27.0 vs 28.6 ms, within run-to-run noise; same tokens) for
-    about 4 minutes of compilation on a cold cache (benchmarks/bench_tts.py --compile), and compiled kernels
-    may round differently, so bit-exact parity with the reference is promised only without it.
+    shapes because the attended cache grows by one position per step). It is off by default: on a 2-core CPU its
+    gain per frame was within run-to-run noise for minutes of compilation on a cold cache (docs/tts.md,
+    benchmarks/bench_tts.py --compile), and compiled kernels may round differently, so bit-exact parity with
+    the reference is promised only without it.
 
     `compact_weights=True` (the default) keeps a bfloat16 copy of every talker weight that is a bfloat16 value
     held in float32 (a Qwen checkpoint loaded as float32 on a CPU) and multiplies decoding steps with it:
