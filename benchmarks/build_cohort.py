@@ -69,7 +69,7 @@ def main() -> int:
         "speakers": len(vectors),
         "vectors": [[round(float(value), 6) for value in vector] for vector in vectors],
     }
-    out = ROOT / "cluster" / "cohort" / f"{encoder.encoder_id}.json"
+    out = ROOT / "cluster" / "registry" / "cohort" / f"{encoder.encoder_id}.json"
     atomic_write_text(out, json.dumps(record, indent=0) + "\n")
     print(f"{len(vectors)} speakers -> {out}")
     return 0

@@ -1,7 +1,7 @@
 """Open-set naming on simulated conversations: identification error, wrong names, unknown voices kept unknown.
 
     python benchmarks/registry_conversations.py [--speakers readers|actors] [--data ../shared/data] [-n 8]
-                                                [--seed 100] [--energy-only] [--save DIR]
+                                                [--seed 100] [--energy-only] [--embedding campplus] [--save DIR]
 
 Two speaker sets, each with speakers fixed before measuring that are never enrolled:
 - readers: the 10 LibriSpeech test-other readers; 8 enrolled from their first 5 utterances, 367 (F) and
@@ -195,15 +195,20 @@ def main() -> int:
     parser.add_argument("--details", action="store_true",
                         help="per speaker found: its label, nearest voice, cosine, AS-norm score and true speaker")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--embedding", default="campplus", help="speaker encoder of the diarization and the registry")
     parser.add_argument("--save", type=Path, default=None, help="also write audio, reference and named RTTMs here")
     args = parser.parse_args()
 
     import torch
 
+    from diarize.config import DiarizationConfig, EmbeddingConfig
+    from diarize.pipeline import Diarizer
+
     torch.set_num_threads(args.threads)
+    diarizer = Diarizer(DiarizationConfig(embedding=EmbeddingConfig(encoder=args.embedding)))
     result = measure(args.speakers, data=args.data, n=args.n, seed=args.seed, energy_only=args.energy_only,
                      unsteered=args.unsteered, threshold=args.threshold, details=args.details, save=args.save,
-                     log=lambda line: print(line, flush=True))
+                     diarizer=diarizer, log=lambda line: print(line, flush=True))
     print(f"\n{args.speakers}: {args.n} conversations, {result['seconds']:.0f} s of reference speech; references "
           f"{'energy only' if args.energy_only else 'energy and silero-vad'}")
     print(f"DER {100 * result['der']:.1f}% (missed {100 * result['missed']:.1f}, false alarm "

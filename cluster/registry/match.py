@@ -29,18 +29,13 @@ STRANGER_NAMED_RATE = 0.01
 NAMING_LEAD = 1.0
 
 #: Open-set thresholds on cosine(cluster centroid, enrolled centroid), per encoder id; override per call.
-#: campplus-common-advanced: 0.472, measured by benchmarks/registry_threshold.py (seed 0) with real CAM++
-#: embeddings of speakers/librispeech-test-other: 10 speakers, each enrolled from 5 utterances (centroid)
-#: and tested on random 2-4 s crops of its other 5 (265 crops, halves swapped). Target scores: mean 0.803,
-#: sd 0.057, min 0.571; impostor: mean 0.100, sd 0.100, max 0.406 (2385 trials). The threshold is the
-#: point where the normal fit of the impostor scores accepts 1e-4 of them (cluster/registry/calibration.py says
-#: why); it rejects no target and accepts no impostor of the measurement. Whole utterances give 0.482.
-#: Checked on real diarization clusters (benchmarks/registry_naming.py, simconv-dev, enrolled from the
-#: utterances each conversation does not use): clusters of 8 s or more score 0.65-0.89 with their speaker
-#: and at most 0.42 with anyone else; only over-split fragments of 1-4 s mixing two speakers reach 0.44-0.59.
-#: No cluster got a wrong name, and 27/27 participants left out of the registry came out unknown.
+#: Each is the point where a normal fit of the encoder's impostor scores accepts 1e-4 of them
+#: (cluster/registry/calibration.py says why), measured by benchmarks/registry_threshold.py (seed 0) on the
+#: LibriSpeech test-other readers enrolled from 5 utterances and tested on 2-4 s crops of their other 5;
+#: on that measurement each rejects no target. Figures and the check on real clusters: docs/registry.md.
 NAMING_THRESHOLDS: dict[str, float] = {
     "campplus-common-advanced": 0.472,
+    "ecapa-voxceleb": 0.411,
 }
 
 
