@@ -108,7 +108,7 @@ def main() -> None:
         print(f"RTF, {args.minutes:g} min, models loaded: median {median / waveform.duration:.4f} "
               f"({median:.1f} s over {args.repeats} runs; {len(result.labels)} speakers found of 4)")
         print("  stages of the last run: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-        # what the second look (diarize/resegment.py) costs: the same run with it off
+        # what the second look (diarize/second_look.py) costs: the same run with it off
         import dataclasses
 
         from diarize.config import SecondLookConfig

@@ -15,7 +15,7 @@ from cluster.clustering import AUTO_SPECTRAL_FROM, SPLIT_VOICE_COSINE, SpeakerBo
 from cluster.clustering import METHODS as CLUSTERING_METHODS
 
 from .embedding import DEFAULT_ENCODER
-from .resegment import MAX_NEW_VOICES
+from .second_look import MAX_NEW_VOICES
 
 #: window steps allowed, in seconds: below a quarter second neighbouring 10 s windows differ by a few frames
 #: while the work grows as 1/step (a 1 ms step never finishes); above the 10 s window, audio goes unseen
@@ -96,7 +96,7 @@ class ClusteringConfig:
 @dataclass(frozen=True)
 class SecondLookConfig:
     """After clustering, each single-voice run of `run_seconds` (shortest, longest) is re-decided by its own
-    pooled embedding (diarize/resegment.py). Runs are first cut at near-silent pauses of `pause_seconds` or more
+    pooled embedding (diarize/second_look.py). Runs are first cut at near-silent pauses of `pause_seconds` or more
     (None: not cut; 0.2 s is the shortest gap between two speakers' turns) and where the voice changes
     (diarize/voice_changes.py): at a cut whose sides, each `change_min_side_seconds` or more (None: not cut
     there), are nearer to two different speakers by `change_margin` of cosine. Runs up to 8 s, because longer

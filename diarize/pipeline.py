@@ -18,7 +18,7 @@ from .edges import frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import load_encoder
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
-from .resegment import resegment
+from .second_look import redecide_runs
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
                                  speech_spans)
@@ -211,8 +211,8 @@ class Diarizer:
     def _second_look(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
                      samples: np.ndarray, segmentation: Segmentation,
                      levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`_resegment`, with votes made up for any new voice: -> activity, votes, centroids."""
-        active, centroids = self._resegment(active, scores, centroids, frames, samples, segmentation, levels)
+        """`_redecide_runs`, with votes made up for any new voice: -> activity, votes, centroids."""
+        active, centroids = self._redecide_runs(active, scores, centroids, frames, samples, segmentation, levels)
         if active.shape[1] > scores.shape[1]:
             # a new voice has no votes of its own: where it speaks, it holds the votes its frames had
             new = active[:, scores.shape[1]:]
@@ -232,7 +232,7 @@ class Diarizer:
         exclusive = to_annotation(exclusive_of(active, scores), labels, segmentation, duration, uri)
         return DiarizationResult(uri, duration, annotation, exclusive, labels, centroids, self.encoder.encoder_id)
 
-    def _resegment(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
+    def _redecide_runs(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
                    samples: np.ndarray, segmentation: Segmentation, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> the new activity and centroids (a speaker is appended for each new voice found).
 
@@ -277,10 +277,9 @@ class Diarizer:
         if look.new_voices and counts.num_speakers is None and room > 0:
             new_voice = (look.new_voice_cosine, int(round(look.new_voice_run_seconds / step)),
                          int(round(look.new_voice_seconds / step)))
-        return resegment(active, exclusive, centroids, frame_span, None,
-                         min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step), scores=scores,
-                         embed_all=embed_all, new_voice=new_voice,
-                         max_new_voices=room)
+        return redecide_runs(active, exclusive, centroids, frame_span, embed_all,
+                             min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step),
+                             new_voice=new_voice, max_new_voices=room)
 
     def encoder_samples(self, waveform: Waveform) -> np.ndarray:
         """The recording at the encoder's sample rate."""

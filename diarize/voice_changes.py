@@ -18,7 +18,7 @@ import numpy as np
 
 from cluster.vectors import unit_vectors
 
-from .resegment import single_voice_runs
+from .second_look import single_voice_runs
 
 #: a side's embedding is pooled from at most this many seconds next to the cut: a voice that comes back
 #: after another's turn (A B A in one run) would otherwise outweigh B on both sides of every cut, and the

@@ -106,7 +106,7 @@ class DiarizeWorker:
     def finish(self, path: str, uri: str, duration: float, segmentation, local_pieces: list, piece_seconds: float,
                piece_peak_mb: float = 0.0, voices=None, frame_pieces: list | None = None) -> dict:
         """Phase 3: cluster the recording once, as Diarizer.__call__ does after its evidence step; the audio
-        is read again for the second look at short turns (diarize/resegment.py), which pools from the
+        is read again for the second look at short turns (diarize/second_look.py), which pools from the
         pieces' frame blocks (`frame_pieces`, joined) or, without them, from frames computed again."""
         from diarize.audio import load_audio
 

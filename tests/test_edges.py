@@ -30,7 +30,7 @@ def test_frame_levels_follow_the_frame_grid():
 
 def test_a_run_is_cut_at_pauses_of_at_least_the_given_length_and_only_there():
     from diarize.edges import MIN_ALONE_FRAMES
-    from diarize.resegment import single_voice_runs
+    from diarize.second_look import single_voice_runs
 
     loud, quiet = -20.0, -80.0
     voice = [loud] * MIN_ALONE_FRAMES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diarize.resegment import resegment, single_voice_runs
+from diarize.second_look import redecide_runs, single_voice_runs
 from diarize.voice_changes import best_cut, split_at_voice_changes
 
 CENTROIDS = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
@@ -46,8 +46,7 @@ def test_a_run_holding_two_voices_is_cut_at_the_quiet_frame_between_them():
     assert runs[0][2] in (60, 61)  # the zeroed frame is one of the two quiet ones
     assert split.dtype == exclusive.dtype and exclusive[:112, 0].all()  # the input is left as it was
     # the second look then gives the second voice back to its speaker
-    out, _ = resegment(exclusive, split, CENTROIDS, lambda a, b: (a, b), None, min_frames=10,
-                       embed_all=voice_embedder(voice))
+    out, _ = redecide_runs(exclusive, split, CENTROIDS, lambda a, b: (a, b), voice_embedder(voice), min_frames=10)
     assert out[70:112, 1].all() and not out[70:112, 0].any() and out[:60, 0].all()
 
 

@@ -41,19 +41,6 @@ def single_voice_runs(exclusive: np.ndarray, min_frames: int, max_frames: int | 
     return runs
 
 
-def doubtful(runs: list[tuple[int, int, int]], scores: np.ndarray, max_margin: float) -> list[tuple[int, int, int]]:
-    """The runs whose speaker won its frames by a mean margin of `scores` (num_frames, num_speakers: the
-    share of covering windows that gave each speaker the frame) below `max_margin` over the runner-up."""
-    kept = []
-    for speaker, first, stop in runs:
-        votes = scores[first:stop]
-        others = np.delete(votes, speaker, axis=1)
-        runner_up = others.max(axis=1) if others.shape[1] else np.zeros(len(votes))
-        if float(np.mean(votes[:, speaker] - runner_up)) < max_margin:
-            kept.append((speaker, first, stop))
-    return kept
-
-
 def best_speakers(run_embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """(num_runs, d), (num_speakers, d) -> (num_runs,) index of the most cosine-similar centroid."""
     return np.argmax(unit_vectors(run_embeddings) @ unit_vectors(centroids).T, axis=1)
@@ -98,17 +85,16 @@ def move_runs(active: np.ndarray, runs: list[tuple[int, int, int]], targets: np.
     return moved
 
 
-def resegment(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray, frame_span: Callable[[int, int], tuple[int, int]],
-              embed: Callable[[int, int], np.ndarray] | None, min_frames: int, max_frames: int | None = None,
-              scores: np.ndarray | None = None, max_margin: float | None = None,
-              embed_all: Callable[[list[tuple[int, int]]], np.ndarray] | None = None,
-              new_voice: tuple[float, int, int] | None = None,
-              max_new_voices: int = MAX_NEW_VOICES) -> tuple[np.ndarray, np.ndarray]:
+def redecide_runs(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray,
+                  frame_span: Callable[[int, int], tuple[int, int]],
+                  embed_all: Callable[[list[tuple[int, int]]], np.ndarray], min_frames: int,
+                  max_frames: int | None = None, new_voice: tuple[float, int, int] | None = None,
+                  max_new_voices: int = MAX_NEW_VOICES) -> tuple[np.ndarray, np.ndarray]:
     """Re-decide every single-voice run of `min_frames`..`max_frames` frames by its own embedding.
 
     active, exclusive: (num_frames, num_speakers) 0/1; centroids: (num_speakers, d);
-    frame_span(first, stop) -> (start, end) indices of those frames on the embedder's grid; embed(start, end)
-    -> (d,), or embed_all([(start, end), ...]) -> (num_runs, d) for every run at once.
+    frame_span(first, stop) -> (start, end) indices of those frames on the embedder's grid;
+    embed_all([(start, end), ...]) -> (num_runs, d), an embedding per run.
     new_voice: (max_cosine, min_each, min_total) of `unmatched_runs`; runs that are a voice of no speaker's
     become a new speaker (a column appended to the activity, its centroid to the centroids), up to
     `max_new_voices` times. None: runs only move between the speakers there are.
@@ -117,12 +103,10 @@ def resegment(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray, 
     dtype = np.asarray(centroids).dtype
     centroids = np.asarray(centroids, dtype=np.float64)
     runs = single_voice_runs(exclusive, min_frames, max_frames)
-    if scores is not None and max_margin is not None:
-        runs = doubtful(runs, scores, max_margin)
     if not runs or len(centroids) < (1 if new_voice is not None else 2):
         return active, centroids.astype(dtype)
     spans = [frame_span(first, stop) for _, first, stop in runs]
-    embeddings = embed_all(spans) if embed_all is not None else np.stack([embed(*span) for span in spans])
+    embeddings = embed_all(spans)
     lengths = np.array([stop - first for _, first, stop in runs])
     for _ in range(max_new_voices if new_voice is not None else 0):
         unmatched = unmatched_runs(embeddings, centroids, lengths, *new_voice)
@@ -137,4 +121,4 @@ def resegment(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarray, 
     return move_runs(active, runs, targets), centroids.astype(dtype)
 
 
-__all__ = ["best_speakers", "move_runs", "resegment", "single_voice_runs", "unmatched_runs"]
+__all__ = ["best_speakers", "move_runs", "redecide_runs", "single_voice_runs", "unmatched_runs"]

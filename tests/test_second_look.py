@@ -1,11 +1,11 @@
-"""The second look at short turns (diarize/resegment.py)."""
+"""The second look at short turns (diarize/second_look.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from diarize.resegment import best_speakers, doubtful, move_runs, resegment, single_voice_runs
+from diarize.second_look import best_speakers, move_runs, redecide_runs, single_voice_runs
 
 
 def activity(*columns: str) -> np.ndarray:
@@ -28,14 +28,6 @@ def test_moving_a_run_never_merges_two_voices():
     np.testing.assert_array_equal(move_runs(active, [(0, 0, 6)], np.array([0])), active)
 
 
-def test_only_runs_won_by_a_thin_margin_are_doubtful():
-    scores = np.array([[0.9, 0.1]] * 4 + [[0.55, 0.45]] * 4)
-    runs = [(0, 0, 4), (0, 4, 8)]
-    assert doubtful(runs, scores, max_margin=0.5) == [(0, 4, 8)]
-    assert doubtful(runs, scores, max_margin=0.9) == runs
-    assert doubtful([(0, 0, 4)], scores[:, :1], max_margin=0.5) == []  # alone: margin is its whole vote
-
-
 def test_a_run_whose_own_voice_is_another_speakers_moves_to_that_speaker():
     centroids = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     assert best_speakers(np.array([[0.1, 0.9, 0.0], [2.0, 0.5, 0.0]]), centroids).tolist() == [1, 0]
@@ -43,16 +35,16 @@ def test_a_run_whose_own_voice_is_another_speakers_moves_to_that_speaker():
     voice = np.array([0] * 10 + [1] * 3)
     active = activity("1111000011000", "0000111100111")
 
-    def embed(start, end):
-        return centroids[np.bincount(voice[start:end], minlength=2).argmax()]
+    def embed(spans):
+        return np.stack([centroids[np.bincount(voice[start:end], minlength=2).argmax()] for start, end in spans])
 
-    out, kept = resegment(active, active, centroids, lambda first, stop: (first, stop), embed, min_frames=2)
+    out, kept = redecide_runs(active, active, centroids, lambda first, stop: (first, stop), embed, min_frames=2)
     np.testing.assert_array_equal(kept, centroids)
     np.testing.assert_array_equal(out, activity("1111111111000", "0000000000111"))
     # runs outside the length bounds are left alone, and one speaker leaves nothing to choose
-    np.testing.assert_array_equal(resegment(active, active, centroids, lambda a, b: (a, b), embed, min_frames=5)[0], active)
+    np.testing.assert_array_equal(redecide_runs(active, active, centroids, lambda a, b: (a, b), embed, min_frames=5)[0], active)
     np.testing.assert_array_equal(
-        resegment(active[:, :1], active[:, :1], centroids[:1], lambda a, b: (a, b), embed, min_frames=2)[0], active[:, :1])
+        redecide_runs(active[:, :1], active[:, :1], centroids[:1], lambda a, b: (a, b), embed, min_frames=2)[0], active[:, :1])
 
 
 def test_the_command_line_can_turn_the_second_look_off():
@@ -82,20 +74,20 @@ def test_a_run_cut_at_a_pause_gives_the_second_voice_back():
     active = np.zeros((len(voice), 2), dtype=np.int8)
     active[: len(voice) - tail, 0] = 1
 
-    def embed(start, end):
-        spoken = voice[start:end][voice[start:end] >= 0]
-        return centroids[np.bincount(spoken, minlength=2).argmax()]
+    def embed(spans):
+        spoken = [voice[start:end][voice[start:end] >= 0] for start, end in spans]
+        return np.stack([centroids[np.bincount(piece, minlength=2).argmax()] for piece in spoken])
 
-    whole, _ = resegment(active, active, centroids, lambda a, b: (a, b), embed, min_frames=10)
+    whole, _ = redecide_runs(active, active, centroids, lambda a, b: (a, b), embed, min_frames=10)
     np.testing.assert_array_equal(whole, active)
-    cut, _ = resegment(active, split_at_pauses(active, levels, min_pause=pause), centroids, lambda a, b: (a, b),
+    cut, _ = redecide_runs(active, split_at_pauses(active, levels, min_pause=pause), centroids, lambda a, b: (a, b),
                        embed, min_frames=10)
     np.testing.assert_array_equal(cut[:, 1], (voice == 1).astype(np.int8))
     np.testing.assert_array_equal(cut[:, 0], active[:, 0] * (voice != 1))  # the pause stays with speaker 0
 
 
 def test_runs_of_a_voice_no_speaker_has_are_unmatched_only_when_there_is_enough_of_it():
-    from diarize.resegment import unmatched_runs
+    from diarize.second_look import unmatched_runs
 
     centroids = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     stranger = np.array([0.1, 0.0, 1.0])
@@ -126,8 +118,8 @@ def test_a_voice_the_clustering_missed_becomes_a_new_speaker_in_the_second_look(
         return np.array([voices[np.bincount(voice[a:b], minlength=3).argmax()] for a, b in spans])
 
     def second_look(new_voice):
-        return resegment(active, exclusive, centroids, lambda a, b: (a, b), None, min_frames=5,
-                         embed_all=embed_all, new_voice=new_voice)
+        return redecide_runs(active, exclusive, centroids, lambda a, b: (a, b), embed_all, min_frames=5,
+                             new_voice=new_voice)
 
     found, grown = second_look((0.4, 5, 15))
     assert found.shape == (60, 3) and grown.shape == (3, 3)
@@ -140,8 +132,8 @@ def test_a_voice_the_clustering_missed_becomes_a_new_speaker_in_the_second_look(
         np.testing.assert_array_equal(same, active)
         np.testing.assert_array_equal(kept, centroids)
     # one speaker found: its stranger's turns still become a second
-    alone, one = resegment(active[:, :1], exclusive[:, :1], centroids[:1], lambda a, b: (a, b), None, min_frames=5,
-                           embed_all=embed_all, new_voice=(0.4, 5, 15))
+    alone, one = redecide_runs(active[:, :1], exclusive[:, :1], centroids[:1], lambda a, b: (a, b), embed_all, min_frames=5,
+                               new_voice=(0.4, 5, 15))
     assert alone.shape == (60, 2) and len(one) == 2 and alone[10:19, 1].all()
 
 
@@ -154,7 +146,7 @@ def test_real_turns_of_a_reader_the_clustering_missed_are_the_unmatched_ones(sha
 
     from diarize.embedding import load_encoder
     from diarize.config import SecondLookConfig
-    from diarize.resegment import unmatched_runs
+    from diarize.second_look import unmatched_runs
 
     encoder = load_encoder("campplus")
     folder = shared_data / "speakers" / "librispeech-test-other"
