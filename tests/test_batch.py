@@ -21,8 +21,8 @@ from pipelines.batch import collect_inputs, run_batch
 from pipelines.outputs import OutputError
 from pipelines.batch_state import STATE_NAME, SUMMARY_NAME, BatchError, JobState, read_rows
 
-# a Ray runtime per test: seconds each, so outside the fast tier (pytest -m "not slow")
-pytestmark = pytest.mark.slow
+# tests that start a Ray runtime take seconds each and are marked slow (outside pytest -m "not slow"); the
+# checks that refuse a job before any worker starts stay in the fast tier
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIP_SECONDS = 12  # short excerpts of the shared clips keep the whole module within a few minutes on 2 CPUs
@@ -122,6 +122,7 @@ def _expected_outputs() -> set[str]:
     return {f"{name.rsplit('.', 1)[0]}{suffix}" for name in [*GOOD, LONG] for suffix in (".rttm", ".json")}
 
 
+@pytest.mark.slow
 def test_good_files_match_single_process_diarization(first_run, reference):
     outdir, summary = first_run
     assert summary.done == len(GOOD) + 1 and summary.skipped == 0
@@ -133,6 +134,7 @@ def test_good_files_match_single_process_diarization(first_run, reference):
     assert summary.audio_seconds == pytest.approx(len(GOOD) * CLIP_SECONDS + LONG_SECONDS, abs=0.01)
 
 
+@pytest.mark.slow
 def test_long_recording_split_across_workers_equals_single_process(first_run, reference_results, reference):
     """The long file was cut into pieces (segmentation and embeddings on different workers, clustered
     once), and still gives the single-process RTTM and JSON byte for byte."""
@@ -147,6 +149,7 @@ def test_long_recording_split_across_workers_equals_single_process(first_run, re
     assert (outdir / "long" / "talk.json").read_text() == reference["long/talk"][1]
 
 
+@pytest.mark.slow
 def test_the_pieces_frame_blocks_join_into_the_single_pass_frames(archive):
     """The finishing worker's second look pools from the frame blocks the pieces computed, joined: they must
     be the frames a single pass keeps, or the split recording would be diarized differently."""
@@ -175,6 +178,7 @@ def test_the_pieces_frame_blocks_join_into_the_single_pass_frames(archive):
     np.testing.assert_array_equal(joined[1234:1300], evidence.frames[1234:1300])
 
 
+@pytest.mark.slow
 def test_broken_files_fail_alone_with_one_line(first_run, archive):
     outdir, summary = first_run
     failed = {entry["path"]: entry["error"] for entry in summary.failed}
@@ -187,6 +191,7 @@ def test_broken_files_fail_alone_with_one_line(first_run, archive):
     assert on_disk["wall_seconds"] > 0 and on_disk["audio_seconds"] == summary.audio_seconds > 0
 
 
+@pytest.mark.slow
 def test_manifest_rows(first_run, archive):
     outdir, _ = first_run
     rows = {Path(row["path"]).name: row for row in read_rows(outdir)}
@@ -199,6 +204,7 @@ def test_manifest_rows(first_run, archive):
     assert rows["text.wav"]["error"].startswith(str(archive / "text.wav"))
 
 
+@pytest.mark.slow
 def test_rerun_does_no_work(first_run, archive):
     outdir, _ = first_run
     before = _outputs(outdir)
@@ -208,6 +214,7 @@ def test_rerun_does_no_work(first_run, archive):
     assert _outputs(outdir) == before  # not one output rewritten
 
 
+@pytest.mark.slow
 def test_deleted_output_is_redone_alone_and_failures_retried_on_request(first_run, archive, reference):
     outdir, _ = first_run
     (outdir / "sub" / "b.json").unlink()
@@ -221,6 +228,7 @@ def test_deleted_output_is_redone_alone_and_failures_retried_on_request(first_ru
     assert (outdir / "sub" / "b.json").read_text() == reference["sub/b"][1]
 
 
+@pytest.mark.slow
 def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp_path):
     """SIGKILL the CLI (attached to the test's runtime via --address) after its first result; the rerun
     finishes the rest without redoing the committed file, and leaves no duplicate or partial output."""
@@ -258,6 +266,7 @@ def test_killed_driver_then_rerun_completes(ray_runtime, archive, reference, tmp
         assert (outdir / f"{name}.json").read_text() == json_text
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_path):
     """SIGINT (Ctrl-C) after the first result: exit status 130, the summary says interrupted, finished files
     are done with their outputs, what was in flight or queued is pending, and nothing half-written is left.
@@ -300,6 +309,7 @@ def test_ctrl_c_stops_cleanly_keeping_finished_files(ray_runtime, archive, tmp_p
     assert set(_outputs(outdir)) == {f"{stem}.{ext}" for stem in done for ext in ("rttm", "json")}
 
 
+@pytest.mark.slow
 def test_killed_worker_is_replaced_and_its_work_retried_once(ray_runtime, archive, reference, tmp_path):
     """SIGKILL the worker process as work is handed to it: for the long recording, as its first piece of
     phase 2 (embeddings) starts (retried, then done, still equal to the single pass); for a whole file, on
@@ -328,6 +338,7 @@ def test_killed_worker_is_replaced_and_its_work_retried_once(ray_runtime, archiv
     assert (outdir / "talk.rttm").read_text() == reference["long/talk"][0]
 
 
+@pytest.mark.slow
 def test_identify_names_speakers_like_the_library(ray_runtime, archive, reference_results, tmp_path):
     """batch identify writes what `voicemap identify` gives for the same registry (the enrolled voices steer
     the diarization, then name it): a voice enrolled from one clip's speaker is named, the others stay unknown."""
@@ -432,6 +443,7 @@ def test_read_only_output_folder_is_refused(tmp_path):
         run_batch([str(tmp_path / "nowhere.wav")], tmp_path / "ro")
 
 
+@pytest.mark.slow
 def test_manifest_rows_that_name_no_file_or_leave_outdir_fail_alone(ray_runtime, archive, tmp_path):
     """A uri is a name, not a path: `../../x` and an absolute uri fail for their row, as does a row without
     audio, and a source folder without audio is said; the good row is diarized, and nothing is written
@@ -475,6 +487,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_cluster_with_token_auth_refuses_a_driver_without_its_token_in_one_line(archive, tmp_path):
     """A head started by `ray start --head` with token authentication: without its token, or with another
     one, the driver ends with one line saying what to do, exit 2, no traceback and no InvalidAuthToken
@@ -530,6 +543,7 @@ def test_cluster_with_token_auth_refuses_a_driver_without_its_token_in_one_line(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_identify_without_a_registry_is_a_job_error(tmp_path, archive):
     with pytest.raises(BatchError, match="does not exist"):
         run_batch([str(archive / "a.flac")], tmp_path / "out", task="identify", registry=str(tmp_path / "none.sqlite"))

@@ -23,7 +23,6 @@ import pytest
 from diarize.privacy import TELEMETRY_SETTINGS, TelemetryAlreadyActiveWarning, quiet_dependencies
 
 # traced processes and Ray runtimes: seconds each, so outside the fast tier (pytest -m "not slow")
-pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRACE_NETWORK = REPO_ROOT / "benchmarks" / "trace_network.py"
@@ -115,6 +114,7 @@ def traced_runs(tmp_path_factory):
     return results, config_before
 
 
+@pytest.mark.slow
 def test_quiet_segmentation_run_never_leaves_the_machine(traced_runs):
     results, config_before = traced_runs
     status, stdout, stderr, cache = results["quiet"]
@@ -127,6 +127,7 @@ def test_quiet_segmentation_run_never_leaves_the_machine(traced_runs):
     assert _pyannote_config().read_bytes() == config_before
 
 
+@pytest.mark.slow
 def test_without_quiet_dependencies_onnxruntime_resolves_its_collector(traced_runs):
     # The control: proves the trace would catch the leak that the quiet run avoids.
     results, _ = traced_runs
@@ -226,6 +227,7 @@ def traced_ray_runs(tmp_path_factory):
     return results, scratch
 
 
+@pytest.mark.slow
 def test_batch_diarize_contacts_nothing_but_loopback(traced_ray_runs):
     results, scratch = traced_ray_runs
     status, stdout, stderr, home = results["batch"]
@@ -238,6 +240,7 @@ def test_batch_diarize_contacts_nothing_but_loopback(traced_ray_runs):
     assert not (home / ".ray").exists()
 
 
+@pytest.mark.slow
 def test_ray_with_only_its_documented_switches_reaches_out(traced_ray_runs):
     # The control: the node-address look-up and the cloud-metadata probes that batch avoids are real, and
     # the trace sees them, even with usage stats off and the dashboard off.
