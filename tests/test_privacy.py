@@ -22,7 +22,8 @@ import pytest
 
 from diarize.privacy import TELEMETRY_SETTINGS, TelemetryAlreadyActiveWarning, quiet_dependencies
 
-# traced processes and Ray runtimes: seconds each, so outside the fast tier (pytest -m "not slow")
+# traced processes and Ray runtimes take seconds each and are marked slow (outside pytest -m "not slow");
+# the checks of the switches themselves stay in the fast tier
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRACE_NETWORK = REPO_ROOT / "benchmarks" / "trace_network.py"
