@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     from pyannote.metrics.detection import DetectionErrorRate
 
     from eval.metrics import DiarizationScores
-    from eval.simulate import SimulationConfig, SourceCache, _children, plan_conversation, render, speakers_from_folder
+    from eval.simulate import SimulationConfig, SourceCache, child_seeds, plan_conversation, render, speakers_from_folder
     from synth.anonymize.recording import anonymize_samples, draw_pseudo_voices
     from synth.anonymize.voice_transforms import median_f0, transform
 
@@ -159,8 +159,8 @@ def main(argv=None) -> int:
     attackers = {name: attacker_encoder(name) for name in attacker_names}
 
     conversations = []
-    for index, child in enumerate(_children(args.seed, args.n)):
-        plan_seed, noise_seed = _children(child, 2)
+    for index, child in enumerate(child_seeds(args.seed, args.n)):
+        plan_seed, noise_seed = child_seeds(child, 2)
         turns = plan_conversation(pool, args.speakers, seed=plan_seed, config=config, cache=cache)
         samples, reference = render(turns, config=config, cache=cache, uri=f"anon{index}", seed=noise_seed)
         conversations.append((samples, reference, clean_turns(turns, reference, args.join_seconds)))

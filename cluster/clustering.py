@@ -151,7 +151,7 @@ SPLIT_VOICE_COSINE = 0.85
 NEAR_TIE_GAP = 0.9
 
 
-def _pruned_affinity(similarity: np.ndarray, pruning: float) -> np.ndarray:
+def pruned_affinity(similarity: np.ndarray, pruning: float) -> np.ndarray:
     """Keep each row's strongest `pruning` share of links, then symmetrize. (n, n) -> (n, n)."""
     n = len(similarity)
     keep = max(1, int(round(n * pruning)))
@@ -160,7 +160,7 @@ def _pruned_affinity(similarity: np.ndarray, pruning: float) -> np.ndarray:
     return 0.5 * (affinity + affinity.T)
 
 
-def _eigengaps(affinity: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
+def eigengaps(affinity: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
     """Gaps between consecutive eigenvalues of the normalized Laplacian, smallest first: entry i is the gap
     that supports i + 1 clusters (up to the speaker bound). (n, n) -> (num_counts,), empty if none."""
     degree = affinity.sum(axis=1)
@@ -172,7 +172,7 @@ def _eigengaps(affinity: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
 
 
 def _largest_gap(gaps: np.ndarray) -> tuple[int, float]:
-    """(number of clusters, size of the gap) for the largest of `_eigengaps`; (1, 0.0) when there are none."""
+    """(number of clusters, size of the gap) for the largest of `eigengaps`; (1, 0.0) when there are none."""
     if len(gaps) == 0:
         return 1, 0.0
     return int(np.argmax(gaps)) + 1, float(gaps.max())
@@ -243,7 +243,7 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
     is used, ties going to the earlier level, unless its clusters split one voice (two centroids at cosine
     `split_voice_cosine` or more; the first level is never refused). A count given or bounded by `bounds`
     is clipped first. Unless the count was given, a near tie with one cluster more goes to the larger count
-    when that splits no voice (`_near_tie_split`), and a pair of the result's clusters that is one voice
+    when that splits no voice (`near_tie_split`), and a pair of the result's clusters that is one voice
     split in two is merged (`merge_split_voices`). Those split-voice tests use the embeddings as given: their
     cosine is a property of the encoder, not of the recording.
     """
@@ -254,8 +254,8 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
     similarity = np.clip(compared @ compared.T, 0.0, 1.0)
     best_gap, labels, chosen = -1.0, None, None
     for pruning in prunings:
-        affinity = _pruned_affinity(similarity, pruning)
-        gaps = _eigengaps(affinity, bounds)
+        affinity = pruned_affinity(similarity, pruning)
+        gaps = eigengaps(affinity, bounds)
         count, gap = _largest_gap(gaps)
         if gap <= best_gap:
             continue
@@ -265,13 +265,13 @@ def spectral(embeddings: np.ndarray, bounds: SpeakerBounds, prunings: tuple[floa
         best_gap, labels, chosen = gap, proposal, (affinity, gaps)
     if bounds.num_speakers is not None:
         return labels
-    labels = _near_tie_split(embeddings, labels, *chosen, bounds, split_voice_cosine)
+    labels = near_tie_split(embeddings, labels, *chosen, bounds, split_voice_cosine)
     return merge_split_voices(embeddings, labels, split_voice_cosine, keep_at_least=bounds.min_speakers)
 
 
-def _near_tie_split(embeddings: np.ndarray, labels: np.ndarray, affinity: np.ndarray, gaps: np.ndarray,
+def near_tie_split(embeddings: np.ndarray, labels: np.ndarray, affinity: np.ndarray, gaps: np.ndarray,
                     bounds: SpeakerBounds, split_voice_cosine: float, near_tie: float = NEAR_TIE_GAP) -> np.ndarray:
-    """One cluster more than `labels` (labels 0..k-1, from `affinity`, whose `_eigengaps` are `gaps`), when
+    """One cluster more than `labels` (labels 0..k-1, from `affinity`, whose `eigengaps` are `gaps`), when
     the eigengap for k + 1 is a near tie with the one for k and the k + 1 clusters are all distinct voices;
     else `labels` unchanged."""
     count = int(labels.max()) + 1

@@ -363,7 +363,7 @@ def simulate_conversation(utterances_by_speaker, num_speakers: int, seed: int | 
                           cache: SourceCache | None = None):
     """One simulated conversation -> (16 kHz mono float32 samples, reference pyannote.core.Annotation)."""
     cache = cache or SourceCache(config)
-    plan_seed, noise_seed = _children(seed, 2)
+    plan_seed, noise_seed = child_seeds(seed, 2)
     turns = plan_conversation(utterances_by_speaker, num_speakers, seed=plan_seed, config=config, cache=cache)
     return render(turns, config=config, cache=cache, uri=uri, seed=noise_seed)
 
@@ -393,9 +393,9 @@ def write_simulated_set(out_dir: str | os.PathLike, speakers_dir: str | os.PathL
     cache = SourceCache(config)
     manifest = ["uri\taudio\trttm\tuem"]
     used = ["uri\tspeaker\tfile"]
-    for index, child in enumerate(_children(seed, n)):
+    for index, child in enumerate(child_seeds(seed, n)):
         uri = f"{prefix}{index:03d}"
-        count_seed, plan_seed, noise_seed = _children(child, 3)
+        count_seed, plan_seed, noise_seed = child_seeds(child, 3)
         num_speakers = int(np.random.default_rng(count_seed).integers(min_speakers, max_speakers + 1))
         turns = plan_conversation(pool, num_speakers, seed=plan_seed, config=config, cache=cache)
         samples, reference = render(turns, config=config, cache=cache, uri=uri, seed=noise_seed)
@@ -410,7 +410,7 @@ def write_simulated_set(out_dir: str | os.PathLike, speakers_dir: str | os.PathL
     return out / "manifest.tsv"
 
 
-def _children(seed: int | np.random.SeedSequence, count: int) -> list[np.random.SeedSequence]:
+def child_seeds(seed: int | np.random.SeedSequence, count: int) -> list[np.random.SeedSequence]:
     """Independent child seeds that depend only on `seed` and their index (SeedSequence.spawn would also
     depend on how often the same object was spawned from before)."""
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)

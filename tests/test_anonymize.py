@@ -237,11 +237,11 @@ def test_double_talk_is_rendered_by_the_floor_holders_voice_never_the_raw_signal
 
 
 def test_each_stretch_of_double_talk_goes_to_the_speaker_already_talking():
-    from synth.anonymize.recording import _owned
+    from synth.anonymize.recording import owned_samples
 
     first, second, third = (np.zeros(100, dtype=bool) for _ in range(3))
     first[0:40], second[20:60], third[30:90] = True, True, True
-    owned = _owned({"x": third, "y": second, "z": first})
+    owned = owned_samples({"x": third, "y": second, "z": first})
     assert np.array_equal(np.flatnonzero(owned["z"]), np.arange(0, 40))
     assert np.array_equal(np.flatnonzero(owned["y"]), np.arange(40, 60))
     assert np.array_equal(np.flatnonzero(owned["x"]), np.arange(60, 90))

@@ -216,7 +216,7 @@ def test_one_voice_split_in_two_is_merged_but_a_narrow_channel_is_not():
 
 
 def test_a_near_tie_goes_to_one_more_speaker_only_when_that_is_a_voice_of_its_own():
-    from cluster.clustering import _eigengaps, _near_tie_split, _pruned_affinity
+    from cluster.clustering import eigengaps, near_tie_split, pruned_affinity
 
     rng = np.random.default_rng(4)
     eye = np.eye(8)
@@ -224,24 +224,24 @@ def test_a_near_tie_goes_to_one_more_speaker_only_when_that_is_a_voice_of_its_ow
     truth = np.repeat(np.arange(3), 30)
     points = np.concatenate([c + 0.03 * rng.normal(size=(30, 8)) for c in (eye[0], close, eye[2])])
     points /= np.linalg.norm(points, axis=1, keepdims=True)
-    affinity = _pruned_affinity(np.clip(points @ points.T, 0.0, 1.0), 0.25)
+    affinity = pruned_affinity(np.clip(points @ points.T, 0.0, 1.0), 0.25)
     merged = np.where(truth == 2, 1, 0)  # the two close voices taken for one
-    gaps = _eigengaps(affinity, SpeakerBounds())
-    split = _near_tie_split(points, merged, affinity, gaps, SpeakerBounds(), 0.85, near_tie=0.0)
+    gaps = eigengaps(affinity, SpeakerBounds())
+    split = near_tie_split(points, merged, affinity, gaps, SpeakerBounds(), 0.85, near_tie=0.0)
     assert len(np.unique(split)) == 3
     assert all(len(np.unique(split[truth == k])) == 1 for k in range(3))
     # the default near tie holds here (the gap for 2 is no larger than the one for 3), a bound does not allow 3
-    np.testing.assert_array_equal(_near_tie_split(points, merged, affinity, gaps, SpeakerBounds(), 0.85), split)
+    np.testing.assert_array_equal(near_tie_split(points, merged, affinity, gaps, SpeakerBounds(), 0.85), split)
     bounded = SpeakerBounds(max_speakers=2)
     np.testing.assert_array_equal(
-        _near_tie_split(points, merged, affinity, _eigengaps(affinity, bounded), bounded, 0.85, near_tie=0.0), merged)
+        near_tie_split(points, merged, affinity, eigengaps(affinity, bounded), bounded, 0.85, near_tie=0.0), merged)
     # one voice cut in two would give two clusters at cosine > 0.85: unchanged
     one_voice = truth != 1
     labels = (truth[one_voice] == 2).astype(int)
-    affinity = _pruned_affinity(np.clip(points[one_voice] @ points[one_voice].T, 0.0, 1.0), 0.25)
-    gaps = _eigengaps(affinity, SpeakerBounds())
+    affinity = pruned_affinity(np.clip(points[one_voice] @ points[one_voice].T, 0.0, 1.0), 0.25)
+    gaps = eigengaps(affinity, SpeakerBounds())
     np.testing.assert_array_equal(
-        _near_tie_split(points[one_voice], labels, affinity, gaps, SpeakerBounds(), 0.85, near_tie=0.0), labels)
+        near_tie_split(points[one_voice], labels, affinity, gaps, SpeakerBounds(), 0.85, near_tie=0.0), labels)
 
 
 def test_binarize_by_count_keeps_the_top_speakers_per_frame():

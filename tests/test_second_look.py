@@ -179,14 +179,14 @@ def test_a_reader_heard_for_8_s_of_a_minute_is_found_as_a_third_speaker(shared_d
     from diarize.audio import Waveform
     from diarize.config import SecondLookConfig
     from diarize.pipeline import Diarizer
-    from eval.simulate import (SimulationConfig, SourceCache, _children, plan_conversation, render,
+    from eval.simulate import (SimulationConfig, SourceCache, child_seeds, plan_conversation, render,
                                speakers_from_folder)
 
     readers = speakers_from_folder(shared_data / "speakers" / "librispeech-test-other")
     pool = {reader: sorted(paths)[3:] for reader, paths in readers.items()}
     config = SimulationConfig(target_duration=60.0)
     cache = SourceCache(config)
-    plan_seed, noise_seed = _children(_children(200, 10)[8], 2)
+    plan_seed, noise_seed = child_seeds(child_seeds(200, 10)[8], 2)
     turns = plan_conversation(pool, 3, seed=plan_seed, config=config, cache=cache)
     samples, reference = render(turns, config=config, cache=cache, uri="brief", seed=noise_seed)
     waveform = Waveform(np.asarray(samples, dtype=np.float32), 16000, "brief")

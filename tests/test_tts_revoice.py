@@ -97,14 +97,14 @@ def test_segments_hold_synthesized_speech_and_everything_else_is_silent(revoiced
 @pytest.mark.slow
 def test_each_diarized_speaker_keeps_one_pseudo_vector_and_speakers_differ(revoiced, checkpoint):
     from synth.anonymize.pseudo_voices import draw_vectors
-    from synth.anonymize.revoice import _overlap
+    from synth.anonymize.revoice import overlap_seconds
 
     result = revoiced["result"]
     annotation = result.annotation
     by_label: dict[str, list[np.ndarray]] = {}
     for placed in result.segments:
         # the voice is the diarized speaker that overlaps the segment most, whatever the transcript's label says
-        best = max(annotation.labels(), key=lambda label: _overlap(annotation, label, placed.start, placed.end))
+        best = max(annotation.labels(), key=lambda label: overlap_seconds(annotation, label, placed.start, placed.end))
         assert placed.speaker == best
         by_label.setdefault(placed.speaker, []).append(placed.vector)
     assert len(by_label) >= 2 and any(len(vectors) >= 2 for vectors in by_label.values())

@@ -127,7 +127,7 @@ def _smooth_mask(active: np.ndarray, ramp: int) -> np.ndarray:
     return np.clip(np.convolve(active.astype(np.float64), kernel, mode="same"), 0.0, 1.0)
 
 
-def _owned(actives: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def owned_samples(actives: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per label, the samples whose signal its transform renders: (num_samples,) bool each.
 
     Alone, a speaker owns its speech. Where several talk, the one whose current turn started first owns it
@@ -204,7 +204,7 @@ def anonymize_samples(samples: np.ndarray, sample_rate: int, annotation, *, seed
         for segment in annotation.label_timeline(label).support():
             active[int(round(segment.start * sample_rate)) : int(round(segment.end * sample_rate))] = True
         actives[label] = active
-    owned = _owned(actives)
+    owned = owned_samples(actives)
     masks = {label: _smooth_mask(owned[label], ramp) for label in labels}
     regions = {label: _regions(owned[label], int(CONTEXT_SECONDS * sample_rate)) for label in labels}
     source_f0 = {}

@@ -85,7 +85,7 @@ class RevoiceResult:
 
 # -- who speaks each segment ------------------------------------------------------------------------------------
 
-def _overlap(annotation, label: str, start: float, end: float) -> float:
+def overlap_seconds(annotation, label: str, start: float, end: float) -> float:
     return sum(max(0.0, min(end, turn.end) - max(start, turn.start))
                for turn in annotation.label_timeline(label).support())
 
@@ -100,7 +100,7 @@ def assign_speaker(segment: TranscriptSegment, annotation) -> str:
     labels = sorted(str(label) for label in annotation.labels())
     if not labels:
         return segment.speaker or "speaker"
-    overlaps = {label: _overlap(annotation, label, segment.start, segment.end) for label in labels}
+    overlaps = {label: overlap_seconds(annotation, label, segment.start, segment.end) for label in labels}
     best = max(labels, key=lambda label: (overlaps[label], -labels.index(label)))
     if overlaps[best] > 0:
         return best
