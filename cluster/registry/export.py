@@ -108,7 +108,7 @@ def _vector_dtype(value: Any, label: str) -> np.dtype:
     return dtype
 
 
-def _decodefrom_blob(item: Any, label: str, dtype: np.dtype = np.dtype("<f4")) -> np.ndarray:
+def _decoded_vector(item: Any, label: str, dtype: np.dtype = np.dtype("<f4")) -> np.ndarray:
     if not isinstance(item, dict):
         raise RegistryError(f"{label}: expected an object with a vector")
     try:
@@ -158,7 +158,7 @@ def _parse_voices(raw: Any, label: str, dtype: np.dtype) -> list[ImportedVoice]:
         embeddings: list[StoredEmbedding] = []
         for entry in item.get("embeddings") or []:
             encoder_id = check_encoder_id(entry.get("encoder_id") if isinstance(entry, dict) else None)
-            vector = _decodefrom_blob(entry, f"{where} ({encoder_id})", dtype)
+            vector = _decoded_vector(entry, f"{where} ({encoder_id})", dtype)
             source = entry.get("source_hash")
             if source is not None and not (isinstance(source, str) and SHA256_HEX.match(source)):
                 raise RegistryError(f"{where}: source hash {source!r} is not a sha256 hex digest")
@@ -186,6 +186,6 @@ def _parse_directions(raw: Any, label: str, dtype: np.dtype) -> list[Direction]:
         name = check_name(item.get("name"), "direction name")
         encoder_id = check_encoder_id(item.get("encoder_id"))
         where = f"{label}: direction {name!r} ({encoder_id})"
-        out.append(Direction(name, encoder_id, _decodefrom_blob(item, where, dtype), _metadata(item, where),
+        out.append(Direction(name, encoder_id, _decoded_vector(item, where, dtype), _metadata(item, where),
                              _text(item, "created", where, now), _text(item, "updated", where, now)))
     return out
