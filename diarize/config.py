@@ -105,7 +105,12 @@ class SecondLookConfig:
     New voices (`new_voices`): runs of `new_voice_run_seconds` or more whose voice is under `new_voice_cosine`
     to every speaker, adding up to `new_voice_seconds` of one voice, become a speaker the clustering missed
     (heard too briefly to form a cluster), at most `max_new_voices` of them; never with a given speaker count,
-    never past max_speakers."""
+    never past max_speakers.
+
+    Recount (`recount`): with `recount_min_runs` runs or more, the runs' own embeddings are clustered too and,
+    when they separate the runs better than the speakers found, become the speakers and the recording is
+    reconstructed from them (cluster/run_recount.py); never with a given speaker count or enrolled voices.
+    Under about 20 runs (a 30 s clip) the eigengap of so few points says little."""
 
     enabled: bool = True
     run_seconds: tuple[float, float] = (0.5, 8.0)
@@ -117,12 +122,14 @@ class SecondLookConfig:
     new_voice_run_seconds: float = 1.0
     new_voice_seconds: float = 2.0
     max_new_voices: int = MAX_NEW_VOICES
+    recount: bool = True
+    recount_min_runs: int = 20
 
     def __post_init__(self):
         shortest, longest = self.run_seconds
         _non_negative("second_look", shortest=shortest, longest=longest, change_margin=self.change_margin,
                       new_voice_run_seconds=self.new_voice_run_seconds, new_voice_seconds=self.new_voice_seconds,
-                      max_new_voices=self.max_new_voices)
+                      max_new_voices=self.max_new_voices, recount_min_runs=self.recount_min_runs)
         if shortest > longest:
             raise ValueError(f"second_look.run_seconds {self.run_seconds}: the shortest is above the longest")
         if not (math.isfinite(self.new_voice_cosine) and -1 <= self.new_voice_cosine <= 1):

@@ -10,6 +10,7 @@ import numpy as np
 
 from cluster.anchoring import EnrolledVoices, anchored_centroids
 from cluster.clustering import assign_local_speakers, centroids_of, cluster_embeddings, fold_unsupported_clusters
+from cluster.run_recount import recount_from_runs
 from cluster.vectors import unit_distance, unit_vectors
 
 from .audio import AudioInput, Waveform, load_audio
@@ -18,7 +19,7 @@ from .edges import frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import load_encoder
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
-from .second_look import redecide_runs
+from .second_look import RunVoices, redecide_runs
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
                                  speech_spans)
@@ -176,28 +177,61 @@ class Diarizer:
 
     def reconstruct(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray,
                     duration: float, uri: str, samples: np.ndarray | None = None,
-                    hook: Hook | None = None) -> DiarizationResult:
-        """From clustered local speakers to the result, in named steps: activity -> second look -> edges ->
-        relabel, each reported to `hook` as it starts. samples: the recording at the encoder's rate, which the
-        second look and the edge trimming read (without it, both are skipped)."""
+                    hook: Hook | None = None, recount: bool = True) -> DiarizationResult:
+        """From clustered local speakers to the result, in named steps: activity -> second look -> recount ->
+        edges -> relabel, each reported to `hook` as it starts. samples: the recording at the encoder's rate,
+        which the second look and the edge trimming read (without it, both are skipped). recount: let the
+        second look's runs count the speakers again (SecondLookConfig.recount); off when enrolled voices
+        steered the clustering, whose speakers must stay theirs."""
         report = hook or (lambda stage, done: None)
         segmentation = evidence.segmentation
-        active, scores = self._activity(segmentation, local_labels, len(centroids), duration)
         step = segmentation.frame_step
         levels = None
         if samples is not None and (self.config.second_look.enabled or self.config.edges.enabled):
             levels = frame_levels(samples, self.encoder.sample_rate, segmentation.frame_start - step / 2, step,
-                                  len(active))
-        if samples is not None and self.config.second_look.enabled:
-            report("second look", 0.0)
-            active, scores, centroids = self._second_look(active, scores, centroids, evidence.frames, samples,
-                                                          segmentation, levels)
+                                  num_recording_frames(segmentation, duration))
+        active, scores, centroids, runs = self._looked(evidence, local_labels, centroids, duration, samples, levels,
+                                                       report)
+        look = self.config.second_look
+        if (recount and runs is not None and look.recount and self.config.clustering.num_speakers is None):
+            report("recount", 0.0)
+            counted = recount_from_runs(runs.embeddings, runs.speakers, look.recount_min_runs,
+                                        self.config.clustering.bounds)
+            if counted is not None:
+                local_labels, centroids = self._assigned(evidence, counted)
+                # the second look again, on the recounted speakers: still the recount stage to a progress bar
+                active, scores, centroids, _ = self._looked(evidence, local_labels, centroids, duration, samples,
+                                                            levels, lambda stage, done: report("recount", done))
         if samples is not None and self.config.edges.enabled:
             report("edges", 0.0)
             edges = self.config.edges
             active = trim_silent_edges(active, levels, int(round(edges.trim_seconds / step)), edges.quiet_share)
         report("relabel", 0.0)
         return self._relabel(active, scores, centroids, segmentation, duration, uri)
+
+    def _looked(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray, duration: float,
+                samples: np.ndarray | None, levels: np.ndarray | None, report: Hook):
+        """Activity from the local speakers' votes, then the second look (when samples are given):
+        -> (num_frames, num_speakers) activity, its votes, (num_speakers, d) centroids, RunVoices or None."""
+        active, scores = self._activity(evidence.segmentation, local_labels, len(centroids), duration)
+        runs = None
+        if samples is not None and self.config.second_look.enabled:
+            report("second look", 0.0)
+            active, scores, centroids, runs = self._second_look(active, scores, centroids, evidence.frames, samples,
+                                                                evidence.segmentation, levels)
+        return active, scores, centroids, runs
+
+    def _assigned(self, evidence: ChunkEvidence, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Local speakers given to the nearest of (k, d) `centroids`, speakers given none dropped:
+        -> (num_chunks, num_local) labels, (k', d) raw centroids of their members."""
+        raw = evidence.embeddings
+        active = ~np.isnan(raw[..., 0])
+        local_labels = assign_local_speakers(unit_vectors(np.nan_to_num(raw)), active, centroids)
+        kept = [k for k in range(len(centroids)) if (local_labels == k).any()]
+        index = np.full(len(centroids) + 1, -1)
+        index[kept] = np.arange(len(kept))
+        local_labels = index[local_labels]  # -1 (no speaker) indexes the last entry, which stays -1
+        return local_labels, np.stack([raw[local_labels == k].mean(axis=0) for k in range(len(kept))]).astype(np.float32)
 
     def _activity(self, segmentation: Segmentation, local_labels: np.ndarray, num_speakers: int,
                   duration: float) -> tuple[np.ndarray, np.ndarray]:
@@ -210,14 +244,15 @@ class Diarizer:
 
     def _second_look(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
                      samples: np.ndarray, segmentation: Segmentation,
-                     levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`_redecide_runs`, with votes made up for any new voice: -> activity, votes, centroids."""
-        active, centroids = self._redecide_runs(active, scores, centroids, frames, samples, segmentation, levels)
+                     levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, RunVoices | None]:
+        """`_redecide_runs`, with votes made up for any new voice: -> activity, votes, centroids, the runs."""
+        active, centroids, runs = self._redecide_runs(active, scores, centroids, frames, samples, segmentation,
+                                                      levels)
         if active.shape[1] > scores.shape[1]:
             # a new voice has no votes of its own: where it speaks, it holds the votes its frames had
             new = active[:, scores.shape[1]:]
             scores = np.hstack([scores, new * scores.max(axis=1, keepdims=True)])
-        return active, scores, centroids
+        return active, scores, centroids, runs
 
     def _relabel(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, segmentation: Segmentation,
                  duration: float, uri: str) -> DiarizationResult:
@@ -233,8 +268,9 @@ class Diarizer:
         return DiarizationResult(uri, duration, annotation, exclusive, labels, centroids, self.encoder.encoder_id)
 
     def _redecide_runs(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, frames: np.ndarray | None,
-                   samples: np.ndarray, segmentation: Segmentation, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """-> the new activity and centroids (a speaker is appended for each new voice found).
+                   samples: np.ndarray, segmentation: Segmentation,
+                   levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, RunVoices | None]:
+        """-> the new activity and centroids (a speaker is appended for each new voice found), and the runs.
 
         frames: the recording's encoder frame features (ChunkEvidence.frames); None: the runs are pooled from
         frames computed again from `samples`, block by block (`pool_spans`), with the same result."""
@@ -279,7 +315,7 @@ class Diarizer:
                          int(round(look.new_voice_seconds / step)))
         return redecide_runs(active, exclusive, centroids, frame_span, embed_all,
                              min_frames=int(np.ceil(shortest / step)), max_frames=int(longest / step),
-                             new_voice=new_voice, max_new_voices=room)
+                             new_voice=new_voice, max_new_voices=room, return_runs=True)
 
     def encoder_samples(self, waveform: Waveform) -> np.ndarray:
         """The recording at the encoder's sample rate."""
@@ -305,7 +341,7 @@ class Diarizer:
             hook("clustering", 0.0)
         local_labels, centroids = self.cluster(evidence, voices)
         result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri, encoder_samples,
-                                  hook)
+                                  hook, recount=not (voices is not None and len(voices)))
         timings["clustering+reconstruction"] = time.perf_counter() - clock
         result.timings = timings
         return result

@@ -16,6 +16,7 @@ pauses, each piece is looked at on its own.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -26,6 +27,15 @@ from cluster.vectors import unit_vectors
 #: the default of SecondLookConfig.max_new_voices: a handful of voices heard too briefly to form a cluster is
 #: plausible in one recording, dozens would be the second look splitting real speakers
 MAX_NEW_VOICES = 3
+
+
+@dataclass
+class RunVoices:
+    """What the second look heard in the runs: embeddings (num_runs, d) raw, each run's own voice; speakers
+    (num_runs,) the speaker each run was given."""
+
+    embeddings: np.ndarray
+    speakers: np.ndarray
 
 
 def single_voice_runs(exclusive: np.ndarray, min_frames: int, max_frames: int | None = None) -> list[tuple[int, int, int]]:
@@ -89,7 +99,7 @@ def redecide_runs(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarr
                   frame_span: Callable[[int, int], tuple[int, int]],
                   embed_all: Callable[[list[tuple[int, int]]], np.ndarray], min_frames: int,
                   max_frames: int | None = None, new_voice: tuple[float, int, int] | None = None,
-                  max_new_voices: int = MAX_NEW_VOICES) -> tuple[np.ndarray, np.ndarray]:
+                  max_new_voices: int = MAX_NEW_VOICES, return_runs: bool = False):
     """Re-decide every single-voice run of `min_frames`..`max_frames` frames by its own embedding.
 
     active, exclusive: (num_frames, num_speakers) 0/1; centroids: (num_speakers, d);
@@ -98,13 +108,14 @@ def redecide_runs(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarr
     new_voice: (max_cosine, min_each, min_total) of `unmatched_runs`; runs that are a voice of no speaker's
     become a new speaker (a column appended to the activity, its centroid to the centroids), up to
     `max_new_voices` times. None: runs only move between the speakers there are.
-    Returns the new (num_frames, num_speakers') activity and (num_speakers', d) centroids.
+    Returns the new (num_frames, num_speakers') activity and (num_speakers', d) centroids, and with
+    `return_runs` a `RunVoices` of the runs (None when no run was looked at).
     """
     dtype = np.asarray(centroids).dtype
     centroids = np.asarray(centroids, dtype=np.float64)
     runs = single_voice_runs(exclusive, min_frames, max_frames)
     if not runs or len(centroids) < (1 if new_voice is not None else 2):
-        return active, centroids.astype(dtype)
+        return (active, centroids.astype(dtype), None) if return_runs else (active, centroids.astype(dtype))
     spans = [frame_span(first, stop) for _, first, stop in runs]
     embeddings = embed_all(spans)
     lengths = np.array([stop - first for _, first, stop in runs])
@@ -118,7 +129,8 @@ def redecide_runs(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarr
         centroids = np.vstack([centroids, scale * voice / max(float(np.linalg.norm(voice)), 1e-12)])
         active = np.hstack([active, np.zeros((len(active), 1), dtype=active.dtype)])
     targets = best_speakers(embeddings, centroids)
-    return move_runs(active, runs, targets), centroids.astype(dtype)
+    moved = move_runs(active, runs, targets), centroids.astype(dtype)
+    return (*moved, RunVoices(embeddings, targets)) if return_runs else moved
 
 
-__all__ = ["best_speakers", "move_runs", "redecide_runs", "single_voice_runs", "unmatched_runs"]
+__all__ = ["RunVoices", "best_speakers", "move_runs", "redecide_runs", "single_voice_runs", "unmatched_runs"]

@@ -443,6 +443,6 @@ def test_each_step_of_a_diarization_is_reported_to_the_hook_in_order(diarizer):
     seen: list[tuple[str, float]] = []
     result = diarizer(demo_path(), hook=lambda stage, done: seen.append((stage, done)))
     stages = list(dict.fromkeys(stage for stage, _ in seen))
-    assert stages == ["segmentation", "embeddings", "clustering", "second look", "edges", "relabel"]
+    assert stages == ["segmentation", "embeddings", "clustering", "second look", "recount", "edges", "relabel"]
     assert max(done for stage, done in seen if stage == "embeddings") > 0.99  # its last block, in frames
     assert len(result.labels) == 2

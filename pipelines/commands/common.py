@@ -35,6 +35,11 @@ def add_diarization_options(parser, threshold_alias: bool = True) -> None:
                        help="keep the speaker count the clustering found; by default turns (1 s or more) whose "
                             "voice is close to no speaker found, adding up to 2 s of one voice, become a new "
                             "speaker (a voice heard too briefly to form a cluster); never with --num-speakers")
+    group.add_argument("--no-recount", dest="recount", action="store_false", default=argparse.SUPPRESS,
+                       help="keep the speakers the window clustering found; by default, in recordings with 20 or "
+                            "more turns, the turns' own embeddings are clustered too and replace them when they "
+                            "tell the turns apart better (fast turn-taking, where 10 s windows blend voices); "
+                            "never with --num-speakers")
     group.add_argument("--keep-edges", dest="trim_edges", action="store_false", default=argparse.SUPPRESS,
                        help="keep the near-silent frames (up to 0.1 s) the segmentation puts at the start and "
                             "end of turns; by default they are dropped, which matches energy-marked references")
@@ -75,7 +80,8 @@ def config_from_args(args):
                                     num_speakers=args.num_speakers, min_speakers=args.min_speakers,
                                     max_speakers=args.max_speakers),
         second_look=SecondLookConfig(enabled=getattr(args, "second_look", True),
-                                     new_voices=getattr(args, "new_voices", True)),
+                                     new_voices=getattr(args, "new_voices", True),
+                                     recount=getattr(args, "recount", True)),
         edges=EdgesConfig(enabled=getattr(args, "trim_edges", True)),
         device=args.device,
     )
@@ -159,7 +165,7 @@ def progress(items, quiet: bool, **options):
 
 #: share of a file's work each stage takes, for the per-file bar (embeddings dominate), so it moves evenly
 _STAGE_SPAN = {"segmentation": (0.0, 0.3), "embeddings": (0.3, 0.9), "clustering": (0.9, 0.93),
-               "second look": (0.93, 0.99), "edges": (0.99, 1.0), "relabel": (1.0, 1.0)}
+               "second look": (0.93, 0.96), "recount": (0.96, 0.99), "edges": (0.99, 1.0), "relabel": (1.0, 1.0)}
 
 
 @contextmanager
