@@ -75,6 +75,20 @@ KEEP_FRAMES_SECONDS = 7200.0
 Hook = Callable[[str, float], None]
 
 
+def steers(voices: EnrolledVoices | None) -> bool:
+    """Whether enrolled voices are given to steer the clustering (then the speakers must stay theirs)."""
+    return voices is not None and len(voices) > 0
+
+
+def raw_centroids(raw: np.ndarray, local_labels: np.ndarray, count: int) -> np.ndarray:
+    """(num_chunks, num_local, d) raw embeddings, (num_chunks, num_local) labels -> (count, d) float32 mean raw
+    embedding of each speaker's local speakers (zeros for a speaker given none)."""
+    return np.stack([
+        raw[local_labels == k].mean(axis=0) if (local_labels == k).any() else np.zeros(raw.shape[-1])
+        for k in range(count)
+    ]).astype(np.float32)
+
+
 class Diarizer:
     """Holds the loaded models; `__call__` diarizes one input. Models load on first use."""
 
@@ -141,18 +155,14 @@ class Diarizer:
             labels = fold_unsupported_clusters(unit[reliable], labels, seconds >= config.min_speaker_seconds,
                                                keep_at_least=config.min_speakers)
         centroids = unit_vectors(centroids_of(unit[reliable], labels))
-        if voices is not None and len(voices):
+        if steers(voices):
             bound = config.num_speakers or config.max_speakers
             centroids = anchored_centroids(centroids, unit[reliable], voices, min_members=config.min_cluster_size,
                                            max_speakers=None if bound is None else max(bound, len(centroids)))
             local_labels, centroids = self._settle(evidence, unit, active, centroids)
         else:
             local_labels = assign_local_speakers(unit, active, centroids)
-        raw_centroids = np.stack([
-            raw[local_labels == k].mean(axis=0) if (local_labels == k).any() else np.zeros(raw.shape[-1])
-            for k in range(len(centroids))
-        ]).astype(np.float32)
-        return local_labels, raw_centroids
+        return local_labels, raw_centroids(raw, local_labels, len(centroids))
 
     def _settle(self, evidence: ChunkEvidence, unit: np.ndarray, active: np.ndarray, centroids: np.ndarray,
                 rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -190,18 +200,19 @@ class Diarizer:
         if samples is not None and (self.config.second_look.enabled or self.config.edges.enabled):
             levels = frame_levels(samples, self.encoder.sample_rate, segmentation.frame_start - step / 2, step,
                                   num_recording_frames(segmentation, duration))
-        active, scores, centroids, runs = self._looked(evidence, local_labels, centroids, duration, samples, levels,
-                                                       report)
+        active, scores, centroids, runs = self._second_looked_activity(evidence, local_labels, centroids, duration,
+                                                                       samples, levels, report)
         look = self.config.second_look
-        if (recount and runs is not None and look.recount and self.config.clustering.num_speakers is None):
+        if recount and runs is not None and look.recount and self.config.clustering.num_speakers is None:
             report("recount", 0.0)
             counted = recount_from_runs(runs.embeddings, runs.speakers, look.recount_min_runs,
                                         self.config.clustering.bounds)
             if counted is not None:
                 local_labels, centroids = self._assigned(evidence, counted)
                 # the second look again, on the recounted speakers: still the recount stage to a progress bar
-                active, scores, centroids, _ = self._looked(evidence, local_labels, centroids, duration, samples,
-                                                            levels, lambda stage, done: report("recount", done))
+                active, scores, centroids, _ = self._second_looked_activity(
+                    evidence, local_labels, centroids, duration, samples, levels,
+                    lambda stage, done: report("recount", done))
         if samples is not None and self.config.edges.enabled:
             report("edges", 0.0)
             edges = self.config.edges
@@ -209,8 +220,8 @@ class Diarizer:
         report("relabel", 0.0)
         return self._relabel(active, scores, centroids, segmentation, duration, uri)
 
-    def _looked(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray, duration: float,
-                samples: np.ndarray | None, levels: np.ndarray | None, report: Hook):
+    def _second_looked_activity(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray,
+                                duration: float, samples: np.ndarray | None, levels: np.ndarray | None, report: Hook):
         """Activity from the local speakers' votes, then the second look (when samples are given):
         -> (num_frames, num_speakers) activity, its votes, (num_speakers, d) centroids, RunVoices or None."""
         active, scores = self._activity(evidence.segmentation, local_labels, len(centroids), duration)
@@ -231,7 +242,7 @@ class Diarizer:
         index = np.full(len(centroids) + 1, -1)
         index[kept] = np.arange(len(kept))
         local_labels = index[local_labels]  # -1 (no speaker) indexes the last entry, which stays -1
-        return local_labels, np.stack([raw[local_labels == k].mean(axis=0) for k in range(len(kept))]).astype(np.float32)
+        return local_labels, raw_centroids(raw, local_labels, len(kept))
 
     def _activity(self, segmentation: Segmentation, local_labels: np.ndarray, num_speakers: int,
                   duration: float) -> tuple[np.ndarray, np.ndarray]:
@@ -341,7 +352,7 @@ class Diarizer:
             hook("clustering", 0.0)
         local_labels, centroids = self.cluster(evidence, voices)
         result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri, encoder_samples,
-                                  hook, recount=not (voices is not None and len(voices)))
+                                  hook, recount=not steers(voices))
         timings["clustering+reconstruction"] = time.perf_counter() - clock
         result.timings = timings
         return result
