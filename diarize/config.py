@@ -109,7 +109,7 @@ class SecondLookConfig:
 
     Recount (`recount`): with `recount_min_runs` runs or more, the runs' own embeddings are clustered too and,
     when they separate the runs better than the speakers found, become the speakers and the recording is
-    reconstructed from them (cluster/run_recount.py); never with a given speaker count or enrolled voices.
+    reconstructed from them (cluster/run_recount.py); never with a given speaker count.
     Under about 20 runs (a 30 s clip) the eigengap of so few points says little."""
 
     enabled: bool = True

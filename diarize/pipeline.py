@@ -187,12 +187,12 @@ class Diarizer:
 
     def reconstruct(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray,
                     duration: float, uri: str, samples: np.ndarray | None = None,
-                    hook: Hook | None = None, recount: bool = True) -> DiarizationResult:
+                    hook: Hook | None = None) -> DiarizationResult:
         """From clustered local speakers to the result, in named steps: activity -> second look -> recount ->
         edges -> relabel, each reported to `hook` as it starts. samples: the recording at the encoder's rate,
-        which the second look and the edge trimming read (without it, both are skipped). recount: let the
-        second look's runs count the speakers again (SecondLookConfig.recount); off when enrolled voices
-        steered the clustering, whose speakers must stay theirs."""
+        which the second look and the edge trimming read (without it, both are skipped). The recount
+        (SecondLookConfig.recount) also runs where enrolled voices steered the clustering: its run clusters
+        replace the speakers only where they separate the runs better, and naming follows the speakers."""
         report = hook or (lambda stage, done: None)
         segmentation = evidence.segmentation
         step = segmentation.frame_step
@@ -203,7 +203,7 @@ class Diarizer:
         active, scores, centroids, runs = self._second_looked_activity(evidence, local_labels, centroids, duration,
                                                                        samples, levels, report)
         look = self.config.second_look
-        if recount and runs is not None and look.recount and self.config.clustering.num_speakers is None:
+        if runs is not None and look.recount and self.config.clustering.num_speakers is None:
             report("recount", 0.0)
             counted = recount_from_runs(runs.embeddings, runs.speakers, look.recount_min_runs,
                                         self.config.clustering.bounds)
@@ -352,7 +352,7 @@ class Diarizer:
             hook("clustering", 0.0)
         local_labels, centroids = self.cluster(evidence, voices)
         result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri, encoder_samples,
-                                  hook, recount=not steers(voices))
+                                  hook)
         timings["clustering+reconstruction"] = time.perf_counter() - clock
         result.timings = timings
         return result

@@ -109,8 +109,6 @@ class DiarizeWorker:
         is read again for the second look at short turns (diarize/second_look.py), which pools from the
         pieces' frame blocks (`frame_pieces`, joined) or, without them, from frames computed again."""
         from diarize.audio import load_audio
-        from diarize.pipeline import steers
-
         from .batch_long import JoinedFrames, evidence_of
 
         clock = time.perf_counter()
@@ -122,8 +120,7 @@ class DiarizeWorker:
                 encoder = self.diarizer.encoder
                 evidence.frames = JoinedFrames(frame_pieces,
                                                int(len(samples) * encoder.frame_rate // encoder.sample_rate))
-            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri, samples,
-                                               recount=not steers(voices))
+            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri, samples)
             del samples
         except Exception as error:
             return {"ok": False, "error": error_line(uri, error)}

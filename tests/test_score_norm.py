@@ -48,6 +48,38 @@ def test_naming_decision_does_not_move_with_the_room(weight):
     assert result.normalized[0] >= named_spreads(len(voices)) > max(result.normalized[1:])
 
 
+def test_the_naming_bar_gives_a_stranger_the_same_chance_of_a_name_at_any_registry_size():
+    """The bar splits STRANGER_NAMED_RATE over the voices a stranger is compared with: lower for a small
+    registry (fewer names to be mistaken for), higher for a large one."""
+    from scipy.stats import norm
+
+    from cluster.registry.match import STRANGER_NAMED_RATE
+
+    sizes = [1, 2, 9, 100, 1000, 100_000]
+    bars = [named_spreads(n) for n in sizes]
+    assert bars == sorted(bars) and len(set(bars)) == len(bars)
+    for n, bar in zip(sizes, bars):
+        assert n * norm.sf(bar) == pytest.approx(STRANGER_NAMED_RATE)
+
+
+def test_strangers_in_a_close_room_are_named_no_more_often_than_the_stated_rate():
+    """9 enrolled voices and 1,200 stranger clusters (three per recording), everyone in one close room (all
+    pulled towards one direction, as RAVDESS actors' voices are): at most STRANGER_NAMED_RATE of them is named."""
+    from cluster.registry.match import STRANGER_NAMED_RATE
+
+    rng = np.random.default_rng(1)
+    room = unit_vectors(rng.normal(size=DIM), np.float64)
+    voices = _room(rng.normal(size=(9, DIM)), room, 1.0)
+    cohort = _room(rng.normal(size=(13, DIM)), room, 1.0)
+    names = [f"v{k}" for k in range(len(voices))]
+    named = total = 0
+    for _ in range(400):
+        result = assign(_room(rng.normal(size=(3, DIM)), room, 1.0), voices, names, threshold=-1.0, cohort=cohort)
+        named += int(result.known.sum())
+        total += len(result.labels)
+    assert named / total <= STRANGER_NAMED_RATE, (named, total)
+
+
 def test_a_fixed_cosine_threshold_names_strangers_in_a_close_room():
     """The measured failure, shown on the same scene: raw cosine alone names a stranger once the room is close."""
     voices, clusters, room = _scene()
