@@ -19,7 +19,7 @@ from .edges import frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import load_encoder
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
-from .second_look import RunVoices, redecide_runs
+from .second_look import RunVoices, redecide_runs, run_centroids
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
                                  speech_spans)
@@ -192,7 +192,8 @@ class Diarizer:
         edges -> relabel, each reported to `hook` as it starts. samples: the recording at the encoder's rate,
         which the second look and the edge trimming read (without it, both are skipped). The recount
         (SecondLookConfig.recount) also runs where enrolled voices steered the clustering: its run clusters
-        replace the speakers only where they separate the runs better, and naming follows the speakers."""
+        replace the speakers only where they separate the runs better, and naming follows the speakers. The
+        result's centroids come from the speakers' runs where they have enough (`run_centroids`)."""
         report = hook or (lambda stage, done: None)
         segmentation = evidence.segmentation
         step = segmentation.frame_step
@@ -210,9 +211,11 @@ class Diarizer:
             if counted is not None:
                 local_labels, centroids = self._assigned(evidence, counted)
                 # the second look again, on the recounted speakers: still the recount stage to a progress bar
-                active, scores, centroids, _ = self._second_looked_activity(
+                active, scores, centroids, runs = self._second_looked_activity(
                     evidence, local_labels, centroids, duration, samples, levels,
                     lambda stage, done: report("recount", done))
+        if runs is not None:
+            centroids = run_centroids(centroids, runs)
         if samples is not None and self.config.edges.enabled:
             report("edges", 0.0)
             edges = self.config.edges

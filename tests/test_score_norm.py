@@ -48,18 +48,19 @@ def test_naming_decision_does_not_move_with_the_room(weight):
     assert result.normalized[0] >= named_spreads(len(voices)) > max(result.normalized[1:])
 
 
-def test_the_naming_bar_gives_a_stranger_the_same_chance_of_a_name_at_any_registry_size():
-    """The bar splits STRANGER_NAMED_RATE over the voices a stranger is compared with: lower for a small
-    registry (fewer names to be mistaken for), higher for a large one."""
+def test_the_naming_bar_holds_at_the_raw_calibration_point_and_rises_with_a_large_registry():
+    """A name needs the 1e-4 tail per comparison (3.72 spreads); past 100 voices the bar rises so that a
+    stranger's chance of any name stays at STRANGER_NAMED_RATE. (A bar that falls below 3.72 for small
+    registries was measured and not kept: more wrong names on the acted registry, docs/naming.md.)"""
     from scipy.stats import norm
 
+    from cluster.registry.calibration import DEFAULT_FALSE_ACCEPT
     from cluster.registry.match import STRANGER_NAMED_RATE
 
-    sizes = [1, 2, 9, 100, 1000, 100_000]
-    bars = [named_spreads(n) for n in sizes]
-    assert bars == sorted(bars) and len(set(bars)) == len(bars)
-    for n, bar in zip(sizes, bars):
-        assert n * norm.sf(bar) == pytest.approx(STRANGER_NAMED_RATE)
+    floor = norm.isf(DEFAULT_FALSE_ACCEPT)
+    assert all(named_spreads(n) == pytest.approx(floor) for n in (1, 2, 9, 100))
+    for n in (200, 1000, 100_000):
+        assert named_spreads(n) > floor and n * norm.sf(named_spreads(n)) == pytest.approx(STRANGER_NAMED_RATE)
 
 
 def test_strangers_in_a_close_room_are_named_no_more_often_than_the_stated_rate():

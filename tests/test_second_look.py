@@ -214,3 +214,25 @@ def test_a_reader_heard_for_8_s_of_a_minute_is_found_as_a_third_speaker(shared_d
     assert len(speakers(SecondLookConfig(new_voices=False)).labels) == 2
     assert len(speakers(max_speakers=2).labels) == 2
     assert len(speakers(num_speakers=2).labels) == 2
+
+
+def test_a_speakers_centroid_comes_from_its_runs_when_it_has_enough():
+    """A blended centroid (two voices' windows averaged) is replaced by the mean of the speaker's own runs,
+    which sits on its voice; a speaker heard in a single run keeps the clustering's centroid."""
+    from diarize.second_look import RunVoices, run_centroids
+
+    rng = np.random.default_rng(0)
+    voices = rng.normal(size=(3, 64))
+    blended = (voices[0] + voices[1]) / 2
+    centroids = np.stack([blended, voices[2]]).astype(np.float32)
+    runs = RunVoices(np.vstack([voices[0] + 0.1 * rng.normal(size=(4, 64)), voices[2][None] + 0.1]),
+                     np.array([0, 0, 0, 0, 1]))
+
+    result = run_centroids(centroids, runs)
+
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    assert cosine(result[0], voices[0]) > 0.99 > cosine(centroids[0], voices[0])
+    np.testing.assert_array_equal(result[1], centroids[1])  # one run: kept
+    assert result.dtype == np.float32 and result.shape == centroids.shape

@@ -21,8 +21,8 @@ from .score_norm import Impostors, cohort_vectors, normalized_scores
 from ..vectors import unit_rows_and_valid, unit_vectors
 
 #: the chance that a speaker nobody enrolled gets a name, where impostor AS-norm scores are normal: a speaker
-#: is compared with every voice, so each comparison gets this share divided by their number (`named_spreads`);
-#: a wrong name is the worst error naming can make, an unknown the user can see and fix
+#: is compared with every voice, so past 100 voices each comparison gets this share divided by their number
+#: (`named_spreads`); a wrong name is the worst error naming can make, an unknown the user can see and fix
 STRANGER_NAMED_RATE = 0.01
 #: and a lead of this many spreads over the cluster's runner-up voice: a speaker about equally close to two
 #: enrolled voices is named neither (the one-to-one assignment would otherwise pick by a hair)
@@ -44,13 +44,14 @@ class MatchError(ValueError):
 
 
 def named_spreads(num_voices: int) -> float:
-    """The AS-norm score a name needs with `num_voices` enrolled: the normal tail that leaves a stranger
-    STRANGER_NAMED_RATE chance of any name, split over the voices it is compared with (2.33 spreads for 1 voice,
-    3.06 for 9, 3.72 for 100, 4.26 for 1000). The registry's size sets the bar, not a fixed per-comparison
-    rate: a small registry offers a stranger few names to be mistaken for."""
+    """The AS-norm score a name needs with `num_voices` enrolled: the 1e-4 tail per comparison of the raw
+    thresholds (cluster/registry/calibration.py DEFAULT_FALSE_ACCEPT, 3.72 spreads), and past 100 voices the
+    STRANGER_NAMED_RATE share split over them (3.89 for 200, 4.26 for 1000)."""
     from scipy.stats import norm
 
-    return float(norm.isf(STRANGER_NAMED_RATE / max(num_voices, 1)))
+    from .calibration import DEFAULT_FALSE_ACCEPT
+
+    return float(norm.isf(min(DEFAULT_FALSE_ACCEPT, STRANGER_NAMED_RATE / max(num_voices, 1))))
 
 
 def default_naming_threshold(encoder_id: str) -> float:
