@@ -109,6 +109,7 @@ class DiarizeWorker:
         is read again for the second look at short turns (diarize/second_look.py), which pools from the
         pieces' frame blocks (`frame_pieces`, joined) or, without them, from frames computed again."""
         from diarize.audio import load_audio
+
         from .batch_long import JoinedFrames, evidence_of
 
         clock = time.perf_counter()
