@@ -76,7 +76,7 @@ Hook = Callable[[str, float], None]
 
 
 def steers(voices: EnrolledVoices | None) -> bool:
-    """Whether enrolled voices are given to steer the clustering (then the speakers must stay theirs)."""
+    """Whether enrolled voices are given to steer the clustering (cluster/anchoring.py)."""
     return voices is not None and len(voices) > 0
 
 
