@@ -32,10 +32,12 @@ MAX_NEW_VOICES = 3
 @dataclass
 class RunVoices:
     """What the second look heard in the runs: embeddings (num_runs, d) raw, each run's own voice; speakers
-    (num_runs,) the speaker each run was given."""
+    (num_runs,) the speaker each run was given; spans (num_runs, 2) each run's first and stop frame, when
+    known."""
 
     embeddings: np.ndarray
     speakers: np.ndarray
+    spans: np.ndarray | None = None
 
 
 def single_voice_runs(exclusive: np.ndarray, min_frames: int, max_frames: int | None = None) -> list[tuple[int, int, int]]:
@@ -130,7 +132,8 @@ def redecide_runs(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarr
         active = np.hstack([active, np.zeros((len(active), 1), dtype=active.dtype)])
     targets = best_speakers(embeddings, centroids)
     moved = move_runs(active, runs, targets), centroids.astype(dtype)
-    return (*moved, RunVoices(embeddings, targets)) if return_runs else moved
+    run_frames = np.array([(first, stop) for _, first, stop in runs], dtype=np.int64).reshape(-1, 2)
+    return (*moved, RunVoices(embeddings, targets, run_frames)) if return_runs else moved
 
 
 #: a speaker's voice centroid comes from its runs once it has this many: one run can be a single short word
