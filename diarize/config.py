@@ -110,7 +110,11 @@ class SecondLookConfig:
     Recount (`recount`): with `recount_min_runs` runs or more, the runs' own embeddings are clustered too and,
     when they separate the runs better than the speakers found, become the speakers and the recording is
     reconstructed from them (cluster/run_recount.py); never with a given speaker count.
-    Under about 20 runs (a 30 s clip) the eigengap of so few points says little."""
+    Under about 20 runs (a 30 s clip) the eigengap of so few points says little.
+
+    Enrolled runs (`enrolled_runs`): only when enrolled voices are given (named diarization), the runs of a
+    speaker that pool to another enrolled voice under the naming rule move to that voice's speaker, a new one
+    when no speaker is that voice (diarize/enrolled_runs.py)."""
 
     enabled: bool = True
     run_seconds: tuple[float, float] = (0.5, 8.0)
@@ -124,6 +128,7 @@ class SecondLookConfig:
     max_new_voices: int = MAX_NEW_VOICES
     recount: bool = True
     recount_min_runs: int = 20
+    enrolled_runs: bool = True
 
     def __post_init__(self):
         shortest, longest = self.run_seconds

@@ -17,6 +17,7 @@ from .audio import AudioInput, Waveform, load_audio
 from .config import DiarizationConfig
 from .edges import frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import load_encoder
+from .enrolled_runs import move_enrolled_runs
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
 from .second_look import RunVoices, redecide_runs, run_centroids
@@ -187,13 +188,15 @@ class Diarizer:
 
     def reconstruct(self, evidence: ChunkEvidence, local_labels: np.ndarray, centroids: np.ndarray,
                     duration: float, uri: str, samples: np.ndarray | None = None,
-                    hook: Hook | None = None) -> DiarizationResult:
+                    hook: Hook | None = None, voices: EnrolledVoices | None = None) -> DiarizationResult:
         """From clustered local speakers to the result, in named steps: activity -> second look -> recount ->
         edges -> relabel, each reported to `hook` as it starts. samples: the recording at the encoder's rate,
         which the second look and the edge trimming read (without it, both are skipped). The recount
         (SecondLookConfig.recount) also runs where enrolled voices steered the clustering: its run clusters
-        replace the speakers only where they separate the runs better, and naming follows the speakers. The
-        result's centroids come from the speakers' runs where they have enough (`run_centroids`)."""
+        replace the speakers only where they separate the runs better, and naming follows the speakers.
+        voices: the enrolled voices the result will be named from; runs a speaker holds of another enrolled
+        voice then move to that voice's speaker (SecondLookConfig.enrolled_runs, diarize/enrolled_runs.py).
+        The result's centroids come from the speakers' runs where they have enough (`run_centroids`)."""
         report = hook or (lambda stage, done: None)
         segmentation = evidence.segmentation
         step = segmentation.frame_step
@@ -214,6 +217,12 @@ class Diarizer:
                 active, scores, centroids, runs = self._second_looked_activity(
                     evidence, local_labels, centroids, duration, samples, levels,
                     lambda stage, done: report("recount", done))
+        if runs is not None and look.enrolled_runs and steers(voices):
+            counts = self.config.clustering
+            room = 0 if counts.num_speakers is not None else (
+                None if counts.max_speakers is None else max(counts.max_speakers - len(centroids), 0))
+            active, scores, centroids, runs = move_enrolled_runs(active, scores, centroids, runs, voices,
+                                                                 self.encoder.encoder_id, room)
         if runs is not None:
             centroids = run_centroids(centroids, runs)
         if samples is not None and self.config.edges.enabled:
@@ -355,7 +364,7 @@ class Diarizer:
             hook("clustering", 0.0)
         local_labels, centroids = self.cluster(evidence, voices)
         result = self.reconstruct(evidence, local_labels, centroids, waveform.duration, waveform.uri, encoder_samples,
-                                  hook)
+                                  hook, voices)
         timings["clustering+reconstruction"] = time.perf_counter() - clock
         result.timings = timings
         return result

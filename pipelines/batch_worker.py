@@ -121,7 +121,8 @@ class DiarizeWorker:
                 encoder = self.diarizer.encoder
                 evidence.frames = JoinedFrames(frame_pieces,
                                                int(len(samples) * encoder.frame_rate // encoder.sample_rate))
-            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri, samples)
+            result = self.diarizer.reconstruct(evidence, local_labels, centroids, duration, uri, samples,
+                                               voices=voices)
             del samples
         except Exception as error:
             return {"ok": False, "error": error_line(uri, error)}
