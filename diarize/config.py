@@ -109,7 +109,8 @@ class SecondLookConfig:
 
     Recount (`recount`): with `recount_min_runs` runs or more, the runs' own embeddings are clustered too and,
     when they separate the runs better than the speakers found, become the speakers and the recording is
-    reconstructed from them (cluster/run_recount.py); never with a given speaker count.
+    reconstructed from them; then speakers are merged, a pair at a time, while merging raises that same
+    separation (cluster/run_recount.py); never with a given speaker count.
     Under about 20 runs (a 30 s clip) the eigengap of so few points says little.
 
     Enrolled runs (`enrolled_runs`): only when enrolled voices are given (named diarization), the runs of a

@@ -10,7 +10,7 @@ import numpy as np
 
 from cluster.anchoring import EnrolledVoices, anchored_centroids
 from cluster.clustering import assign_local_speakers, centroids_of, cluster_embeddings, fold_unsupported_clusters
-from cluster.run_recount import recount_from_runs
+from cluster.run_recount import merged_by_silhouette, recount_from_runs
 from cluster.vectors import unit_distance, unit_vectors
 
 from .audio import AudioInput, Waveform, load_audio
@@ -20,7 +20,7 @@ from .embedding import load_encoder
 from .enrolled_runs import move_enrolled_runs
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
-from .second_look import RunVoices, redecide_runs, run_centroids
+from .second_look import RunVoices, merge_speakers, redecide_runs, run_centroids
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
                                  speech_spans)
@@ -193,7 +193,8 @@ class Diarizer:
         edges -> relabel, each reported to `hook` as it starts. samples: the recording at the encoder's rate,
         which the second look and the edge trimming read (without it, both are skipped). The recount
         (SecondLookConfig.recount) also runs where enrolled voices steered the clustering: its run clusters
-        replace the speakers only where they separate the runs better, and naming follows the speakers.
+        replace the speakers only where they separate the runs better, speakers whose merge separates them
+        better still are merged, and naming follows the speakers.
         voices: the enrolled voices the result will be named from; runs a speaker holds of another enrolled
         voice then move to that voice's speaker (SecondLookConfig.enrolled_runs, diarize/enrolled_runs.py).
         The result's centroids come from the speakers' runs where they have enough (`run_centroids`)."""
@@ -217,6 +218,9 @@ class Diarizer:
                 active, scores, centroids, runs = self._second_looked_activity(
                     evidence, local_labels, centroids, duration, samples, levels,
                     lambda stage, done: report("recount", done))
+            merged = merged_by_silhouette(runs.embeddings, runs.speakers, look.recount_min_runs,
+                                          self.config.clustering.min_speakers)
+            active, scores, runs = merge_speakers(active, scores, runs, merged)
         if runs is not None and look.enrolled_runs and steers(voices):
             counts = self.config.clustering
             room = 0 if counts.num_speakers is not None else (

@@ -136,6 +136,23 @@ def redecide_runs(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarr
     return (*moved, RunVoices(embeddings, targets, run_frames)) if return_runs else moved
 
 
+def merge_speakers(active: np.ndarray, scores: np.ndarray, runs: RunVoices, merged: np.ndarray):
+    """Speakers merged as `merged` (num_runs,) re-labels their runs: -> (num_frames, num_speakers) activity
+    and votes where each merged-away speaker's frames and votes belong to the speaker its runs joined (its
+    own column left empty, so it is dropped as a speaker that never speaks), and the runs re-labelled."""
+    merged = np.asarray(merged)
+    if (merged == runs.speakers).all():
+        return active, scores, runs
+    active, scores = active.copy(), scores.copy()
+    for gone in np.unique(runs.speakers[merged != runs.speakers]):
+        kept = int(merged[runs.speakers == gone][0])
+        active[:, kept] = np.maximum(active[:, kept], active[:, gone])
+        scores[:, kept] = np.maximum(scores[:, kept], scores[:, gone])
+        active[:, gone] = 0
+        scores[:, gone] = 0
+    return active, scores, RunVoices(runs.embeddings, merged, runs.spans)
+
+
 #: a speaker's voice centroid comes from its runs once it has this many: one run can be a single short word
 RUN_CENTROID_MIN_RUNS = 2
 
@@ -156,5 +173,5 @@ def run_centroids(centroids: np.ndarray, runs: RunVoices, min_runs: int = RUN_CE
     return result
 
 
-__all__ = ["RUN_CENTROID_MIN_RUNS", "RunVoices", "best_speakers", "move_runs", "redecide_runs", "run_centroids",
+__all__ = ["RUN_CENTROID_MIN_RUNS", "RunVoices", "best_speakers", "merge_speakers", "move_runs", "redecide_runs", "run_centroids",
            "single_voice_runs", "unmatched_runs"]

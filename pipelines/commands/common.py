@@ -38,8 +38,9 @@ def add_diarization_options(parser, threshold_alias: bool = True) -> None:
     group.add_argument("--no-recount", dest="recount", action="store_false", default=argparse.SUPPRESS,
                        help="keep the speakers the window clustering found; by default, in recordings with 20 or "
                             "more turns, the turns' own embeddings are clustered too and replace them when they "
-                            "tell the turns apart better (fast turn-taking, where 10 s windows blend voices); "
-                            "never with --num-speakers")
+                            "tell the turns apart better (fast turn-taking, where 10 s windows blend voices), "
+                            "and two speakers are merged when that tells the turns apart better still (one "
+                            "voice split by its emotions); never with --num-speakers")
     group.add_argument("--keep-edges", dest="trim_edges", action="store_false", default=argparse.SUPPRESS,
                        help="keep the near-silent frames (up to 0.1 s) the segmentation puts at the start and "
                             "end of turns; by default they are dropped, which matches energy-marked references")
