@@ -15,7 +15,7 @@ from cluster.registry.match import assign
 from cluster.registry.run_naming import runs_heard_as_enrolled
 from cluster.registry.score_norm import cohort_vectors
 
-from .second_look import RunVoices, move_runs, run_centroids
+from .second_look import RunVoices, move_runs, run_centroids, with_new_speaker_votes
 
 
 def move_enrolled_runs(active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, runs: RunVoices,
@@ -34,8 +34,8 @@ def move_enrolled_runs(active: np.ndarray, scores: np.ndarray, centroids: np.nda
     speaker_centroids = run_centroids(centroids, runs)
     # the names the speakers would get now, weighed by their speech as identify weighs them
     seconds = active.sum(axis=0).astype(np.float64)
-    naming = assign(speaker_centroids, voices.vectors, list(voices.names), voices.threshold, seconds, cohort=cohort)
     names = list(voices.names)
+    naming = assign(speaker_centroids, voices.vectors, names, voices.threshold, seconds, cohort=cohort)
     speaker_voices = np.array([names.index(label) if label in names else -1 for label in naming.labels])
     heard = runs_heard_as_enrolled(runs.embeddings, runs.speakers, speaker_centroids, speaker_voices,
                                    voices.vectors, voices.threshold, cohort)
@@ -55,16 +55,10 @@ def move_enrolled_runs(active: np.ndarray, scores: np.ndarray, centroids: np.nda
         return unchanged
     if added:
         active = np.hstack([active, np.zeros((len(active), len(added)), dtype=active.dtype)])
-        # a new speaker has no votes of its own: where it speaks, it holds the votes its frames had (as a new
-        # voice of the second look does)
-        scores = np.hstack([scores, np.zeros((len(scores), len(added)), dtype=scores.dtype)])
         centroids = np.vstack([centroids, np.stack(added).astype(centroids.dtype)])
     spans = [(int(speaker), int(first), int(stop)) for speaker, (first, stop) in zip(runs.speakers, runs.spans)]
     active = move_runs(active, spans, targets)
-    if added:
-        new = active[:, -len(added):]
-        scores[:, -len(added):] = new * scores[:, : -len(added)].max(axis=1, keepdims=True)
-    return active, scores, centroids, RunVoices(runs.embeddings, targets, runs.spans)
+    return active, with_new_speaker_votes(active, scores), centroids, RunVoices(runs.embeddings, targets, runs.spans)
 
 
 __all__ = ["move_enrolled_runs"]

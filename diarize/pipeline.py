@@ -20,7 +20,7 @@ from .embedding import load_encoder
 from .enrolled_runs import move_enrolled_runs
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
                           num_recording_frames, overlap_add, single_voice_seconds, speaker_count, to_annotation)
-from .second_look import RunVoices, merge_speakers, redecide_runs, run_centroids
+from .second_look import RunVoices, merge_speakers, redecide_runs, run_centroids, with_new_speaker_votes
 from .segmentation import Segmentation, Segmenter
 from .speaker_embeddings import (FrameStore, covered_seconds, local_speaker_embeddings, pool_frame_spans, pool_spans,
                                  speech_spans)
@@ -275,11 +275,7 @@ class Diarizer:
         """`_redecide_runs`, with votes made up for any new voice: -> activity, votes, centroids, the runs."""
         active, centroids, runs = self._redecide_runs(active, scores, centroids, frames, samples, segmentation,
                                                       levels)
-        if active.shape[1] > scores.shape[1]:
-            # a new voice has no votes of its own: where it speaks, it holds the votes its frames had
-            new = active[:, scores.shape[1]:]
-            scores = np.hstack([scores, new * scores.max(axis=1, keepdims=True)])
-        return active, scores, centroids, runs
+        return active, with_new_speaker_votes(active, scores), centroids, runs
 
     def _relabel(self, active: np.ndarray, scores: np.ndarray, centroids: np.ndarray, segmentation: Segmentation,
                  duration: float, uri: str) -> DiarizationResult:

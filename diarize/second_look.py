@@ -136,6 +136,16 @@ def redecide_runs(active: np.ndarray, exclusive: np.ndarray, centroids: np.ndarr
     return (*moved, RunVoices(embeddings, targets, run_frames)) if return_runs else moved
 
 
+def with_new_speaker_votes(active: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Votes for (num_frames, num_speakers') `active`, whose columns past `scores`' (num_frames, num_speakers)
+    are speakers added after the votes were cast: such a speaker has no votes of its own, so where it speaks
+    it holds the highest vote its frames had."""
+    if active.shape[1] <= scores.shape[1]:
+        return scores
+    new = active[:, scores.shape[1]:]
+    return np.hstack([scores, new * scores.max(axis=1, keepdims=True)])
+
+
 def merge_speakers(active: np.ndarray, scores: np.ndarray, runs: RunVoices, merged: np.ndarray):
     """Speakers merged as `merged` (num_runs,) re-labels their runs: -> (num_frames, num_speakers) activity
     and votes where each merged-away speaker's frames and votes belong to the speaker its runs joined (its
@@ -174,4 +184,4 @@ def run_centroids(centroids: np.ndarray, runs: RunVoices, min_runs: int = RUN_CE
 
 
 __all__ = ["RUN_CENTROID_MIN_RUNS", "RunVoices", "best_speakers", "merge_speakers", "move_runs", "redecide_runs", "run_centroids",
-           "single_voice_runs", "unmatched_runs"]
+           "single_voice_runs", "unmatched_runs", "with_new_speaker_votes"]

@@ -180,16 +180,11 @@ def assign_scores(similarity: np.ndarray, voice_names: list[str], threshold: flo
         for c in np.flatnonzero(comparable):
             nearest[c] = voice_names[best[c]]
             scores[c] = similarity[c, best[c]]
-        eligible = filled >= threshold
+        eligible = nameable(similarity, normalized, threshold)
         margins = filled - threshold
         if normalized is not None:
-            # where too few impostors exist to measure a spread (a registry of one or two voices of an encoder
-            # without a shipped cohort), the raw threshold alone decides, as it did before normalisation
             measured = np.isfinite(normalized)
-            spreads = np.where(measured, normalized, -np.inf)
-            needed = named_spreads(len(voice_names))
-            eligible &= ~measured | ((spreads >= needed) & (_lead(spreads) >= NAMING_LEAD))
-            margins = np.where(measured, spreads - needed, margins)
+            margins = np.where(measured, normalized - named_spreads(len(voice_names)), margins)
         # Only voices some cluster could take enter the assignment: a handful even in a large registry.
         columns = np.flatnonzero(eligible.any(axis=0))
         if len(columns):
@@ -221,6 +216,21 @@ def assign_scores(similarity: np.ndarray, voice_names: list[str], threshold: flo
             if voice is not None:
                 spreads[c] = normalized[c, voice_names.index(voice)]
     return Assignment(labels, scores, nearest, float(threshold), spreads)
+
+
+def nameable(similarity: np.ndarray, normalized: np.ndarray | None, threshold: float) -> np.ndarray:
+    """(num_probes, num_voices) bool: the pairs the naming rule allows, from their raw cosines (NaN: cannot
+    compare) and, when given, their AS-norm scores: the cosine at `threshold`, `named_spreads` spreads and a
+    lead of NAMING_LEAD over the probe's runner-up voice."""
+    eligible = np.where(np.isfinite(similarity), similarity, -np.inf) >= threshold
+    if normalized is not None:
+        # where too few impostors exist to measure a spread (a registry of one or two voices of an encoder
+        # without a shipped cohort), the raw threshold alone decides, as it did before normalisation
+        measured = np.isfinite(normalized)
+        spreads = np.where(measured, normalized, -np.inf)
+        needed = named_spreads(similarity.shape[1])
+        eligible &= ~measured | ((spreads >= needed) & (_lead(spreads) >= NAMING_LEAD))
+    return eligible
 
 
 def _lead(spreads: np.ndarray) -> np.ndarray:
@@ -255,4 +265,4 @@ def name_speakers(centroids: np.ndarray, encoder_id: str, registry: Registry,
 
 
 __all__ = ["Assignment", "NAMING_THRESHOLDS", "MatchError", "RegistryError", "assign", "assign_scores", "default_naming_threshold",
-           "match_registry", "name_speakers"]
+           "match_registry", "name_speakers", "nameable"]

@@ -10,9 +10,10 @@ registry_conversations.py --speakers actors`) clusters of three enrolled actors 
 and grouped this way each actor's runs passed the naming rule for that actor (docs/naming.md has the
 figures).
 
-A group is given to voice j only under the naming rule itself (cluster/registry/match.py): the raw cosine at
-the threshold, `named_spreads` AS-norm spreads against the same impostors (the other voices, the shipped
-cohort, the recording's speakers) and a lead of NAMING_LEAD over its runner-up voice. No constant of its own.
+A group is given to voice j only under the naming rule itself (cluster/registry/match.py `nameable`): the raw
+cosine at the threshold, `named_spreads` AS-norm spreads against the same impostors (the other voices, the
+shipped cohort, the recording's speakers) and a lead of NAMING_LEAD over its runner-up voice. No constant of
+its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..vectors import unit_vectors
-from .match import NAMING_LEAD, named_spreads
+from .match import nameable
 from .score_norm import Impostors, normalized_scores
 
 
@@ -54,18 +55,12 @@ def runs_heard_as_enrolled(run_embeddings: np.ndarray, run_speakers: np.ndarray,
     if not np.isfinite(run_scores).any():
         return result  # too few impostors to measure a spread: nothing to pool on
     nearest = np.nanargmax(np.where(np.isfinite(run_scores), run_scores, -np.inf), axis=1)
-    needed = named_spreads(num_voices)
 
     def passes(group_runs: np.ndarray, voice: int) -> bool:
-        # the naming rule (cluster/registry/match.py) on the runs' pooled voice
+        # the naming rule on the runs' pooled voice, which here also needs the spread to be measured
         pooled = unit_vectors(group_runs.mean(axis=0)[None, :], np.float64)
-        spreads = normalized_scores(pooled, voices, impostors)[0]
-        if not np.isfinite(spreads[voice]):
-            return False
-        others = np.delete(spreads, voice)
-        runner_up = np.nanmax(others) if np.isfinite(others).any() else -np.inf
-        return (float(pooled[0] @ voices[voice]) >= threshold and spreads[voice] >= needed
-                and spreads[voice] - runner_up >= NAMING_LEAD)
+        spreads = normalized_scores(pooled, voices, impostors)
+        return bool(np.isfinite(spreads[0, voice]) and nameable(pooled @ voices.T, spreads, threshold)[0, voice])
 
     for speaker in np.unique(run_speakers):
         own_voice = speaker_voices[speaker] if 0 <= speaker < len(speaker_voices) else -1
