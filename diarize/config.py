@@ -144,17 +144,21 @@ class SecondLookConfig:
 
 @dataclass(frozen=True)
 class EdgesConfig:
-    """Near-silent frames at the ends of each turn, up to `trim_seconds`, are dropped (diarize/edges.py): a
-    tenth of a second is about one segmentation frame of slack on each side. Near-silent: under `quiet_share`
-    of the way from the recording's noise floor to the speaker's loudest, in dB; the second look's pause cuts
-    use the same measure."""
+    """Near-silent frames at the ends of each turn, up to `trim_seconds`, are dropped, and frames of voice
+    that nobody holds next to a turn, up to `extend_seconds` on each side, join it (diarize/edges.py): a
+    tenth of a second is about the segmentation's slack on each side; half a second recovers a soft onset or
+    a trailing syllable without bridging to another turn. Near-silent: under `quiet_share` of the way from
+    the recording's noise floor to the speaker's loudest, in dB; the second look's pause cuts use the same
+    measure."""
 
     enabled: bool = True
     trim_seconds: float = 0.1
+    extend_seconds: float = 0.5
     quiet_share: float = 0.1
 
     def __post_init__(self):
-        _non_negative("edges", trim_seconds=self.trim_seconds, quiet_share=self.quiet_share)
+        _non_negative("edges", trim_seconds=self.trim_seconds, extend_seconds=self.extend_seconds,
+                      quiet_share=self.quiet_share)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Speech edges pulled in to where the voice is: near-silent frames at the start and end of a turn are dropped.
+"""Speech edges moved to where the voice is: near-silent frames at the start and end of a turn are dropped,
+and frames of voice next to a turn that the segmentation gave nobody are added to it.
 
 Why: every frame's speaker activity is the vote of the ~10 overlapping 10 s windows that cover it, and the
 segmentation model marks a turn from its context, so a turn's edges come out smeared: on simulated
@@ -6,6 +7,12 @@ conversations the decided speech starts ~55 ms before the voice and ends ~60 ms 
 barely above the recording's noise floor. Frames inside a turn are left alone (a pause in a far-field
 meeting is often quiet too, and cutting those cost 2.5-6 points of DER on the AMI clips); only a turn's first
 and last frames, up to `max_frames`, are checked.
+
+The other way round, soft onsets and trailing syllables (a whispered or sad line, a word's voiced end) often
+stay under the segmentation's speech count although they stand well above the noise floor: on the acted
+conversations two thirds of the missed speech lay at a turn's start or end, at a median of 17 % of the way
+from the floor to the speaker's loudest, where frames nobody speaks in sit at 1 %. Those frames are given to
+the turn they touch, by the same near-silence measure, up to `extend_voiced_edges`' `max_frames`.
 """
 
 from __future__ import annotations
@@ -85,6 +92,13 @@ def split_at_pauses(exclusive: np.ndarray, levels: np.ndarray, min_pause: int, s
     return split
 
 
+def _own_frames(talking: np.ndarray, speaker: int) -> np.ndarray:
+    """(num_frames,) the frames that set a speaker's loudest: where it talks alone when it has enough of them,
+    else wherever it talks. talking: (num_frames, num_speakers) bool."""
+    alone = talking[:, speaker] & (talking.sum(axis=1) == 1)
+    return alone if alone.sum() >= MIN_ALONE_FRAMES else talking[:, speaker]
+
+
 def trim_silent_edges(active: np.ndarray, levels: np.ndarray, max_frames: int, share: float = 0.1,
                       min_frames: int = 3) -> np.ndarray:
     """Drop near-silent frames at the edges of each speaker's runs.
@@ -101,10 +115,8 @@ def trim_silent_edges(active: np.ndarray, levels: np.ndarray, max_frames: int, s
         return trimmed
     floor = noise_floor(levels)
     talking = active.astype(bool)
-    alone = talking & (talking.sum(axis=1, keepdims=True) == 1)
     for speaker in range(active.shape[1]):
-        own = alone[:, speaker] if alone[:, speaker].sum() >= MIN_ALONE_FRAMES else talking[:, speaker]
-        quiet = quiet_for(levels, own, floor, share)
+        quiet = quiet_for(levels, _own_frames(talking, speaker), floor, share)
         if quiet is None:
             continue
         column = np.concatenate([[0], talking[:, speaker].astype(np.int8), [0]])
@@ -120,3 +132,34 @@ def trim_silent_edges(active: np.ndarray, levels: np.ndarray, max_frames: int, s
             trimmed[first:start, speaker] = 0
             trimmed[end:stop, speaker] = 0
     return trimmed
+
+
+def extend_voiced_edges(active: np.ndarray, levels: np.ndarray, max_frames: int, share: float = 0.1) -> np.ndarray:
+    """Each speaker's runs grown, a frame at a time and up to `max_frames` on each side, over frames where
+    nobody talks and that are not near-silent for that speaker (near-silent as in `trim_silent_edges`).
+
+    active: (num_frames, num_speakers) 0/1; levels: (num_frames,) dB. A frame that two speakers reach in the
+    same step (the last of a gap between two turns) is left to neither, so no overlap is made up; frames
+    inside a pause of a run are filled from both sides like any gap.
+    Returns a new (num_frames, num_speakers) array of active's dtype."""
+    grown = active.astype(bool)
+    if len(levels) == 0 or max_frames <= 0 or not grown.any():
+        return np.array(active, copy=True)
+    floor = noise_floor(levels)
+    voiced = np.zeros_like(grown)
+    for speaker in range(grown.shape[1]):
+        quiet = quiet_for(levels, _own_frames(grown, speaker), floor, share)
+        if quiet is not None:
+            voiced[:, speaker] = ~quiet
+    free = ~grown.any(axis=1)
+    for _ in range(max_frames):
+        beside = np.zeros_like(grown)
+        beside[:-1] |= grown[1:]
+        beside[1:] |= grown[:-1]
+        claims = beside & voiced & free[:, None]
+        claims[claims.sum(axis=1) > 1] = False
+        if not claims.any():
+            break
+        grown |= claims
+        free &= ~claims.any(axis=1)
+    return grown.astype(active.dtype)

@@ -15,7 +15,7 @@ from cluster.vectors import unit_distance, unit_vectors
 
 from .audio import AudioInput, Waveform, load_audio
 from .config import DiarizationConfig
-from .edges import frame_levels, split_at_pauses, trim_silent_edges
+from .edges import extend_voiced_edges, frame_levels, split_at_pauses, trim_silent_edges
 from .embedding import load_encoder
 from .enrolled_runs import move_enrolled_runs
 from .reconstruct import (binarize_by_count, chunk_frame_offsets, exclusive_of, global_activity,
@@ -233,6 +233,7 @@ class Diarizer:
             report("edges", 0.0)
             edges = self.config.edges
             active = trim_silent_edges(active, levels, int(round(edges.trim_seconds / step)), edges.quiet_share)
+            active = extend_voiced_edges(active, levels, int(round(edges.extend_seconds / step)), edges.quiet_share)
         report("relabel", 0.0)
         return self._relabel(active, scores, centroids, segmentation, duration, uri)
 

@@ -42,8 +42,9 @@ def add_diarization_options(parser, threshold_alias: bool = True) -> None:
                             "and two speakers are merged when that tells the turns apart better still (one "
                             "voice split by its emotions); never with --num-speakers")
     group.add_argument("--keep-edges", dest="trim_edges", action="store_false", default=argparse.SUPPRESS,
-                       help="keep the near-silent frames (up to 0.1 s) the segmentation puts at the start and "
-                            "end of turns; by default they are dropped, which matches energy-marked references")
+                       help="keep the turn edges the segmentation drew; by default up to 0.1 s of near-silent "
+                            "frames is dropped from the start and end of each turn, and up to 0.5 s of voice that "
+                            "nobody holds next to a turn (a soft onset, a trailing syllable) is added to it")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress bar or per-file summary")
 
