@@ -92,6 +92,15 @@ class ClusteringConfig:
     def bounds(self) -> SpeakerBounds:
         return SpeakerBounds(self.num_speakers, self.min_speakers, self.max_speakers)
 
+    def room_for(self, found: int, cap: int | None = None) -> int | None:
+        """How many speakers a later step may add to the `found` ones: none with a given count, else up to
+        `max_speakers` and `cap`; None when neither bounds it."""
+        if self.num_speakers is not None:
+            return 0
+        limits = [limit for limit in (cap, None if self.max_speakers is None else self.max_speakers - found)
+                  if limit is not None]
+        return max(min(limits), 0) if limits else None
+
 
 @dataclass(frozen=True)
 class SecondLookConfig:

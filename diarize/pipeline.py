@@ -222,9 +222,7 @@ class Diarizer:
                                           self.config.clustering.min_speakers)
             active, scores, runs = merge_speakers(active, scores, runs, merged)
         if runs is not None and look.enrolled_runs and steers(voices):
-            counts = self.config.clustering
-            room = 0 if counts.num_speakers is not None else (
-                None if counts.max_speakers is None else max(counts.max_speakers - len(centroids), 0))
+            room = self.config.clustering.room_for(len(centroids))
             active, scores, centroids, runs = move_enrolled_runs(active, scores, centroids, runs, voices,
                                                                  self.encoder.encoder_id, room)
         if runs is not None:
@@ -330,11 +328,8 @@ class Diarizer:
                 exclusive, centroids, lambda spans: embed_all([frame_span(first, stop) for first, stop in spans]),
                 min_side=int(round(look.change_min_side_seconds / step)), margin=look.change_margin,
                 levels=levels, window=int(round(WINDOW_SECONDS / step)))
-        new_voice, room = None, look.max_new_voices
-        counts = self.config.clustering
-        if counts.max_speakers is not None:
-            room = min(room, counts.max_speakers - len(centroids))
-        if look.new_voices and counts.num_speakers is None and room > 0:
+        new_voice, room = None, self.config.clustering.room_for(len(centroids), look.max_new_voices)
+        if look.new_voices and room > 0:
             new_voice = (look.new_voice_cosine, int(round(look.new_voice_run_seconds / step)),
                          int(round(look.new_voice_seconds / step)))
         return redecide_runs(active, exclusive, centroids, frame_span, embed_all,

@@ -90,3 +90,14 @@ def test_auto_clustering_switches_to_spectral_at_the_configured_number_of_embedd
     assert len(set(spectral)) == 3
     np.testing.assert_array_equal(cluster_embeddings(embeddings, "auto", 1.9, spectral_from=60), spectral)
     assert len(set(cluster_embeddings(embeddings, "auto", 1.9, spectral_from=61))) == 1
+
+
+def test_room_for_new_speakers_follows_the_count_options():
+    from diarize.config import ClusteringConfig
+
+    assert ClusteringConfig(num_speakers=3).room_for(2, cap=5) == 0  # a given count is never exceeded
+    assert ClusteringConfig().room_for(4) is None  # nothing bounds it
+    assert ClusteringConfig().room_for(4, cap=5) == 5
+    assert ClusteringConfig(max_speakers=6).room_for(4, cap=5) == 2
+    assert ClusteringConfig(max_speakers=6).room_for(4) == 2
+    assert ClusteringConfig(max_speakers=3).room_for(4, cap=5) == 0  # already past the maximum: none, not -1
