@@ -122,17 +122,25 @@ def assign(cluster_centroids: np.ndarray, voice_centroids: np.ndarray, voice_nam
     return assign_scores(similarity, voice_names, threshold, weights, normalized)
 
 
+def naming_impostors(voices: np.ndarray, cohort: np.ndarray, speakers: np.ndarray) -> Impostors:
+    """The impostors the naming rule measures a score against: the enrolled voices ((num_voices, d) unit, each
+    owned by itself), the shipped cohort ((num_cohort, d) raw, may be empty) and the recording's speakers
+    ((num_speakers, d) unit; the last members), the last two owned by no voice."""
+    members, owners = [voices], [np.arange(len(voices))]
+    if np.size(cohort):
+        members.append(unit_vectors(np.asarray(cohort, dtype=np.float64).reshape(-1, voices.shape[1]), np.float64))
+        owners.append(np.full(len(members[-1]), -1))
+    members.append(speakers)
+    owners.append(np.full(len(speakers), -1))
+    return Impostors(np.vstack(members), np.concatenate(owners))
+
+
 def normalized_naming_scores(probes: np.ndarray, voices: np.ndarray, cohort: np.ndarray, num_rows: int,
                              valid: np.ndarray) -> np.ndarray:
     """(num_rows, num_voices) AS-norm scores of the `valid` rows' probes ((num_valid, dim) unit, a recording's
-    speakers) against the voices. Impostors: the other voices, the cohort, and the recording's other speakers."""
-    cohort = np.asarray(cohort, dtype=np.float64).reshape(-1, voices.shape[1]) if np.size(cohort) else None
-    members = [voices] + ([unit_vectors(cohort, np.float64)] if cohort is not None else [])
-    owners = [np.arange(len(voices))] + ([np.full(len(cohort), -1)] if cohort is not None else [])
-    own = sum(len(part) for part in members) + np.arange(len(probes))
-    members.append(probes)
-    owners.append(np.full(len(probes), -1))
-    impostors = Impostors(np.vstack(members), np.concatenate(owners))
+    speakers) against the voices, with the `naming_impostors`; each probe is kept out of its own statistics."""
+    impostors = naming_impostors(voices, cohort, probes)
+    own = len(impostors.vectors) - len(probes) + np.arange(len(probes))
     result = np.full((num_rows, len(voices)), np.nan)
     result[valid] = normalized_scores(probes, voices, impostors, own)
     return result

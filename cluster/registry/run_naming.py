@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..vectors import unit_vectors
-from .match import nameable
-from .score_norm import Impostors, normalized_scores
+from .match import nameable, naming_impostors
+from .score_norm import normalized_scores
 
 
 def runs_heard_as_enrolled(run_embeddings: np.ndarray, run_speakers: np.ndarray, speaker_centroids: np.ndarray,
@@ -45,12 +45,8 @@ def runs_heard_as_enrolled(run_embeddings: np.ndarray, run_speakers: np.ndarray,
     if len(runs) == 0 or num_voices == 0:
         return result
     voices = unit_vectors(np.asarray(voices, dtype=np.float64), np.float64)
-    members = [voices, unit_vectors(np.asarray(speaker_centroids, dtype=np.float64), np.float64)]
-    owners = [np.arange(num_voices), np.full(len(speaker_centroids), -1)]
-    if np.size(cohort):
-        members.insert(1, unit_vectors(np.asarray(cohort, dtype=np.float64).reshape(-1, voices.shape[1]), np.float64))
-        owners.insert(1, np.full(len(members[1]), -1))
-    impostors = Impostors(np.vstack(members), np.concatenate(owners))
+    impostors = naming_impostors(voices, cohort, unit_vectors(np.asarray(speaker_centroids, dtype=np.float64),
+                                                              np.float64))
     run_scores = normalized_scores(runs, voices, impostors)
     if not np.isfinite(run_scores).any():
         return result  # too few impostors to measure a spread: nothing to pool on
