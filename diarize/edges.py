@@ -10,7 +10,7 @@ and last frames, up to `max_frames`, are checked.
 
 The other way round, soft onsets and trailing syllables (a whispered or sad line, a word's voiced end) often
 stay under the segmentation's speech count although they stand well above the noise floor: on the acted
-conversations two thirds of the missed speech lay at a turn's start or end, at a median of 17 % of the way
+conversations three quarters of the missed speech lay at a turn's start or end, at a median of 17 % of the way
 from the floor to the speaker's loudest, where frames nobody speaks in sit at 1 %. Those frames are given to
 the turn they touch, by the same near-silence measure, up to `extend_voiced_edges`' `max_frames`.
 """
