@@ -25,6 +25,7 @@ from diarize.config import (ClusteringConfig, DiarizationConfig, EdgesConfig, Em
     (lambda: ClusteringConfig(split_voice_cosine=float("nan")), r"clustering.split_voice_cosine nan: a cosine"),
     (lambda: ClusteringConfig(spectral_from=-5), r"clustering.spectral_from must be a finite number >= 0"),
     (lambda: EdgesConfig(trim_seconds=float("inf")), r"edges.trim_seconds must be a finite number >= 0"),
+    (lambda: EdgesConfig(extend_seconds=-0.5), r"edges.extend_seconds must be a finite number >= 0"),
 ])
 def test_each_group_refuses_what_cannot_mean_anything_in_one_line(make, message):
     with pytest.raises(ValueError, match=message) as caught:

@@ -94,33 +94,42 @@ def test_the_command_line_can_keep_the_edges(flags, trimmed):
     assert edges.enabled == trimmed and edges.trim_seconds == 0.1 and edges.extend_seconds == 0.5
 
 
-@pytest.mark.slow
-def test_trimming_removes_false_alarm_on_a_simulated_conversation(shared_data):
-    """simconv-dev's references mark speech from the voice's energy: the trimmed edges were false alarm."""
+def scores_by_edges(conversation, edge_configs: dict) -> dict:
+    """One real conversation diarized once, then rebuilt under each of `edge_configs` (name -> EdgesConfig):
+    -> name -> its DER totals (missed, false_alarm, confusion, total seconds)."""
     from diarize.audio import load_audio
-    from diarize.config import EdgesConfig
     from diarize.pipeline import Diarizer
-    from eval.corpora import load_rttm, read_manifest
+    from eval.corpora import load_rttm
     from eval.metrics import DiarizationScores
 
-    item = read_manifest(shared_data / "simconv-dev" / "manifest.tsv")[0]
-    waveform = load_audio(item.audio, name=item.uri)
-    reference = load_rttm(item.rttm, item.uri)
+    waveform = load_audio(conversation.audio, name=conversation.uri)
+    reference = load_rttm(conversation.rttm, conversation.uri)
     diarizer = Diarizer()
     samples = diarizer.encoder_samples(waveform)
     evidence = diarizer.evidence(waveform, encoder_samples=samples)
     local_labels, centroids = diarizer.cluster(evidence)
     scores = {}
-    for seconds in (None, 0.1):
-        edges = EdgesConfig(enabled=False) if seconds is None else EdgesConfig(trim_seconds=seconds,
-                                                                                extend_seconds=0.0)
+    for name, edges in edge_configs.items():
         variant = Diarizer(dataclasses.replace(diarizer.config, edges=edges))
         variant._encoder = diarizer.encoder
-        result = variant.reconstruct(evidence, local_labels, centroids, waveform.duration, item.uri, samples)
+        result = variant.reconstruct(evidence, local_labels, centroids, waveform.duration, conversation.uri,
+                                     samples)
         board = DiarizationScores()
-        board.add(item.uri, reference, result.annotation)
-        scores[seconds] = board.total()
-    kept, trimmed = scores[None], scores[0.1]
+        board.add(conversation.uri, reference, result.annotation)
+        scores[name] = board.total()
+    return scores
+
+
+@pytest.mark.slow
+def test_trimming_removes_false_alarm_on_a_simulated_conversation(shared_data):
+    """simconv-dev's references mark speech from the voice's energy: the trimmed edges were false alarm."""
+    from diarize.config import EdgesConfig
+    from eval.corpora import read_manifest
+
+    conversation = read_manifest(shared_data / "simconv-dev" / "manifest.tsv")[0]
+    scores = scores_by_edges(conversation, {"kept": EdgesConfig(enabled=False),
+                                            "trimmed": EdgesConfig(trim_seconds=0.1, extend_seconds=0.0)})
+    kept, trimmed = scores["kept"], scores["trimmed"]
     assert trimmed["false_alarm"] < kept["false_alarm"]
     assert trimmed["missed"] - kept["missed"] < kept["false_alarm"] - trimmed["false_alarm"]
     assert trimmed["confusion"] <= kept["confusion"] + 0.01 * kept["total"]
@@ -181,27 +190,11 @@ def test_a_voiced_gap_between_two_speakers_is_shared_without_making_overlap():
 def test_voiced_edges_recover_missed_speech_on_an_acted_conversation(shared_data):
     """simconv-emo-dev's acted lines start and end softly; the segmentation leaves those frames to nobody.
     Growing turns over them must lower missed speech by more than it adds false alarm and confusion."""
-    from diarize.audio import load_audio
     from diarize.config import EdgesConfig
-    from diarize.pipeline import Diarizer
-    from eval.corpora import load_rttm, read_manifest
-    from eval.metrics import DiarizationScores
+    from eval.corpora import read_manifest
 
-    item = read_manifest(shared_data / "simconv-emo-dev" / "manifest.tsv")[1]
-    waveform = load_audio(item.audio, name=item.uri)
-    reference = load_rttm(item.rttm, item.uri)
-    diarizer = Diarizer()
-    samples = diarizer.encoder_samples(waveform)
-    evidence = diarizer.evidence(waveform, encoder_samples=samples)
-    local_labels, centroids = diarizer.cluster(evidence)
-    scores = {}
-    for seconds in (0.0, 0.5):
-        variant = Diarizer(dataclasses.replace(diarizer.config, edges=EdgesConfig(extend_seconds=seconds)))
-        variant._encoder = diarizer.encoder
-        result = variant.reconstruct(evidence, local_labels, centroids, waveform.duration, item.uri, samples)
-        board = DiarizationScores()
-        board.add(item.uri, reference, result.annotation)
-        scores[seconds] = board.total()
+    conversation = read_manifest(shared_data / "simconv-emo-dev" / "manifest.tsv")[1]
+    scores = scores_by_edges(conversation, {seconds: EdgesConfig(extend_seconds=seconds) for seconds in (0.0, 0.5)})
     kept, grown = scores[0.0], scores[0.5]
     assert grown["missed"] < kept["missed"]
     added = (grown["false_alarm"] - kept["false_alarm"]) + (grown["confusion"] - kept["confusion"])
