@@ -110,6 +110,7 @@ def direction(args: argparse.Namespace) -> int:
     from cluster.registry import open_registry, resolve_registry_path
     from synth.algebra import AlgebraError, classify, fit_direction, pair_direction
     from synth.speed_prior import SPEED_FACTOR, speed_pair
+    from synth.voice_cues import CueError, fit_cues
 
     name = _valid_name(args.name, "NAME", "direction")
     if args.k is not None and args.method != "topk":
@@ -117,6 +118,12 @@ def direction(args: argparse.Namespace) -> int:
     if args.along is not None and args.method == "topk":
         raise UsageError(f"--along {args.along}: only with --method mean or fisher (topk picks its own dimensions)")
     kind, items = read_labels(args.labels)
+    if args.cues and kind != "path":
+        raise EnrollError(f"--cues: needs the labelled audio itself (a `path<TAB>label` file); {args.labels} names "
+                          f"enrolled voices")
+    if args.cues and len({label for _, label in items}) != 2:
+        raise EnrollError(f"--cues: needs a label with two values; {args.labels} has "
+                          f"{len({label for _, label in items})}")
     if args.along is not None and kind != "path":
         raise EnrollError(f"--along {args.along}: needs the labelled audio itself (a `path<TAB>label` file); "
                           f"{args.labels} names enrolled voices")
@@ -130,7 +137,7 @@ def direction(args: argparse.Namespace) -> int:
                 raise EnrollError(f"--labels {args.labels}: {item}: no such file")
         # every file is embedded before the registry is opened for writing; a file with too little speech is
         # left out (a few short clips among hundreds must not sink the fit) and counted
-        embedded, slower, faster, kept, left_out = [], [], [], [], []
+        embedded, slower, faster, kept, left_out, cues = [], [], [], [], [], []
         for item, label in items:
             try:
                 audio, _, _ = file_speech(item, encoder, min_speech=LABEL_MIN_SPEECH_S)
@@ -139,6 +146,8 @@ def direction(args: argparse.Namespace) -> int:
                 continue
             kept.append((item, label))
             embedded.append(embed_speech_audio(audio, encoder, label=item))
+            if args.cues:
+                cues.append(file_cues(item))
             if args.along == "speed":
                 down, up = speed_pair(audio, encoder.sample_rate, encoder.embed)
                 slower.append(down)
@@ -167,6 +176,11 @@ def direction(args: argparse.Namespace) -> int:
     except AlgebraError as error:
         raise EnrollError(f"--labels {args.labels}: {error}") from None
     metadata = {**fitted.to_metadata(), "labels_file": Path(args.labels).name, "items": kind}
+    if args.cues:
+        try:
+            metadata["cues"] = fit_cues(np.stack(cues), labels, fitted.labels).to_metadata()
+        except CueError as error:
+            raise EnrollError(f"--cues: {error}") from None
     if left_out:
         metadata["left_out"] = [_shown_path(item, args.labels) for item, _ in left_out]
     if along is not None:
@@ -178,6 +192,10 @@ def direction(args: argparse.Namespace) -> int:
     method = args.method if along is None else f"{args.method} along the x{SPEED_FACTOR:g} speed line"
     if left_out:
         print(left_out_line(left_out, len(items) + len(left_out), args.labels))
+    if args.cues:
+        measured = metadata["cues"]["files"]
+        print(f"cues: pitch measured on {measured[0]} and formant spacing on {measured[1]} of {len(items)} files "
+              f"(read them with voices read {name} --cues)")
     print(f"stored direction {name} ({encoder.encoder_id}): {method}, {fitted.k} of {fitted.dimension} "
           f"dims, {len(items)} {kind}s; {what}; class-mean distance {fitted.scale:.3f} -> {registry_path}")
     return 0
@@ -341,8 +359,64 @@ def _reading_line(row: dict) -> str:
     where = row["path"] + (f" {row['speaker']}" if row["speaker"] else "")
     side = f"  {row['label']}" if row["label"] is not None else ""
     spreads = "" if row["spreads"] is None else f"  {row['spreads']:+.2f} spreads"
-    return (f"{where}  reading {row['reading']:+.3f}{side}{spreads}  (projection {row['projection']:+.3f}, "
+    line = (f"{where}  reading {row['reading']:+.3f}{side}{spreads}  (projection {row['projection']:+.3f}, "
             f"{row['speech_seconds']:.1f} s of speech)")
+    cues = row.get("cues")
+    if cues is not None:
+        heard = ", ".join(f"{name} {value:.0f} Hz" if value is not None else f"{name} not measured"
+                          for name, value in (("pitch", cues["pitch_hz"]), ("spacing", cues["spacing_hz"])))
+        decided = (f"{cues['label']} {cues['spreads']:+.2f} spreads by {cues['rule']}" if cues["label"] is not None
+                   else "no cue measured")
+        line += f"  cues: {decided} ({heard})"
+    return line
+
+
+def file_cues(path: str) -> np.ndarray:
+    """(2,) pitch and formant spacing of a whole audio file (synth/voice_cues.py), measured on the decoded
+    file rather than its VAD speech: pitch tracking needs the audio in one piece, and the figures in
+    docs/voice-directions.md were measured so. A file that cannot be decoded is an EnrollError."""
+    from diarize.audio import AudioError, load_audio
+    from synth.voice_cues import CUE_SAMPLE_RATE, measure_cues
+
+    try:
+        waveform = load_audio(path, sample_rate=CUE_SAMPLE_RATE)
+    except AudioError as error:
+        raise EnrollError(str(error)) from None
+    return measure_cues(waveform.samples, waveform.sample_rate)
+
+
+def _cue_model(fitted, name: str, gate, gate_name: str | None):
+    """The cue model stored with `fitted`; EnrollError (one line) when there is none, or when the gate cannot
+    choose (a direction without two classes, or a line without its spread to add to the spacing)."""
+    from synth.voice_cues import CueError, CueModel
+
+    if "cues" not in fitted.metadata:
+        raise EnrollError(f"direction {name!r} was fitted without --cues; fit it again with "
+                          f"`voicemap voices direction {name} --labels LABELS.tsv --cues`")
+    if gate is not None and gate.labels is None:
+        raise EnrollError(f"--gate {gate_name}: a direction with a numeric label has no side to gate by")
+    if gate is not None and fitted.spread is None:
+        raise EnrollError(f"--gate {gate_name}: direction {name!r} keeps no training spread to add to the "
+                          f"spacing; fit it again")
+    try:
+        return CueModel.from_metadata(fitted.metadata["cues"])
+    except CueError as error:
+        raise EnrollError(f"direction {name!r}: {error}") from None
+
+
+def _cue_reading(model, cues: np.ndarray, reading, aroused: bool) -> dict:
+    """One file's sex by its cues: pitch + spacing, or, where the gate reads the file on its positive side
+    (aroused speech, whose pitch rises), the direction's own reading + spacing; each in its spreads, summed."""
+    from synth.voice_cues import cue_spreads
+
+    pitch, spacing = cue_spreads(model, cues)[0]
+    rule, terms = ("line + spacing", (reading.spreads, spacing)) if aroused else ("pitch + spacing", (pitch, spacing))
+    measured = [float(t) for t in terms if t is not None and np.isfinite(t)]
+    total = sum(measured) if measured else None
+    return {"pitch_hz": None if not np.isfinite(cues[0]) else round(float(cues[0]), 1),
+            "spacing_hz": None if not np.isfinite(cues[1]) else round(float(cues[1]), 1),
+            "rule": rule, "spreads": None if total is None else round(total, 4),
+            "label": None if total is None else model.labels[1] if total > 0 else model.labels[0]}
 
 
 def read_command(args: argparse.Namespace) -> int:
@@ -355,6 +429,11 @@ def read_command(args: argparse.Namespace) -> int:
 
     # every option is checked before the registry is opened, a model loaded or any audio read
     name = _valid_name(args.direction, "DIRECTION", "direction")
+    if args.gate is not None and not args.cues:
+        raise UsageError(f"--gate {args.gate}: only with --cues (it chooses which cues decide)")
+    if args.cues and args.speakers:
+        raise UsageError("--cues: reads whole files, one speaker each; not with --speakers")
+    gate_name = None if args.gate is None else _valid_name(args.gate, "--gate", "direction")
     min_speech = check_min_speech(args.min_speech)
     check_encoder_options(args.embedding, args.device)
     registry_path = resolve_registry_path(args.registry)
@@ -382,6 +461,8 @@ def read_command(args: argparse.Namespace) -> int:
         encoder = load_encoder_or_fail(args.embedding, args.device)
     with registry_of(args) as registry:
         fitted = _direction_for_reading(registry, name, encoder.encoder_id)
+        gate = None if gate_name is None else _direction_for_reading(registry, gate_name, encoder.encoder_id)
+    cue_model = _cue_model(fitted, name, gate, gate_name) if args.cues else None
     rows, errors = [], []
     for path in args.audio:
         try:
@@ -391,7 +472,11 @@ def read_command(args: argparse.Namespace) -> int:
             else:
                 found = _speakers_of(diarizer, path)
             for speaker, seconds, vector in found:
-                rows.append(_reading_row(path, speaker, seconds, read_direction(fitted, vector)[0]))
+                reading = read_direction(fitted, vector)[0]
+                rows.append(_reading_row(path, speaker, seconds, reading))
+                if cue_model is not None:
+                    aroused = gate is not None and read_direction(gate, vector)[0].label == gate.labels[1]
+                    rows[-1]["cues"] = _cue_reading(cue_model, file_cues(path), reading, aroused)
                 print(_reading_line(rows[-1]), flush=True)
         except (EnrollError, AlgebraError, OSError, ValueError, RuntimeError) as error:
             errors.append(error_line(path, error))
@@ -402,7 +487,8 @@ def read_command(args: argparse.Namespace) -> int:
     if args.json:
         record = {"direction": name, "encoder_id": encoder.encoder_id, "method": fitted.method,
                   "labels": list(fitted.labels) if fitted.labels else None, "threshold": fitted.threshold,
-                  "spread": fitted.spread, "notes": notes, "readings": rows, "errors": errors}
+                  "spread": fitted.spread, "cues": None if cue_model is None else cue_model.to_metadata(),
+                  "gate": gate_name, "notes": notes, "readings": rows, "errors": errors}
         atomic_write_text(args.json, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
     if errors:
         print(f"voicemap voices read: {len(errors)} of {len(args.audio)} inputs could not be read", file=sys.stderr)
@@ -465,6 +551,11 @@ def add_subcommands(add, add_embedding_argument) -> None:
                           "readers) but hurt across read and acted speech (docs/voice-directions.md)")
     sub.add_argument("--positive", default=None, metavar="LABEL",
                      help="for a binary label, the value at the + end (default: 1, else the later one in sort order)")
+    sub.add_argument("--cues", action="store_true",
+                     help="also measure each labelled file's pitch and formant spacing (about 0.3 s of CPU a file) and "
+                          "store where the two classes sit on them, for `voices read --cues`; needs a path<TAB>label "
+                          "file with two label values. Pitch and spacing read sex on held-out speakers far better "
+                          "than an embedding line in read speech and meetings (docs/voice-directions.md)")
     add_embedding_argument(sub)
     sub = add("directions", directions, "list stored attribute directions")
     sub.add_argument("--encoder", metavar="ENCODER_ID", default=None, help="only this encoder's")
@@ -478,6 +569,12 @@ def add_subcommands(add, add_embedding_argument) -> None:
                      help=f"refuse a file with less speech than this (default {READ_MIN_SPEECH_S:g}, as the fit); "
                           "not used with --speakers, where each speaker holds at least 1 s")
     sub.add_argument("--json", metavar="OUT", default=None, help="also write the readings to this JSON file")
+    sub.add_argument("--cues", action="store_true",
+                     help="also read the direction's two classes from pitch and formant spacing (a direction "
+                          "fitted with --cues, e.g. sex); see docs/voice-directions.md")
+    sub.add_argument("--gate", default=None, metavar="DIRECTION",
+                     help="with --cues: a file on this stored direction's positive side (e.g. arousal, + = high) is "
+                          "decided by the line and the spacing instead of the pitch, which aroused speech lifts")
     add_embedding_argument(sub)
     sub = add("edit", edit, "enroll a new voice: VOICE moved along a stored direction")
     sub.add_argument("voice", metavar="VOICE")
