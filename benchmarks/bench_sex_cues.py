@@ -10,12 +10,10 @@ cue alone, their sums, and a rule that lets the CAM++ arousal line choose betwee
 
 - **line**: the CAM++ sex direction as `voicemap voices direction` fits it (`synth.algebra.fit_direction`,
   mean or fisher), read in its training spreads;
-- **pitch**: the median F0 of the file's voiced frames (librosa pyin, 60-450 Hz), as log F0;
-- **spacing**: the formant spacing, which scales with the length of the vocal tract: F1-F4 are the medians of
-  the LPC roots (order 18, pre-emphasis 0.97, bandwidth under 400 Hz) over the loudest 40 % of 25 ms frames,
-  and the spacing is the least-squares fit of Fi = dF (2i - 1) / 2;
-- an acoustic cue counts in its spread around the training speakers' class means (each speaker weighing the
-  same), its sign making male positive; cues in one rule are summed, no weight is learned;
+- **pitch** and **spacing**: the median F0 and the formant spacing of the whole file, measured, fitted and
+  read exactly as `voices direction --cues` and `voices read --cues` do (synth/voice_cues.py): each in its
+  labelled files' spread around the midpoint of their two class means, its sign making male positive;
+  cues in one rule are summed, no weight is learned;
 - **gated**: the CAM++ arousal line (fitted on the training actors: high = angry, happy, fearful, surprised;
   low = neutral, calm, sad) reads the file first; a file read as aroused is decided by line + spacing, any
   other by pitch + spacing.
@@ -44,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench_directions_domains import embed_all, labelled_files  # noqa: E402  (benchmarks/ is on the path)
 from machine_name import cpu_name  # noqa: E402
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # the shared AMI clips' rate
 #: issue 24: sex read on held-out speakers for at least this share of utterances, in each domain
 SEX_TARGET = 0.9
 #: the rules of the table, in its order (see the module doc)
@@ -52,48 +50,15 @@ RULES = ("line (mean)", "line (fisher)", "pitch", "spacing", "pitch + spacing", 
          "gated, line (mean)", "gated, line (fisher)")
 
 
-def pitch_and_spacing(samples: np.ndarray) -> tuple[float, float]:
-    """(num_samples,) 16 kHz -> (median F0 in Hz, formant spacing in Hz); NaN where none could be measured."""
-    import librosa
-    from scipy.signal import lfilter
-
-    f0, voiced, _ = librosa.pyin(samples, fmin=60, fmax=450, sr=SAMPLE_RATE, frame_length=1024, hop_length=256)
-    voiced_f0 = f0[voiced & np.isfinite(f0)]
-    pitch = float(np.median(voiced_f0)) if len(voiced_f0) else float("nan")
-    emphasised = lfilter([1, -0.97], [1], samples)
-    length, hop = int(0.025 * SAMPLE_RATE), int(0.01 * SAMPLE_RATE)
-    if len(emphasised) < length:
-        return pitch, float("nan")
-    frames = librosa.util.frame(emphasised, frame_length=length, hop_length=hop).T
-    level = 10 * np.log10((frames ** 2).mean(axis=1) + 1e-12)
-    window = np.hamming(length)
-    formants = []
-    for frame in frames[level > np.percentile(level, 60)]:
-        roots = np.roots(librosa.lpc((frame * window).astype(np.float64), order=18))
-        roots = roots[np.imag(roots) > 0]
-        frequency = np.angle(roots) * SAMPLE_RATE / (2 * np.pi)
-        bandwidth = -np.log(np.abs(roots)) * SAMPLE_RATE / np.pi
-        candidates = np.sort(frequency[(frequency > 200) & (bandwidth < 400)])
-        if len(candidates) >= 4:
-            formants.append(candidates[:4])
-    if not formants:
-        return pitch, float("nan")
-    orders = np.array([1, 3, 5, 7]) / 2
-    return pitch, float(np.median(formants, axis=0) @ orders / (orders ** 2).sum())
-
-
 def acoustic_all(paths: list[str], cache: Path) -> np.ndarray:
     """(n, 2) [median F0, formant spacing] per file, cached in cache/acoustic.json by path."""
-    import soundfile as sf
+    from pipelines.commands.voice_algebra import file_cues
 
     stored = cache / "acoustic.json"
     known = json.loads(stored.read_text()) if stored.exists() else {}
     for index, path in enumerate(paths):
         if path not in known:
-            samples, rate = sf.read(path, dtype="float32")
-            if rate != SAMPLE_RATE:
-                raise SystemExit(f"{path}: {rate} Hz, the cues are measured at {SAMPLE_RATE} Hz")
-            known[path] = pitch_and_spacing(samples if samples.ndim == 1 else samples.mean(axis=1))
+            known[path] = [float(v) for v in file_cues(path)]
             if (index + 1) % 50 == 0:
                 print(f"  acoustic cues: {index + 1}/{len(paths)} files", file=sys.stderr, flush=True)
                 stored.write_text(json.dumps(known))
@@ -126,6 +91,7 @@ def meeting_items(folder: Path, cache: Path) -> Items:
                      np.full(len(data["speakers"]), ""), np.full(len(data["speakers"]), "meetings"))
     from diarize.embedding import load_encoder
     from pipelines.voice_embedding import embed_speech_audio
+    from synth.voice_cues import measure_cues
 
     encoder = load_encoder("campplus")
     vectors, acoustic, speakers = [], [], []
@@ -142,7 +108,7 @@ def meeting_items(folder: Path, cache: Path) -> Items:
                     if piece.duration >= 1.0:
                         part = samples[int(piece.start * SAMPLE_RATE): int(piece.end * SAMPLE_RATE)]
                         vectors.append(embed_speech_audio(part, encoder, label=f"{uri}:{speaker}"))
-                        acoustic.append(pitch_and_spacing(part))
+                        acoustic.append(measure_cues(part, SAMPLE_RATE))
                         speakers.append(speaker)
     speakers = np.array(speakers)
     sexes = np.array([s[0] for s in speakers])
@@ -151,30 +117,18 @@ def meeting_items(folder: Path, cache: Path) -> Items:
                  np.full(len(speakers), "meetings"))
 
 
-def cue_fit(values: np.ndarray, sexes: np.ndarray, speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, c) cue values (larger: more male) -> (c,) midpoint of the speaker-balanced class means, (c,) pooled
-    within-class spread."""
-    means = {}
-    for sex in ("F", "M"):
-        chosen = sorted(set(speakers[sexes == sex]))
-        means[sex] = np.mean([values[speakers == s].mean(axis=0) for s in chosen], axis=0)
-    residuals = np.where((sexes == "M")[:, None], values - means["M"], values - means["F"])
-    return (means["F"] + means["M"]) / 2, np.sqrt((residuals ** 2).mean(axis=0))
-
-
 def decisions(train: Items, test: Items) -> dict[str, np.ndarray]:
     """Every rule fitted on `train`, read on `test` -> {rule: (n_test,) bool, True = read as male}."""
     from synth.algebra import fit_direction, read_direction, unit
+    from synth.voice_cues import cue_spreads, fit_cues
 
     x_train, x_test = unit(train.vectors), unit(test.vectors)
     line = {}
     for method in ("mean", "fisher"):
         fitted = fit_direction(x_train, list(train.sexes), method=method, positive="M")
         line[method] = np.array([r.spreads for r in read_direction(fitted, x_test)])
-    # acoustic cues with male positive: lower pitch and a longer tract (smaller spacing) read as male
-    cues = -np.log(train.acoustic)
-    centre, spread = cue_fit(cues, train.sexes, train.speakers)
-    z = (-np.log(test.acoustic) - centre) / spread
+    # the cues as `voices direction --cues` fits them and `voices read --cues` reads them (male positive)
+    z = cue_spreads(fit_cues(train.acoustic, train.sexes, ("F", "M")), test.acoustic)
     pitch, spacing = z[:, 0], z[:, 1]
     actors = train.arousal != ""
     arousal = fit_direction(x_train[actors], list(train.arousal[actors]), method="mean", positive="high")
