@@ -15,15 +15,15 @@ RATE = 16000
 
 
 def vowel(f0: float, spacing: float, seconds: float = 1.5) -> np.ndarray:
-    """A steady vowel of a uniform tube: a pulse train at `f0` through resonances at spacing * (2i - 1) / 2,
-    i = 1..4, each 80 Hz wide (what the cues should recover)."""
+    """A steady vowel of a uniform tube: a pulse train at `f0` through every resonance at spacing * (2i - 1) / 2
+    under 6 kHz, each 80 Hz wide (what the cues should recover)."""
     from scipy.signal import lfilter
 
     n = int(seconds * RATE)
     pulses = np.zeros(n)
     pulses[:: int(round(RATE / f0))] = 1.0
     signal = pulses
-    for i in range(1, 5):
+    for i in range(1, int(6000 / spacing + 0.5) + 1):
         centre = spacing * (2 * i - 1) / 2
         radius = np.exp(-np.pi * 80 / RATE)
         signal = lfilter([1.0], [1, -2 * radius * np.cos(2 * np.pi * centre / RATE), radius ** 2], signal)
@@ -34,9 +34,22 @@ def vowel(f0: float, spacing: float, seconds: float = 1.5) -> np.ndarray:
 def test_cues_recover_the_pitch_and_spacing_a_voice_was_built_with(f0, spacing):
     from synth.voice_cues import measure_cues
 
-    pitch, measured_spacing = measure_cues(vowel(f0, spacing), RATE)
+    pitch, measured_spacing, narrow_spacing = measure_cues(vowel(f0, spacing), RATE)
     assert pitch == pytest.approx(f0, rel=0.03)
     assert measured_spacing == pytest.approx(spacing, rel=0.05)
+    assert narrow_spacing == pytest.approx(spacing, rel=0.05)
+
+
+def test_a_telephone_channel_leaves_pitch_and_the_narrow_spacing_and_removes_the_wideband_spacing():
+    from eval.simulate import telephone_band
+    from synth.voice_cues import band_limited, measure_cues
+
+    voice = vowel(120.0, 1050.0)
+    call = telephone_band(voice).astype(np.float32)
+    assert not band_limited(voice, RATE) and band_limited(call, RATE) and band_limited(voice[::2], RATE // 2)
+    pitch, spacing, narrow_spacing = measure_cues(call, RATE)
+    assert np.isnan(spacing)  # no F4 in the band: an LPC of the empty upper band would misplace it
+    assert pitch == pytest.approx(120.0, rel=0.03) and narrow_spacing == pytest.approx(1050.0, rel=0.05)
 
 
 def test_cues_are_the_same_at_another_sample_rate_and_nan_for_silence():
@@ -54,31 +67,46 @@ def test_cues_are_the_same_at_another_sample_rate_and_nan_for_silence():
 def test_fit_places_the_centre_between_the_class_means_in_log_units_and_skips_unmeasured_files():
     from synth.voice_cues import CueModel, cue_spreads, fit_cues
 
-    cues = np.array([[200.0, 1200.0], [250.0, 1300.0], [np.nan, 1250.0],
-                     [100.0, 1000.0], [125.0, 1050.0], [110.0, np.nan]])
+    from synth.voice_cues import pitch_and_spacing
+
+    cues = np.array([[200.0, 1200.0, 1180.0], [250.0, 1300.0, 1290.0], [np.nan, 1250.0, 1240.0],
+                     [100.0, 1000.0, 990.0], [125.0, 1050.0, 1060.0], [110.0, np.nan, 1000.0]])
     labels = ["F", "F", "F", "M", "M", "M"]
     model = fit_cues(cues, labels, ("F", "M"))
     log = np.log
-    mean_f = [np.mean(log([200, 250])), np.mean(log([1200, 1300, 1250]))]
-    mean_m = [np.mean(log([100, 125, 110])), np.mean(log([1000, 1050]))]
+    mean_f = [np.mean(log([200, 250])), np.mean(log([1200, 1300, 1250])), np.mean(log([1180, 1290, 1240]))]
+    mean_m = [np.mean(log([100, 125, 110])), np.mean(log([1000, 1050])), np.mean(log([990, 1060, 1000]))]
     assert model.centre == pytest.approx((np.array(mean_f) + mean_m) / 2)
-    assert list(model.sign) == [-1.0, -1.0]  # the positive label (M) has the lower pitch and spacing
-    assert model.files == (5, 5)
-    # a male voice reads positive on both cues, a female one negative; an unmeasured cue stays NaN
-    read = cue_spreads(model, np.array([[105.0, 1010.0], [240.0, np.nan]]))
-    assert (read[0] > 0).all() and read[1, 0] < 0 and np.isnan(read[1, 1])
+    assert list(model.sign) == [-1.0, -1.0, -1.0]  # the positive label (M) has the lower pitch and spacings
+    assert model.files == (5, 5, 6)
+    # a male voice reads positive on every cue, a female one negative; an unmeasured cue stays NaN, and the
+    # spacing read falls back on the narrow-band one
+    read = cue_spreads(model, np.array([[105.0, 1010.0, 1000.0], [240.0, np.nan, 1250.0]]))
+    assert (read[0] > 0).all() and read[1, 0] < 0 and np.isnan(read[1, 1]) and read[1, 2] < 0
+    pitch, spacing, narrow = pitch_and_spacing(model, np.array([[105.0, 1010.0, 1000.0], [240.0, np.nan, 1250.0]]))
+    assert spacing == pytest.approx([read[0, 1], read[1, 2]]) and list(narrow) == [False, True]
     assert CueModel.from_metadata(json.loads(json.dumps(model.to_metadata()))).centre == pytest.approx(model.centre)
+    # labelled files that are all band-limited leave the wideband spacing out of the model, not the fit
+    calls = fit_cues(np.where(np.arange(3) == 1, np.nan, cues), labels, ("F", "M"))
+    assert np.isnan(calls.centre[1]) and calls.files[1] == 0
+    stored = json.loads(json.dumps(calls.to_metadata()))
+    assert stored["centre"][1] is None and np.isnan(CueModel.from_metadata(stored).centre[1])
 
 
 def test_fit_refuses_a_cue_measured_on_too_few_files_of_a_class():
     from synth.voice_cues import CueError, CueModel, fit_cues
 
-    cues = np.array([[200.0, 1200.0], [np.nan, 1250.0], [100.0, 1000.0], [110.0, 1010.0]])
+    cues = np.array([[200.0, 1200.0, 1200.0], [np.nan, 1250.0, 1250.0], [100.0, 1000.0, 1000.0],
+                     [110.0, 1010.0, 1010.0]])
     with pytest.raises(CueError, match="pitch measured on 1 file\\(s\\) labelled 'F'; at least 2 are needed"):
         fit_cues(cues, ["F", "F", "M", "M"], ("F", "M"))
+    names = ["pitch", "spacing", "narrow spacing"]
     with pytest.raises(CueError, match="malformed"):
-        CueModel.from_metadata({"centre": [0, 0], "spread": [0, 1], "sign": [1, 1], "labels": ["F", "M"],
-                                "files": [2, 2]})
+        CueModel.from_metadata({"names": names, "centre": [0, 0, 0], "spread": [0, 1, 1], "sign": [1, 1, 1],
+                                "labels": ["F", "M"], "files": [2, 2, 2]})
+    with pytest.raises(CueError, match="malformed"):  # a model of other cues
+        CueModel.from_metadata({"names": names[:2], "centre": [0, 0], "spread": [1, 1], "sign": [1, 1],
+                                "labels": ["F", "M"], "files": [2, 2]})
 
 
 # -- the commands, on real audio ------------------------------------------------------------------------
@@ -143,10 +171,12 @@ def test_fit_with_cues_stores_where_the_classes_sit(cue_registry):
     registry, _, _, out = cue_registry
     with Registry(registry) as opened:
         cues = opened.get_direction("sex", "campplus-common-advanced").metadata["cues"]
-    assert cues["labels"] == ["F", "M"] and cues["sign"] == [-1.0, -1.0]
+    assert cues["labels"] == ["F", "M"] and cues["sign"] == [-1.0, -1.0, -1.0]
     # the midpoints lie between typical female and male voices: about 180 Hz pitch, 1100-1300 Hz spacing
-    assert 130 < np.exp(cues["centre"][0]) < 230 and 1000 < np.exp(cues["centre"][1]) < 1400
-    assert f"cues: pitch measured on {cues['files'][0]} and formant spacing on {cues['files'][1]} of" in out
+    assert 130 < np.exp(cues["centre"][0]) < 230
+    assert 1000 < np.exp(cues["centre"][1]) < 1400 and 1000 < np.exp(cues["centre"][2]) < 1400
+    assert (f"cues: pitch measured on {cues['files'][0]}, formant spacing on {cues['files'][1]} and narrow-band "
+            f"spacing on {cues['files'][2]} of") in out
 
 
 @pytest.mark.slow
@@ -155,7 +185,7 @@ def test_cues_read_a_held_out_reader_the_line_misreads(cue_registry, tmp_path, c
     the JSON's and the line's numbers are the library's."""
     from cluster.registry import Registry
     from pipelines.commands.voice_algebra import file_cues
-    from synth.voice_cues import CueModel, cue_spreads
+    from synth.voice_cues import CueModel, pitch_and_spacing
 
     registry, readers, _, _ = cue_registry
     files = reader_files(readers, "367", 10)
@@ -174,7 +204,8 @@ def test_cues_read_a_held_out_reader_the_line_misreads(cue_registry, tmp_path, c
         measured = file_cues(str(path))
         assert row["cues"]["rule"] == "pitch + spacing"
         assert row["cues"]["pitch_hz"] == pytest.approx(measured[0], abs=0.1)
-        assert row["cues"]["spreads"] == pytest.approx(cue_spreads(model, measured).sum(), abs=1e-3)
+        pitch, spacing, narrow = pitch_and_spacing(model, measured)
+        assert not narrow[0] and row["cues"]["spreads"] == pytest.approx(pitch[0] + spacing[0], abs=1e-3)
         assert f"cues: F {row['cues']['spreads']:+.2f} spreads by pitch + spacing" in out
 
 
@@ -234,3 +265,29 @@ def test_fit_with_cues_refuses_voices_and_labels_of_more_than_two_values(tmp_pat
                        "--registry", str(tmp_path / "r.sqlite"))
     assert code == 1 and "--cues: needs a label with two values; " in err and err.count("\n") == 1
     assert not (tmp_path / "r.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_cues_read_a_held_out_reader_over_the_telephone_by_the_narrow_band_spacing(cue_registry, tmp_path, capsys):
+    """Reader 367's files as a phone call stores them (8 kHz, 300 Hz high-pass): no wideband spacing is
+    measured, the narrow-band one stands in, and she is still read female."""
+    import soundfile as sf
+
+    from diarize.audio import load_audio
+    from eval.simulate import telephone_band
+
+    registry, readers, _, _ = cue_registry
+    calls = []
+    for path in reader_files(readers, "367", 10):
+        call = telephone_band(load_audio(str(path), sample_rate=RATE).samples)[::2]  # the channel is 8 kHz
+        calls.append(tmp_path / f"{path.stem}-call.flac")
+        sf.write(calls[-1], call.astype(np.float32), RATE // 2)
+    report = tmp_path / "read.json"
+    code, out, err = cli(capsys, "voices", "read", "sex", *map(str, calls), "--cues", "--registry", str(registry),
+                         "--json", str(report))
+    assert code == 0, err
+    rows = json.loads(report.read_text())["readings"]
+    assert all(row["cues"]["narrow_band"] and row["cues"]["spacing_hz"] is None for row in rows)
+    assert all(900 < row["cues"]["narrow_spacing_hz"] < 1600 for row in rows)
+    assert [row["cues"]["label"] for row in rows] == ["F"] * len(calls), out
+    assert out.count("(pitch ") == len(calls) and out.count("narrow spacing ") == len(calls)

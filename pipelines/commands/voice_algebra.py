@@ -194,8 +194,8 @@ def direction(args: argparse.Namespace) -> int:
         print(left_out_line(left_out, len(items) + len(left_out), args.labels))
     if args.cues:
         measured = metadata["cues"]["files"]
-        print(f"cues: pitch measured on {measured[0]} and formant spacing on {measured[1]} of {len(items)} files "
-              f"(read them with voices read {name} --cues)")
+        print(f"cues: pitch measured on {measured[0]}, formant spacing on {measured[1]} and narrow-band spacing on "
+              f"{measured[2]} of {len(items)} files (read them with voices read {name} --cues)")
     print(f"stored direction {name} ({encoder.encoder_id}): {method}, {fitted.k} of {fitted.dimension} "
           f"dims, {len(items)} {kind}s; {what}; class-mean distance {fitted.scale:.3f} -> {registry_path}")
     return 0
@@ -363,8 +363,9 @@ def _reading_line(row: dict) -> str:
             f"{row['speech_seconds']:.1f} s of speech)")
     cues = row.get("cues")
     if cues is not None:
+        spacing = ("narrow spacing", cues["narrow_spacing_hz"]) if cues["narrow_band"] else ("spacing", cues["spacing_hz"])
         heard = ", ".join(f"{name} {value:.0f} Hz" if value is not None else f"{name} not measured"
-                          for name, value in (("pitch", cues["pitch_hz"]), ("spacing", cues["spacing_hz"])))
+                          for name, value in (("pitch", cues["pitch_hz"]), spacing))
         decided = (f"{cues['label']} {cues['spreads']:+.2f} spreads by {cues['rule']}" if cues["label"] is not None
                    else "no cue measured")
         line += f"  cues: {decided} ({heard})"
@@ -372,7 +373,7 @@ def _reading_line(row: dict) -> str:
 
 
 def file_cues(path: str) -> np.ndarray:
-    """(2,) pitch and formant spacing of a whole audio file (synth/voice_cues.py), measured on the decoded
+    """(3,) pitch, formant spacing and narrow-band spacing of a whole audio file (synth/voice_cues.py), measured on the decoded
     file rather than its VAD speech: pitch tracking needs the audio in one piece, and the figures in
     docs/voice-directions.md were measured so. A file that cannot be decoded is an EnrollError."""
     from diarize.audio import AudioError, load_audio
@@ -405,17 +406,21 @@ def _cue_model(fitted, name: str, gate, gate_name: str | None):
 
 
 def _cue_reading(model, cues: np.ndarray, reading, aroused: bool) -> dict:
-    """One file's sex by its cues: pitch + spacing, or, where the gate reads the file on its positive side
-    (aroused speech, whose pitch rises), the direction's own reading + spacing; each in its spreads, summed."""
-    from synth.voice_cues import cue_spreads
+    """One file's label by its cues: pitch + spacing, or, where the gate reads the file on its positive side
+    (aroused speech, whose pitch rises), the direction's own reading + spacing; each in its spreads, summed. The
+    spacing is the narrow-band one where the file has no band above 4 kHz (synth/voice_cues.py)."""
+    from synth.voice_cues import pitch_and_spacing
 
-    pitch, spacing = cue_spreads(model, cues)[0]
+    pitch, spacing, narrow = (float(v[0]) for v in pitch_and_spacing(model, cues))
     rule, terms = ("line + spacing", (reading.spreads, spacing)) if aroused else ("pitch + spacing", (pitch, spacing))
     measured = [float(t) for t in terms if t is not None and np.isfinite(t)]
     total = sum(measured) if measured else None
-    return {"pitch_hz": None if not np.isfinite(cues[0]) else round(float(cues[0]), 1),
-            "spacing_hz": None if not np.isfinite(cues[1]) else round(float(cues[1]), 1),
-            "rule": rule, "spreads": None if total is None else round(total, 4),
+
+    def hertz(value):
+        return None if not np.isfinite(value) else round(float(value), 1)
+
+    return {"pitch_hz": hertz(cues[0]), "spacing_hz": hertz(cues[1]), "narrow_spacing_hz": hertz(cues[2]),
+            "narrow_band": bool(narrow), "rule": rule, "spreads": None if total is None else round(total, 4),
             "label": None if total is None else model.labels[1] if total > 0 else model.labels[0]}
 
 
