@@ -13,6 +13,7 @@ cue alone, their sums, and a rule that lets the CAM++ arousal line choose betwee
 - **pitch** and **spacing**: the median F0 and the formant spacing of the whole file, measured, fitted and
   read exactly as `voices direction --cues` and `voices read --cues` do (synth/voice_cues.py): each in its
   labelled files' spread around the midpoint of their two class means, its sign making male positive;
+  a file with no band above 4 kHz (the telephone column) uses the narrow-band spacing (F1-F3 at 8 kHz);
   cues in one rule are summed, no weight is learned;
 - **gated**: the CAM++ arousal line (fitted on the training actors: high = angry, happy, fearful, surprised;
   low = neutral, calm, sad) reads the file first; a file read as aroused is decided by line + spacing, any
@@ -21,7 +22,10 @@ cue alone, their sums, and a rule that lets the CAM++ arousal line choose betwee
 Items: the 10 LibriSpeech readers' and 12 RAVDESS actors' files that keep 1 s of speech (as the direction
 commands keep them). Every held-out speaker is read by rules fitted on the other 21 (arousal: the other
 actors). A third domain nobody fits on: single-voice stretches of 1 s or more in the shared AMI clips,
-whose speaker ids carry the sex (`FEE078`, `MEO074`), read by rules fitted on all 22 speakers.
+whose speaker ids carry the sex (`FEE078`, `MEO074`), read by rules fitted on all 22 speakers. A fourth
+nobody fits on: every held-out file again through a telephone channel (`eval.simulate.telephone_band`, 8 kHz,
+300 Hz high-pass) with white noise 20 dB under its speech, read by the rules fitted on the other speakers'
+clean files, as a user fits on clean labelled files and reads calls.
 Embeddings are cached under --cache as bench_directions_domains.py caches them, the acoustic cues beside them.
 """
 
@@ -51,10 +55,10 @@ RULES = ("line (mean)", "line (fisher)", "pitch", "spacing", "pitch + spacing", 
 
 
 def acoustic_all(paths: list[str], cache: Path) -> np.ndarray:
-    """(n, 2) [median F0, formant spacing] per file, cached in cache/acoustic.json by path."""
+    """(n, 3) [median F0, formant spacing, narrow-band spacing] per file, cached in cache/cues.json by path."""
     from pipelines.commands.voice_algebra import file_cues
 
-    stored = cache / "acoustic.json"
+    stored = cache / "cues.json"
     known = json.loads(stored.read_text()) if stored.exists() else {}
     for index, path in enumerate(paths):
         if path not in known:
@@ -66,9 +70,53 @@ def acoustic_all(paths: list[str], cache: Path) -> np.ndarray:
     return np.array([known[p] for p in paths], dtype=np.float64)
 
 
+#: the telephone column's noise: white, this many dB under the file's speech level (bench_domains' telephone set)
+TELEPHONE_SNR_DB = 20.0
+
+
+def telephone_items(paths: list[str], cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each file through the telephone channel -> (n, d) CAM++ vectors, (n, 3) cues, (n,) bool kept (1 s of
+    speech left after the channel, as the fit keeps files); cached in cache/telephone-cues.npz."""
+    stored = cache / "telephone-cues.npz"
+    if stored.exists():
+        data = np.load(stored)
+        if list(data["paths"]) == paths:
+            return data["vectors"], data["acoustic"], data["kept"]
+    from diarize.audio import load_audio
+    from diarize.embedding import load_encoder
+    from eval.simulate import telephone_band
+    from pipelines.commands.voice_algebra import LABEL_MIN_SPEECH_S
+    from pipelines.voice_embedding import TooLittleSpeech, embed_speech_audio, speech_for_encoder
+    from synth.voice_cues import measure_cues
+
+    encoder = load_encoder("campplus")
+    vectors, acoustic, kept = [], [], []
+    for index, path in enumerate(paths):
+        samples = load_audio(path, sample_rate=SAMPLE_RATE).samples.astype(np.float64)
+        frames = samples[: len(samples) // 320 * 320].reshape(-1, 320)
+        energy = (frames ** 2).mean(axis=1)
+        speech_rms = np.sqrt(energy[energy >= np.median(energy)].mean())  # the louder half of 20 ms frames
+        rng = np.random.default_rng(index)
+        noisy = samples + rng.standard_normal(len(samples)) * speech_rms * 10 ** (-TELEPHONE_SNR_DB / 20)
+        call = telephone_band(noisy).astype(np.float32)
+        acoustic.append(measure_cues(call, SAMPLE_RATE))
+        try:
+            audio, _, _ = speech_for_encoder(call, SAMPLE_RATE, encoder, label=path, min_speech=LABEL_MIN_SPEECH_S)
+            vectors.append(embed_speech_audio(audio, encoder, label=path))
+            kept.append(True)
+        except TooLittleSpeech:
+            vectors.append(np.zeros(encoder.dimension))
+            kept.append(False)
+        if (index + 1) % 50 == 0:
+            print(f"  telephone: {index + 1}/{len(paths)} files", file=sys.stderr, flush=True)
+    result = np.stack(vectors), np.array(acoustic), np.array(kept)
+    np.savez(stored, paths=np.array(paths), vectors=result[0], acoustic=result[1], kept=result[2])
+    return result
+
+
 @dataclass
 class Items:
-    """One domain's items: raw embeddings (n, d), acoustic cues (n, 2), speakers, sexes, arousal classes."""
+    """One domain's items: raw embeddings (n, d), acoustic cues (n, 3), speakers, sexes, arousal classes."""
 
     vectors: np.ndarray
     acoustic: np.ndarray
@@ -84,7 +132,7 @@ def meeting_items(folder: Path, cache: Path) -> Items:
     from pyannote.core import Timeline
     from pyannote.database.util import load_rttm
 
-    stored = cache / "meetings.npz"
+    stored = cache / "meetings-cues.npz"
     if stored.exists():
         data = np.load(stored)
         return Items(data["vectors"], data["acoustic"], data["speakers"], data["sexes"],
@@ -120,7 +168,7 @@ def meeting_items(folder: Path, cache: Path) -> Items:
 def decisions(train: Items, test: Items) -> dict[str, np.ndarray]:
     """Every rule fitted on `train`, read on `test` -> {rule: (n_test,) bool, True = read as male}."""
     from synth.algebra import fit_direction, read_direction, unit
-    from synth.voice_cues import cue_spreads, fit_cues
+    from synth.voice_cues import fit_cues, pitch_and_spacing
 
     x_train, x_test = unit(train.vectors), unit(test.vectors)
     line = {}
@@ -128,8 +176,7 @@ def decisions(train: Items, test: Items) -> dict[str, np.ndarray]:
         fitted = fit_direction(x_train, list(train.sexes), method=method, positive="M")
         line[method] = np.array([r.spreads for r in read_direction(fitted, x_test)])
     # the cues as `voices direction --cues` fits them and `voices read --cues` reads them (male positive)
-    z = cue_spreads(fit_cues(train.acoustic, train.sexes, ("F", "M")), test.acoustic)
-    pitch, spacing = z[:, 0], z[:, 1]
+    pitch, spacing, _ = pitch_and_spacing(fit_cues(train.acoustic, train.sexes, ("F", "M")), test.acoustic)
     actors = train.arousal != ""
     arousal = fit_direction(x_train[actors], list(train.arousal[actors]), method="mean", positive="high")
     aroused = np.array([r.label == "high" for r in read_direction(arousal, x_test)])
@@ -144,6 +191,11 @@ def decisions(train: Items, test: Items) -> dict[str, np.ndarray]:
         "gated, line (fisher)": np.where(aroused, line["fisher"] + spacing, pitch + spacing) > 0,
         "aroused": aroused,
     }
+
+
+def has_cues(acoustic: np.ndarray) -> np.ndarray:
+    """(n, 3) cues -> (n,) bool: pitch and a spacing (wideband, else narrow-band) measured."""
+    return np.isfinite(acoustic[:, 0]) & (np.isfinite(acoustic[:, 1]) | np.isfinite(acoustic[:, 2]))
 
 
 def subset(items: Items, chosen: np.ndarray) -> Items:
@@ -172,32 +224,42 @@ def main() -> int:
     corpus = embed_all(rows, "campplus", args.cache)
     acoustic = acoustic_all(corpus.paths, args.cache)
     items = Items(corpus.vectors, acoustic, corpus.speakers, corpus.sexes, corpus.arousal, corpus.domains)
-    measured = np.isfinite(acoustic).all(axis=1)
-    items = subset(items, measured)
+    call_vectors, call_acoustic, call_kept = telephone_items(corpus.paths, args.cache)
+    calls = Items(call_vectors, call_acoustic, corpus.speakers, corpus.sexes, corpus.arousal, corpus.domains)
+    measured = has_cues(acoustic)
+    call_measured = measured & call_kept & has_cues(call_acoustic)
+    items, calls = subset(items, measured), subset(calls, call_measured)
     right = {rule: np.zeros(len(items.speakers), bool) for rule in RULES}
+    call_right = {rule: np.zeros(len(calls.speakers), bool) for rule in RULES}
     aroused = np.zeros(len(items.speakers), bool)
     for speaker in sorted(set(items.speakers)):
-        held = items.speakers == speaker
+        held, call_held = items.speakers == speaker, calls.speakers == speaker
         read = decisions(subset(items, ~held), subset(items, held))
+        call_read = decisions(subset(items, ~held), subset(calls, call_held))
         for rule in RULES:
             right[rule][held] = read[rule] == (items.sexes[held] == "M")
+            call_right[rule][call_held] = call_read[rule] == (calls.sexes[call_held] == "M")
         aroused[held] = read["aroused"]
     meetings = meeting_items(args.meetings, args.cache)
-    meetings = subset(meetings, np.isfinite(meetings.acoustic).all(axis=1))
+    meetings = subset(meetings, has_cues(meetings.acoustic))
     on_meetings = decisions(items, meetings)
     truth = meetings.sexes == "M"
 
     print(f"Sex read by each rule on held-out speakers (CAM++; {cpu_name()}; {date.today()}). "
-          f"{len(items.speakers)} files of 22 speakers with pitch and spacing measured "
+          f"{len(items.speakers)} files of 22 speakers with pitch and a spacing measured "
           f"({int((~measured).sum())} without); {len(meetings.speakers)} meeting stretches of "
-          f"{len(set(meetings.speakers))} AMI speakers, read by rules fitted on all 22.\n")
-    print("| rule | readers: utterances | actors: files | AMI: stretches | both issue domains >= 90 % |")
-    print("|---|---|---|---|---|")
+          f"{len(set(meetings.speakers))} AMI speakers, read by rules fitted on all 22; {len(calls.speakers)} "
+          f"files through the telephone channel with pitch and a spacing measured and 1 s of speech left.\n")
+    print("| rule | readers: utterances | actors: files | AMI: stretches | readers, telephone | actors, telephone "
+          "| both issue domains >= 90 % |")
+    print("|---|---|---|---|---|---|---|")
     for rule in RULES:
         shares = [right[rule][items.domains == d].mean() for d in ("readers", "actors")]
+        call_shares = [call_right[rule][calls.domains == d].mean() for d in ("readers", "actors")]
         meeting_share = (on_meetings[rule] == truth).mean()
         met = "yes" if min(shares) >= SEX_TARGET else "no"
-        print(f"| {rule} | {shares[0]:.0%} | {shares[1]:.0%} | {meeting_share:.0%} | {met} |")
+        print(f"| {rule} | {shares[0]:.0%} | {shares[1]:.0%} | {meeting_share:.0%} | {call_shares[0]:.0%} "
+              f"| {call_shares[1]:.0%} | {met} |")
     print(f"\nRead as aroused by the arousal line: readers {aroused[items.domains == 'readers'].mean():.0%}, "
           f"actors {aroused[items.domains == 'actors'].mean():.0%}, AMI {on_meetings['aroused'].mean():.0%}.")
     return 0
