@@ -177,6 +177,9 @@ def test_fit_with_cues_stores_where_the_classes_sit(cue_registry):
     assert 1000 < np.exp(cues["centre"][1]) < 1400 and 1000 < np.exp(cues["centre"][2]) < 1400
     assert (f"cues: pitch measured on {cues['files'][0]}, formant spacing on {cues['files'][1]} and narrow-band "
             f"spacing on {cues['files'][2]} of") in out
+    code, listed = run(["voices", "directions", "--registry", str(registry)])
+    assert code == 0
+    assert [line.endswith("with cues (voices read --cues)") for line in listed.splitlines()] == [False, True], listed
 
 
 @pytest.mark.slow

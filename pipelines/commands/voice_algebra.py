@@ -249,7 +249,8 @@ def directions(args: argparse.Namespace) -> int:
         what = f"+ = {labels[1]}, - = {labels[0]}" if labels else "numeric"
         spread = d.metadata.get("spread")
         spread = f"spread {spread:.3f}" if spread else "no spread (stored before spreads were kept)"
-        print(f"{d.name}  {d.encoder_id}  {d.metadata.get('method')} k={d.metadata.get('k')}  {what}  {spread}")
+        cues = "  with cues (voices read --cues)" if "cues" in d.metadata else ""
+        print(f"{d.name}  {d.encoder_id}  {d.metadata.get('method')} k={d.metadata.get('k')}  {what}  {spread}{cues}")
     return 0
 
 
