@@ -229,15 +229,12 @@ def test_the_arousal_gate_hands_raised_male_pitch_to_the_line(cue_registry, caps
         assert pitch > 180, line  # higher than the fit's midpoint: pitch alone would call him female
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--gate", "arousal"], "--gate arousal: only with --cues"),
-    (["--cues", "--speakers"], "--cues: reads whole files, one speaker each; not with --speakers"),
-])
-def test_cue_options_are_refused_before_any_work(tmp_path, capsys, extra, message):
+def test_a_gate_without_cues_is_refused_before_any_work(tmp_path, capsys):
     audio = tmp_path / "clip.flac"
     audio.write_bytes(b"not audio")
-    code, out, err = cli(capsys, "voices", "read", "sex", str(audio), *extra, "--registry", str(tmp_path / "none.sqlite"))
-    assert code == 2 and out == "" and err.count("\n") == 1 and message in err, err
+    code, out, err = cli(capsys, "voices", "read", "sex", str(audio), "--gate", "arousal",
+                         "--registry", str(tmp_path / "none.sqlite"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--gate arousal: only with --cues" in err, err
     assert not (tmp_path / "none.sqlite").exists()
 
 
@@ -294,3 +291,24 @@ def test_cues_read_a_held_out_reader_over_the_telephone_by_the_narrow_band_spaci
     assert all(900 < row["cues"]["narrow_spacing_hz"] < 1600 for row in rows)
     assert [row["cues"]["label"] for row in rows] == ["F"] * len(calls), out
     assert out.count("(pitch ") == len(calls) and out.count("narrow spacing ") == len(calls)
+
+
+@pytest.mark.slow
+def test_cues_read_each_diarized_speaker_from_the_turns_it_holds_alone(cue_registry, shared_data, tmp_path, capsys):
+    """dsim004 holds three readers none of whom the fit saw: 3005 (M), 3331 and 367 (F). Each speaker found
+    is read from its own turns heard alone, so the one conversation gets a male and two female readings, the
+    male one at a male pitch."""
+    from pyannote.database.util import load_rttm
+
+    registry, _, _, _ = cue_registry
+    folder = shared_data / "simconv-dev"
+    reference = load_rttm(folder / "rttm" / "dsim004.rttm")["dsim004"]
+    assert sorted(reference.labels()) == ["3005", "3331", "367"]
+    report = tmp_path / "read.json"
+    code, out, err = cli(capsys, "voices", "read", "sex", str(folder / "audio" / "dsim004.flac"), "--speakers",
+                         "--cues", "--registry", str(registry), "--json", str(report))
+    assert code == 0, err
+    rows = sorted(json.loads(report.read_text())["readings"], key=lambda row: row["cues"]["pitch_hz"])
+    assert len(rows) == 3 and all(row["speaker"] for row in rows), out
+    assert [row["cues"]["label"] for row in rows] == ["M", "F", "F"], out
+    assert rows[0]["cues"]["pitch_hz"] < 150 < rows[1]["cues"]["pitch_hz"], out

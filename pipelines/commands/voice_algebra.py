@@ -437,8 +437,6 @@ def read_command(args: argparse.Namespace) -> int:
     name = _valid_name(args.direction, "DIRECTION", "direction")
     if args.gate is not None and not args.cues:
         raise UsageError(f"--gate {args.gate}: only with --cues (it chooses which cues decide)")
-    if args.cues and args.speakers:
-        raise UsageError("--cues: reads whole files, one speaker each; not with --speakers")
     gate_name = None if args.gate is None else _valid_name(args.gate, "--gate", "direction")
     min_speech = check_min_speech(args.min_speech)
     check_encoder_options(args.embedding, args.device)
@@ -474,15 +472,16 @@ def read_command(args: argparse.Namespace) -> int:
         try:
             if diarizer is None:
                 audio, seconds, _ = file_speech(path, encoder, min_speech=min_speech)
-                found = [(None, seconds, embed_speech_audio(audio, encoder, label=path))]
+                found = [(None, seconds, embed_speech_audio(audio, encoder, label=path),
+                          file_cues(path) if cue_model is not None else None)]
             else:
-                found = _speakers_of(diarizer, path)
-            for speaker, seconds, vector in found:
+                found = _speakers_of(diarizer, path, with_cues=cue_model is not None)
+            for speaker, seconds, vector, cues in found:
                 reading = read_direction(fitted, vector)[0]
                 rows.append(_reading_row(path, speaker, seconds, reading))
                 if cue_model is not None:
                     aroused = gate is not None and read_direction(gate, vector)[0].label == gate.labels[1]
-                    rows[-1]["cues"] = _cue_reading(cue_model, file_cues(path), reading, aroused)
+                    rows[-1]["cues"] = _cue_reading(cue_model, cues, reading, aroused)
                 print(_reading_line(rows[-1]), flush=True)
         except (EnrollError, AlgebraError, OSError, ValueError, RuntimeError) as error:
             errors.append(error_line(path, error))
@@ -502,8 +501,9 @@ def read_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _speakers_of(diarizer, path: str) -> list[tuple[str, float, np.ndarray]]:
-    """Diarize one recording -> [(speaker label, seconds heard alone, (dim,) raw centroid)]."""
+def _speakers_of(diarizer, path: str, *, with_cues: bool = False) -> list[tuple]:
+    """Diarize one recording -> [(speaker label, seconds heard alone, (dim,) raw centroid, (3,) cues or None)];
+    the cues are measured on the speaker's turns heard alone, joined (speaker_cues)."""
     from diarize.audio import AudioError
 
     try:
@@ -512,8 +512,28 @@ def _speakers_of(diarizer, path: str) -> list[tuple[str, float, np.ndarray]]:
         raise EnrollError(str(error)) from None
     if not result.labels:
         raise EnrollError(f"{path}: no speaker found (no speech?)")
-    return [(label, float(result.exclusive.label_duration(label)), result.speaker_centroids[index])
+    cues = speaker_cues(path, result.exclusive, result.labels) if with_cues else [None] * len(result.labels)
+    return [(label, float(result.exclusive.label_duration(label)), result.speaker_centroids[index], cues[index])
             for index, label in enumerate(result.labels)]
+
+
+def speaker_cues(path: str, exclusive, labels: list[str]) -> list[np.ndarray]:
+    """(3,) cues of each of `labels`, measured on the audio of its turns in `exclusive` (a pyannote Annotation
+    of turns heard alone) joined end to end: overlapped speech would mix two voices' pitch and formants."""
+    from diarize.audio import AudioError, load_audio
+    from synth.voice_cues import CUE_SAMPLE_RATE, measure_cues
+
+    try:
+        waveform = load_audio(path, sample_rate=CUE_SAMPLE_RATE)
+    except AudioError as error:
+        raise EnrollError(str(error)) from None
+    rate = waveform.sample_rate
+    measured = []
+    for label in labels:
+        pieces = [waveform.samples[int(turn.start * rate): int(turn.end * rate)]
+                  for turn in exclusive.label_timeline(label)]
+        measured.append(measure_cues(np.concatenate(pieces) if pieces else np.zeros(0, np.float32), rate))
+    return measured
 
 
 def _reading_notes(fitted, name: str) -> list[str]:
@@ -577,7 +597,8 @@ def add_subcommands(add, add_embedding_argument) -> None:
     sub.add_argument("--json", metavar="OUT", default=None, help="also write the readings to this JSON file")
     sub.add_argument("--cues", action="store_true",
                      help="also read the direction's two classes from pitch and formant spacing (a direction "
-                          "fitted with --cues, e.g. sex); see docs/voice-directions.md")
+                          "fitted with --cues, e.g. sex): of the whole file, or with --speakers of each speaker's "
+                          "turns heard alone; see docs/voice-directions.md")
     sub.add_argument("--gate", default=None, metavar="DIRECTION",
                      help="with --cues: a file on this stored direction's positive side (e.g. arousal, + = high) is "
                           "decided by the line and the spacing instead of the pitch, which aroused speech lifts")
