@@ -193,6 +193,57 @@ def decisions(train: Items, test: Items) -> dict[str, np.ndarray]:
     }
 
 
+@dataclass
+class Diarized:
+    """Speakers of diarized conversations: (n, d) raw centroids, (n, 3) cues of their turns heard alone, the
+    reference speaker holding most of those turns, its sex, the set, and every reference speaker of the
+    conversation (';'-joined, all left out of the fit that reads it)."""
+
+    vectors: np.ndarray
+    acoustic: np.ndarray
+    speakers: np.ndarray
+    sexes: np.ndarray
+    domains: np.ndarray
+    present: np.ndarray
+
+
+def diarized_speakers(sets: dict[str, Path], sexes: dict[str, str], cache: Path) -> Diarized:
+    """Each conversation of each set diarized as `voices read --speakers --cues` diarizes it (default diarizer,
+    CAM++); a found speaker counts when its turns heard alone hold 3 s or more, 80 % of them one reference
+    speaker with a known sex (else its truth is unclear). Cached in cache/diarized-cues.npz."""
+    stored = cache / "diarized-cues.npz"
+    if stored.exists():
+        data = np.load(stored)
+        return Diarized(*(data[f] for f in ("vectors", "acoustic", "speakers", "sexes", "domains", "present")))
+    from pyannote.database.util import load_rttm
+
+    from diarize.config import DiarizationConfig
+    from pipelines.commands.common import loaded_diarizer
+    from pipelines.commands.voice_algebra import speaker_cues
+
+    diarizer = loaded_diarizer(DiarizationConfig())
+    rows = []
+    for name, folder in sets.items():
+        for line in (folder / "manifest.tsv").read_text().splitlines()[1:]:
+            uri, audio, rttm = line.split("\t")[:3]
+            reference = load_rttm(folder / rttm)[uri]
+            result = diarizer(str(folder / audio))
+            cues = speaker_cues(str(folder / audio), result.exclusive, result.labels)
+            present = ";".join(sorted(reference.labels()))
+            for index, label in enumerate(result.labels):
+                alone = result.exclusive.label_timeline(label)
+                held = {ref: alone.crop(reference.label_timeline(ref), mode="intersection").duration()
+                        for ref in reference.labels()}
+                best = max(held, key=held.get)
+                if alone.duration() >= 3.0 and held[best] >= 0.8 * alone.duration() and best in sexes:
+                    rows.append((result.speaker_centroids[index], cues[index], best, sexes[best], name, present))
+            print(f"  diarized {name} {uri}: {len(rows)} speakers so far", file=sys.stderr, flush=True)
+    data = {"vectors": np.stack([r[0] for r in rows]), "acoustic": np.stack([r[1] for r in rows]),
+            **{f: np.array([r[i] for r in rows]) for i, f in enumerate(("speakers", "sexes", "domains", "present"), 2)}}
+    np.savez(stored, **data)
+    return Diarized(*(data[f] for f in ("vectors", "acoustic", "speakers", "sexes", "domains", "present")))
+
+
 def has_cues(acoustic: np.ndarray) -> np.ndarray:
     """(n, 3) cues -> (n,) bool: pitch and a spacing (wideband, else narrow-band) measured."""
     return np.isfinite(acoustic[:, 0]) & (np.isfinite(acoustic[:, 1]) | np.isfinite(acoustic[:, 2]))
@@ -209,10 +260,12 @@ def main() -> int:
     parser.add_argument("--readers", type=Path, default=data / "speakers/librispeech-test-other")
     parser.add_argument("--actors", type=Path, default=data / "speakers/ravdess-dev")
     parser.add_argument("--meetings", type=Path, default=data / "diarization")
+    parser.add_argument("--conversations", type=Path, default=data / "simconv-dev")
+    parser.add_argument("--acted-conversations", type=Path, default=data / "simconv-emo-dev")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "voicemap-bench-directions-domains",
                         help="embeddings (shared with bench_directions_domains.py) and acoustic cues are kept here")
     args = parser.parse_args()
-    for folder in (args.readers, args.actors, args.meetings):
+    for folder in (args.readers, args.actors, args.meetings, args.conversations, args.acted_conversations):
         if not folder.is_dir():
             parser.error(f"{folder}: no such folder")
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -260,9 +313,42 @@ def main() -> int:
         met = "yes" if min(shares) >= SEX_TARGET else "no"
         print(f"| {rule} | {shares[0]:.0%} | {shares[1]:.0%} | {meeting_share:.0%} | {call_shares[0]:.0%} "
               f"| {call_shares[1]:.0%} | {met} |")
+    diarized_table(items, args)
     print(f"\nRead as aroused by the arousal line: readers {aroused[items.domains == 'readers'].mean():.0%}, "
           f"actors {aroused[items.domains == 'actors'].mean():.0%}, AMI {on_meetings['aroused'].mean():.0%}.")
     return 0
+
+
+def diarized_table(items: Items, args) -> None:
+    """The rules on speakers found by diarization (`voices read --speakers --cues`): each conversation read by
+    rules fitted on the file-level items of every speaker not in it (AMI: all 22)."""
+    from bench_directions_domains import reader_sexes
+
+    sexes = {**reader_sexes(args.readers), **{f"Actor_{n:02d}": "M" if n % 2 else "F" for n in range(1, 25)}}
+    for line in (args.meetings / "manifest.tsv").read_text().splitlines()[1:]:
+        rttm = line.split("\t")[2]
+        sexes.update({label: label[0] for label in {row.split()[7] for row in (args.meetings / rttm).read_text()
+                                                    .splitlines() if row.strip()} if label[:1] in ("F", "M")})
+    sets = {"readers' conversations": args.conversations, "actors' conversations": args.acted_conversations,
+            "AMI clips": args.meetings}
+    found = diarized_speakers(sets, sexes, args.cache)
+    right = {rule: np.zeros(len(found.speakers), bool) for rule in RULES}
+    for present in sorted(set(found.present)):
+        chosen = found.present == present
+        train = subset(items, ~np.isin(items.speakers, present.split(";")))
+        test = Items(found.vectors[chosen], found.acoustic[chosen], found.speakers[chosen], found.sexes[chosen],
+                     np.full(int(chosen.sum()), ""), found.domains[chosen])
+        read = decisions(train, test)
+        for rule in RULES:
+            right[rule][chosen] = read[rule] == (found.sexes[chosen] == "M")
+    print(f"\nSpeakers found by the default diarizer, each read from its centroid and its turns heard alone "
+          f"({len(found.speakers)} speakers with 3 s alone, 80 % of it one reference speaker of known sex; each "
+          f"conversation read by rules fitted on every speaker not in it):\n")
+    names = list(sets)
+    print("| rule | " + " | ".join(f"{n} ({int((found.domains == n).sum())})" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for rule in RULES:
+        print(f"| {rule} | " + " | ".join(f"{right[rule][found.domains == n].mean():.0%}" for n in names) + " |")
 
 
 if __name__ == "__main__":
