@@ -87,11 +87,11 @@ def measure_cues(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     import soxr
 
     samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if len(samples) * CUE_SAMPLE_RATE < 1024 * sample_rate:  # under one pitch frame (or empty: a speaker never alone)
+        return np.full(3, np.nan)
     narrow_band = band_limited(samples, sample_rate)
     if sample_rate != CUE_SAMPLE_RATE:
         samples = soxr.resample(samples, sample_rate, CUE_SAMPLE_RATE).astype(np.float32)
-    if len(samples) < 1024:  # under one pitch frame
-        return np.full(3, np.nan)
     f0, voiced, _ = librosa.pyin(samples, fmin=60, fmax=450, sr=CUE_SAMPLE_RATE, frame_length=1024, hop_length=256)
     voiced_f0 = f0[voiced & np.isfinite(f0)]
     pitch = float(np.median(voiced_f0)) if len(voiced_f0) else np.nan

@@ -62,6 +62,7 @@ def test_cues_are_the_same_at_another_sample_rate_and_nan_for_silence():
     assert measure_cues(at_24k, 24000) == pytest.approx(measure_cues(voice, RATE), rel=0.03)
     assert np.isnan(measure_cues(np.zeros(RATE, np.float32), RATE)).all()
     assert np.isnan(measure_cues(np.zeros(100, np.float32), RATE)).all()  # shorter than a pitch frame
+    assert np.isnan(measure_cues(np.zeros(0, np.float32), RATE)).all()  # a diarized speaker never heard alone
 
 
 def test_fit_places_the_centre_between_the_class_means_in_log_units_and_skips_unmeasured_files():

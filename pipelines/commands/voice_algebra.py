@@ -118,15 +118,13 @@ def direction(args: argparse.Namespace) -> int:
     if args.along is not None and args.method == "topk":
         raise UsageError(f"--along {args.along}: only with --method mean or fisher (topk picks its own dimensions)")
     kind, items = read_labels(args.labels)
-    if args.cues and kind != "path":
-        raise EnrollError(f"--cues: needs the labelled audio itself (a `path<TAB>label` file); {args.labels} names "
-                          f"enrolled voices")
-    if args.cues and len({label for _, label in items}) != 2:
-        raise EnrollError(f"--cues: needs a label with two values; {args.labels} has "
-                          f"{len({label for _, label in items})}")
-    if args.along is not None and kind != "path":
-        raise EnrollError(f"--along {args.along}: needs the labelled audio itself (a `path<TAB>label` file); "
-                          f"{args.labels} names enrolled voices")
+    for option, used in (("--cues", args.cues), (f"--along {args.along}", args.along is not None)):
+        if used and kind != "path":
+            raise EnrollError(f"{option}: needs the labelled audio itself (a `path<TAB>label` file); {args.labels} "
+                              f"names enrolled voices")
+    values = len({label for _, label in items})
+    if args.cues and values != 2:
+        raise EnrollError(f"--cues: needs a label with two values; {args.labels} has {values}")
     registry_path = resolve_registry_path(args.registry)
     check_registry_for_writing(registry_path)  # read-only or damaged: say so before the files are embedded
     encoder = load_encoder_or_fail(args.embedding, args.device)
